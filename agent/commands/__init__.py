@@ -1,0 +1,1 @@
+"""One module per ``gate-agent`` subcommand (see :mod:`agent.cli`)."""

@@ -1,0 +1,72 @@
+"""Logging set-up and the rules that keep personal data out of logs.
+
+Logs go to stderr in a journald-friendly form: under systemd (``JOURNAL_STREAM``
+set) each line carries a ``<N>`` syslog priority prefix and no timestamp, which
+journald adds itself.  Interactive runs get a timestamp instead.
+
+Personal data (name, ID number, date of birth, images, templates) is never
+logged in clear.  Where a log line must let an operator correlate two events
+about the same person, use :func:`pseudonym`, a keyed hash that cannot be
+reversed without the terminal's key.  Wire-level hex (APDUs, serial frames) is
+logged only at :data:`WIRE`, below DEBUG, and only after secure messaging has
+been applied, i.e. ciphertext.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import sys
+
+#: below DEBUG: raw wire traffic (``-vv``)
+WIRE = 5
+logging.addLevelName(WIRE, "WIRE")
+
+_SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+    WIRE: 7,
+}
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prio = _SYSLOG_PRIORITY.get(record.levelno, 6)
+        return f"<{prio}>{record.name}: {super().format(record)}"
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """Configure the root logger once; 0 = INFO for our packages, 1 = DEBUG, 2+ = WIRE."""
+    level = {0: logging.INFO, 1: logging.DEBUG}.get(verbosity, WIRE)
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in ("agent", "sim"):
+        logging.getLogger(name).setLevel(level)
+
+
+_PSEUDONYM_KEY = os.urandom(32)
+
+
+def set_pseudonym_key(key: bytes) -> None:
+    """Use a persistent per-terminal key so pseudonyms stay stable across restarts."""
+    global _PSEUDONYM_KEY
+    _PSEUDONYM_KEY = bytes(key)
+
+
+def pseudonym(value: str | bytes) -> str:
+    """A short keyed digest of a personal value, safe to log (``p:1a2b3c4d5e6f``)."""
+    data = value.encode() if isinstance(value, str) else value
+    return "p:" + hmac.new(_PSEUDONYM_KEY, data, hashlib.sha256).hexdigest()[:12]

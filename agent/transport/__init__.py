@@ -1,0 +1,1 @@
+"""Transports: bytes in, bytes out, deadlines.  Nothing here knows APDUs or frames."""

@@ -1,0 +1,1 @@
+"""Real infrastructure the simulator and the tests start: pcscd, mosquitto, free ports."""
