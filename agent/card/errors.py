@@ -28,3 +28,14 @@ class MrzError(InputError):
 
 class KeyDerivationError(InputError):
     """CCCD access keys cannot be derived from the given ID number, dates or QR text."""
+
+
+class ParseError(CardError):
+    """Bytes read from a chip (TLV, ASN.1, LDS file, SOD) are malformed.
+
+    ``where`` names the structure being parsed (``"DG13"``, ``"EF.SOD"`` ...).
+    """
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
