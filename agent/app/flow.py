@@ -1,0 +1,385 @@
+"""The gate's workflow: one patient from card (or keys) to the outcome shown.
+
+States, in order::
+
+    IDLE ─► WAIT_KEYS / WAIT_CARD ─► READING (chip ∥ finger) ─► DECIDING ─► STORING ─► SHOWING ─► WAIT_REMOVAL ─► IDLE
+
+Every wait has a timeout from ``[timeouts]``; a card pulled at any point before the
+decision returns to IDLE with a prompt and leaves no event.  The chip read and the
+finger capture run at the same time, so the patient waits for the longer of the
+two.  The outcome is shown only after the event is durable: if it cannot be
+stored, the gate stays closed and the patient is sent to the desk.
+
+The flow owns no device: it gets triggers from one inbox and calls the ports of
+:mod:`agent.app.ports`.  ``step()`` handles one trigger and returns, so the daemon
+can ping the watchdog between check-ins and tests can drive it synchronously.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.app.model import (
+    Assurance,
+    CheckinFacts,
+    Eligibility,
+    EligibilitySource,
+    FingerFacts,
+    FingerStatus,
+    Identity,
+)
+from agent.app.policy import Decision, Outcome, Policy
+from agent.app.ports import (
+    CardInserted,
+    CardRemoved,
+    CheckinRecord,
+    ChipRead,
+    ChipReader,
+    EligibilityService,
+    EventSink,
+    FingerPath,
+    KeysEntered,
+    ManualEntry,
+    Output,
+    Shown,
+    Trigger,
+)
+from agent.app.reconcile import Discrepancy, reconcile
+from agent.card.errors import CardError
+from agent.card.keys import AccessKeys
+from agent.errors import CardRemovedError, GateAgentError
+
+log = logging.getLogger(__name__)
+
+
+class State(enum.StrEnum):
+    IDLE = "idle"
+    WAIT_KEYS = "wait_keys"
+    WAIT_CARD = "wait_card"
+    READING = "reading"
+    DECIDING = "deciding"
+    STORING = "storing"
+    SHOWING = "showing"
+    WAIT_REMOVAL = "wait_removal"
+
+
+#: prompts shown to the patient: code -> (Vietnamese, English)
+PROMPTS: dict[str, tuple[str, str]] = {
+    "ready": ("Mời đặt thẻ căn cước lên đầu đọc.", "Please place your ID card on the reader."),
+    "need_keys": (
+        "Mời quét mã QR mặt trước thẻ (hoặc nhờ nhân viên nhập số định danh).",
+        "Please scan the QR code on the front of the card (or ask the attendant).",
+    ),
+    "need_card": ("Mời đặt thẻ căn cước lên đầu đọc.", "Please place your ID card on the reader."),
+    "reading": ("Đang đọc thẻ, xin giữ nguyên thẻ.", "Reading the card, please keep it still."),
+    "place_finger": ("Mời đặt ngón tay lên cảm biến.", "Please place your finger on the sensor."),
+    "card_removed": ("Thẻ đã bị rút ra. Mời đặt lại thẻ.", "The card was removed. Please place it again."),
+    "wrong_keys": (
+        "Không mở được thẻ bằng thông tin đã quét. Mời quét lại.",
+        "The scanned details do not open this card. Please scan again.",
+    ),
+    "read_failed": ("Không đọc được thẻ. Mời thử lại.", "The card could not be read. Please try again."),
+    "timeout": ("Hết thời gian chờ. Mời bắt đầu lại.", "Timed out. Please start again."),
+    "take_card": ("Mời lấy lại thẻ.", "Please take your card."),
+}
+
+STORE_FAILED = Shown(
+    None,
+    Outcome.REFER_DESK.value,
+    "STORE_FAILED",
+    "Lỗi lưu dữ liệu. Mời đến quầy tiếp đón.",
+    "The check-in could not be recorded. Please go to the desk.",
+)
+
+
+@dataclass(frozen=True)
+class FlowTimeouts:
+    keys: float = 30.0
+    card: float = 30.0
+    read: float = 20.0
+    finger: float = 15.0
+    outcome: float = 5.0
+    card_removal: float = 20.0
+
+
+@dataclass
+class FlowStats:
+    checkins: int = 0
+    aborted: int = 0
+    last_checkin: float | None = None  # wall time
+    last_outcome: str | None = None
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+class _FingerTask:
+    """The live finger capture, running while the chip is read."""
+
+    def __init__(self, finger: FingerPath, timeout: float) -> None:
+        self.cancel = threading.Event()
+        self.captured: bool | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(finger, timeout), name="finger-capture", daemon=True)
+        self._thread.start()
+
+    def _run(self, finger: FingerPath, timeout: float) -> None:
+        try:
+            self.captured = finger.capture(self.cancel, timeout)
+        except GateAgentError as exc:
+            self.error = str(exc)
+            self.captured = False
+
+    def wait(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return bool(self.captured)
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self._thread.join(5.0)
+
+
+class CheckinFlow:
+    """One gate: consumes triggers, drives the ports, produces decisions."""
+
+    def __init__(
+        self,
+        *,
+        reader: ChipReader,
+        eligibility: EligibilityService,
+        sink: EventSink,
+        output: Output,
+        policy: Policy,
+        facility_code: str,
+        finger: FingerPath | None = None,
+        timeouts: FlowTimeouts | None = None,
+        today: Callable[[], dt.date] = dt.date.today,
+    ) -> None:
+        self.inbox: queue.Queue[Trigger] = queue.Queue()
+        self.reader = reader
+        self.eligibility = eligibility
+        self.sink = sink
+        self.output = output
+        self.policy = policy
+        self.facility_code = facility_code
+        self.finger = finger
+        self.timeouts = timeouts or FlowTimeouts()
+        self.today = today
+        self.state = State.IDLE
+        self.stats = FlowStats()
+        self.card_present = False
+        self.stopping = threading.Event()
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def submit(self, trigger: Trigger) -> None:
+        """Called by device threads; thread-safe."""
+        self.inbox.put(trigger)
+
+    def step(self, timeout: float = 1.0) -> Shown | None:
+        """Wait up to ``timeout`` for a trigger and handle it (a whole check-in when it starts one)."""
+        try:
+            trigger = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return self.handle(trigger)
+
+    def handle(self, trigger: Trigger) -> Shown | None:
+        if isinstance(trigger, CardRemoved):
+            self.card_present = False
+            return None
+        if isinstance(trigger, ManualEntry):
+            return self._manual(trigger.id_number)
+        if isinstance(trigger, CardInserted):
+            self.card_present = True
+            keys = self._wait_keys()
+            return None if keys is None else self._checkin(keys)
+        keys = trigger.keys
+        if not self.card_present:
+            self._set(State.WAIT_CARD, "need_card")
+            if not self._wait_card():
+                return None
+        return self._checkin(keys)
+
+    # --- waits --------------------------------------------------------------------------------------
+
+    def _next(self, deadline: float) -> Trigger | None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self.stopping.is_set():
+            return None
+        try:
+            return self.inbox.get(timeout=min(remaining, 0.5))
+        except queue.Empty:
+            return self._next(deadline)
+
+    def _wait_keys(self) -> AccessKeys | None:
+        self._set(State.WAIT_KEYS, "need_keys")
+        deadline = time.monotonic() + self.timeouts.keys
+        while (trigger := self._next(deadline)) is not None:
+            if isinstance(trigger, KeysEntered):
+                return trigger.keys
+            if isinstance(trigger, CardRemoved):
+                self.card_present = False
+                self._abort("card_removed")
+                return None
+            if isinstance(trigger, ManualEntry):
+                self._manual(trigger.id_number)
+                return None
+        self._abort("timeout")
+        return None
+
+    def _wait_card(self) -> bool:
+        deadline = time.monotonic() + self.timeouts.card
+        while (trigger := self._next(deadline)) is not None:
+            if isinstance(trigger, CardInserted):
+                self.card_present = True
+                return True
+            if isinstance(trigger, ManualEntry):
+                self._manual(trigger.id_number)
+                return False
+        self._abort("timeout")
+        return False
+
+    def _wait_removal(self) -> None:
+        if not self.card_present:
+            return
+        self._set(State.WAIT_REMOVAL, "take_card")
+        deadline = time.monotonic() + self.timeouts.card_removal
+        while (trigger := self._next(deadline)) is not None:
+            if isinstance(trigger, CardRemoved):
+                self.card_present = False
+                return
+            # a new QR scan while the old card still lies there is a new patient: keep it for later
+            if isinstance(trigger, KeysEntered | ManualEntry):
+                self.inbox.put(trigger)
+                return
+        log.info("card left on the reader after the check-in")
+
+    # --- one check-in -------------------------------------------------------------------------------
+
+    def _checkin(self, keys: AccessKeys) -> Shown | None:
+        self._set(State.READING, "reading")
+        started = time.monotonic()
+        finger_task = _FingerTask(self.finger, self.timeouts.finger) if self.finger is not None else None
+        if finger_task is not None:
+            self.output.prompt("place_finger", *PROMPTS["place_finger"])
+        try:
+            chip = self.reader.read(keys)
+        except CardRemovedError:
+            self.card_present = False
+            self._abort("card_removed", finger_task)
+            return None
+        except CardError as exc:
+            code = "wrong_keys" if getattr(exc, "wrong_keys", False) else "read_failed"
+            log.warning("chip read failed: %s", exc)
+            self._abort(code, finger_task)
+            return None
+        except GateAgentError as exc:
+            log.warning("chip read failed: %s", exc)
+            self._abort("read_failed", finger_task)
+            return None
+        finger = self._finger_result(finger_task, chip, started)
+        eligibility = self._lookup(chip.identity.id_number)
+        shown = self._decide_and_store(chip.identity, Assurance.CHIP, chip, finger, eligibility)
+        self._wait_removal()
+        self._set(State.IDLE, "ready")
+        return shown
+
+    def _finger_result(self, task: _FingerTask | None, chip: ChipRead, started: float) -> FingerFacts:
+        if task is None or self.finger is None:
+            return FingerFacts(FingerStatus.NOT_CHECKED, detail="no fingerprint module")
+        reference = chip.facts.finger_reference
+        if reference is None:
+            task.stop()
+            return FingerFacts(FingerStatus.NOT_CHECKED, detail="no fingerprint reference from the chip")
+        remaining = max(0.0, self.timeouts.finger - (time.monotonic() - started))
+        if not task.wait(remaining):
+            task.stop()
+            return FingerFacts(FingerStatus.ERROR, detail=task.error or "no finger placed in time")
+        try:
+            return self.finger.match(reference)
+        except GateAgentError as exc:
+            return FingerFacts(FingerStatus.ERROR, detail=str(exc))
+
+    def _manual(self, id_number: str) -> Shown | None:
+        self._set(State.DECIDING, None)
+        eligibility = self._lookup(id_number)
+        shown = self._decide_and_store(
+            Identity(id_number), Assurance.MANUAL, None, FingerFacts(FingerStatus.NOT_CHECKED), eligibility
+        )
+        self._set(State.IDLE, "ready")
+        return shown
+
+    def _lookup(self, id_number: str) -> Eligibility:
+        try:
+            return self.eligibility.lookup(id_number)
+        except GateAgentError as exc:
+            log.warning("eligibility lookup failed: %s", exc)
+            return Eligibility(None, EligibilitySource.NONE, fresh=False)
+
+    def _decide_and_store(
+        self,
+        identity: Identity,
+        assurance: Assurance,
+        chip: ChipRead | None,
+        finger: FingerFacts,
+        eligibility: Eligibility,
+    ) -> Shown:
+        self._set(State.DECIDING, None)
+        discrepancies: tuple[Discrepancy, ...] = ()
+        if chip is not None and eligibility.record is not None:
+            discrepancies = tuple(reconcile(identity, eligibility.record))
+        facts = CheckinFacts(
+            identity,
+            assurance,
+            chip.facts if chip else None,
+            finger,
+            eligibility,
+            self.today(),
+            self.facility_code,
+        )
+        decision: Decision = self.policy.decide(facts, mismatched=bool(discrepancies))
+        self._set(State.STORING, None)
+        record = CheckinRecord(identity, assurance.value, facts.chip, finger, eligibility, decision, discrepancies)
+        try:
+            event_id = self.sink.store(record)
+        except GateAgentError as exc:
+            log.error("check-in could not be stored, gate stays closed: %s", exc)
+            shown = STORE_FAILED
+        else:
+            shown = Shown(
+                event_id,
+                decision.outcome.value,
+                decision.reason,
+                decision.message_vi,
+                decision.message_en,
+                decision.provisional,
+            )
+        self._set(State.SHOWING, None)
+        self.output.show(shown)
+        self.stats.checkins += 1
+        self.stats.last_checkin = time.time()
+        self.stats.last_outcome = shown.outcome
+        self.stats.by_outcome[shown.outcome] = self.stats.by_outcome.get(shown.outcome, 0) + 1
+        log.info("check-in %s: %s (%s)", shown.event_id, shown.outcome, shown.reason)
+        return shown
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _abort(self, code: str, finger_task: _FingerTask | None = None) -> None:
+        if finger_task is not None:
+            finger_task.stop()
+        self.stats.aborted += 1
+        log.info("check-in abandoned: %s", code)
+        self.output.prompt(code, *PROMPTS[code])
+        self._set(State.IDLE, None)
+
+    def _set(self, state: State, prompt: str | None) -> None:
+        self.state = state
+        if prompt is not None:
+            self.output.prompt(prompt, *PROMPTS[prompt])
