@@ -174,6 +174,8 @@ class CheckinFlow:
         self.stats = FlowStats()
         self.card_present = False
         self.stopping = threading.Event()
+        #: called at least every half second while the flow waits (the daemon pings its watchdog here)
+        self.on_tick: Callable[[], None] | None = None
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -209,13 +211,16 @@ class CheckinFlow:
     # --- waits --------------------------------------------------------------------------------------
 
     def _next(self, deadline: float) -> Trigger | None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or self.stopping.is_set():
-            return None
-        try:
-            return self.inbox.get(timeout=min(remaining, 0.5))
-        except queue.Empty:
-            return self._next(deadline)
+        while True:
+            if self.on_tick is not None:
+                self.on_tick()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.stopping.is_set():
+                return None
+            try:
+                return self.inbox.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
 
     def _wait_keys(self) -> AccessKeys | None:
         self._set(State.WAIT_KEYS, "need_keys")

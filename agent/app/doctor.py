@@ -1,0 +1,167 @@
+"""``gate-agent doctor``: what an installer checks at a terminal, one line per check.
+
+Each check returns :class:`Check` (``ok`` / ``warn`` / ``fail`` and a detail that
+never contains personal data).  ``fail`` makes the command exit 1; ``warn``
+(clock not yet synchronised, certificate expiring within 30 days) does not.
+Checks that need a device module are registered by that module's layer, so
+the doctor grows with the terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from agent.config import Config
+from agent.errors import GateAgentError
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+MIN_FREE_BYTES = 200 * 1024 * 1024
+CERT_WARN_DAYS = 30
+SYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+CheckFn = Callable[[Config], Iterable[Check]]
+
+
+def check_state_dir(cfg: Config) -> Iterable[Check]:
+    state = cfg.state_dir
+    if not state.is_dir():
+        yield Check("state dir", FAIL, f"{state} does not exist")
+        return
+    if not os.access(state, os.W_OK):
+        yield Check("state dir", FAIL, f"{state} is not writable by this user")
+        return
+    free = shutil.disk_usage(state).free
+    status = OK if free >= MIN_FREE_BYTES else FAIL
+    yield Check("disk space", status, f"{free // (1024 * 1024)} MiB free in {state}")
+
+
+def clock_synchronised(flag: Path = SYNC_FLAG) -> bool | None:
+    """True when systemd-timesyncd says so; None when this system cannot tell."""
+    if flag.exists():
+        return True
+    if flag.parent.is_dir():
+        return False
+    return None
+
+
+def check_clock(cfg: Config, flag: Path = SYNC_FLAG) -> Iterable[Check]:
+    synced = clock_synchronised(flag)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if synced is True:
+        yield Check("clock", OK, f"synchronised ({now})")
+    elif synced is False:
+        yield Check("clock", WARN, f"not synchronised yet ({now}); events are stamped unsynced")
+    else:
+        yield Check("clock", WARN, f"cannot tell whether the clock is synchronised ({now})")
+
+
+def _broker_urls(cfg: Config) -> list[str]:
+    urls = cfg.uplink.get("broker_urls", [])
+    return [str(u) for u in urls] if isinstance(urls, list) else []
+
+
+def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
+    urls = _broker_urls(cfg)
+    if not urls:
+        yield Check("broker", WARN, "no [uplink] broker_urls configured: check-ins stay queued on this terminal")
+        return
+    reachable = 0
+    for url in urls:
+        parts = urlsplit(url)
+        tls = parts.scheme in ("mqtts", "ssl", "tls")
+        port = parts.port or (8883 if tls else 1883)
+        host = parts.hostname or "localhost"
+        start = time.monotonic()
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            yield Check(f"broker {host}:{port}", FAIL, f"unreachable: {exc.strerror or exc}")
+            continue
+        reachable += 1
+        yield Check(f"broker {host}:{port}", OK, f"reachable in {1000 * (time.monotonic() - start):.0f} ms")
+    if reachable == 0 and len(urls) > 1:
+        yield Check("broker", FAIL, "no broker reachable")
+
+
+def check_certificates(cfg: Config, now: dt.datetime | None = None) -> Iterable[Check]:
+    """Expiry of the TLS files named in [uplink] (ca, cert)."""
+    now = now or dt.datetime.now(dt.UTC)
+    for key in ("tls_ca", "tls_cert"):
+        name = cfg.uplink.get(key)
+        if not name:
+            continue
+        path = Path(str(name))
+        try:
+            certs = x509.load_pem_x509_certificates(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            yield Check(f"uplink.{key}", FAIL, f"{path}: cannot load: {exc}")
+            continue
+        for cert in certs:
+            left = cert.not_valid_after_utc - now
+            subject = cert.subject.rfc4514_string()
+            if left.total_seconds() <= 0 or cert.not_valid_before_utc > now:
+                yield Check(
+                    f"uplink.{key}", FAIL, f"{subject} is not valid now (until {cert.not_valid_after_utc:%Y-%m-%d})"
+                )
+            elif left.days < CERT_WARN_DAYS:
+                yield Check(f"uplink.{key}", WARN, f"{subject} expires in {left.days} days")
+            else:
+                yield Check(f"uplink.{key}", OK, f"{subject} valid until {cert.not_valid_after_utc:%Y-%m-%d}")
+
+
+def check_trust_dir(cfg: Config) -> Iterable[Check]:
+    trust = Path(cfg.reader.trust_dir)
+    if not trust.is_dir():
+        yield Check("trust anchors", FAIL, f"{trust} does not exist: passive authentication cannot pass")
+        return
+    files = [p for p in trust.iterdir() if p.suffix.lower() in (".pem", ".der", ".crt", ".cer", ".ml", ".crl")]
+    status = OK if files else FAIL
+    yield Check("trust anchors", status, f"{len(files)} certificate, CRL and master list files in {trust}")
+
+
+def check_ssl_support(cfg: Config) -> Iterable[Check]:
+    yield Check("openssl", OK, ssl.OPENSSL_VERSION)
+
+
+#: checks run in this order; device layers append theirs (see agent.app.wiring)
+CHECKS: list[CheckFn] = [check_state_dir, check_clock, check_trust_dir, check_brokers, check_certificates]
+
+
+def run_checks(cfg: Config, checks: Iterable[CheckFn] | None = None) -> list[Check]:
+    out: list[Check] = []
+    for fn in checks if checks is not None else CHECKS:
+        try:
+            out.extend(fn(cfg))
+        except GateAgentError as exc:
+            out.append(Check(getattr(fn, "__name__", "check").removeprefix("check_"), FAIL, str(exc)))
+    return out
+
+
+def render_table(checks: list[Check]) -> str:
+    width = max((len(c.name) for c in checks), default=5)
+    lines = [f"{'CHECK'.ljust(width)}  STATUS  DETAIL"]
+    lines += [f"{c.name.ljust(width)}  {c.status.upper().ljust(6)}  {c.detail}" for c in checks]
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""gate-agent doctor: every check can pass and fail, the table and the exit status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.app import doctor
+from agent.config import parse_config
+from sim.infra.mosquitto import Mosquitto
+from sim.infra.net import free_port
+
+
+def config(tmp_path: Path, **uplink: object) -> object:
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    trust = tmp_path / "trust"
+    return parse_config(
+        {
+            "terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(state)},
+            "reader": {"trust_dir": str(trust)},
+            "uplink": dict(uplink),
+        }
+    )
+
+
+def cert(path: Path, days: int) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gate-1")])
+    now = dt.datetime.now(dt.UTC)
+    c = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(c.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def by_name(checks: list[doctor.Check]) -> dict[str, str]:
+    return {c.name: c.status for c in checks}
+
+
+def test_state_dir_and_trust_anchors(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    got = by_name(doctor.run_checks(cfg, [doctor.check_state_dir, doctor.check_trust_dir]))  # type: ignore[arg-type]
+    assert got == {"disk space": "ok", "trust anchors": "fail"}
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust" / "csca.pem").write_text("x")
+    assert by_name(doctor.run_checks(cfg, [doctor.check_trust_dir]))["trust anchors"] == "ok"  # type: ignore[arg-type]
+
+
+@pytest.mark.broker
+def test_broker_reachability(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    dead = free_port()
+    cfg = config(tmp_path, broker_urls=[mosquitto.url, f"mqtt://127.0.0.1:{dead}"])
+    got = by_name(doctor.run_checks(cfg, [doctor.check_brokers]))  # type: ignore[arg-type]
+    assert got == {f"broker 127.0.0.1:{mosquitto.port}": "ok", f"broker 127.0.0.1:{dead}": "fail"}
+    none = by_name(doctor.run_checks(config(tmp_path), [doctor.check_brokers]))  # type: ignore[arg-type]
+    assert none == {"broker": "warn"}
+
+
+def test_certificate_expiry(tmp_path: Path) -> None:
+    cfg = config(tmp_path, tls_ca=str(cert(tmp_path / "ca.pem", 400)), tls_cert=str(cert(tmp_path / "t.pem", 10)))
+    assert by_name(doctor.run_checks(cfg, [doctor.check_certificates])) == {  # type: ignore[arg-type]
+        "uplink.tls_ca": "ok",
+        "uplink.tls_cert": "warn",
+    }
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=500)
+    expired = list(doctor.check_certificates(cfg, later))  # type: ignore[arg-type]
+    assert {c.status for c in expired} == {"fail"}
+    (tmp_path / "t.pem").write_text("garbage")
+    assert "cannot load" in next(c.detail for c in doctor.check_certificates(cfg) if c.name == "uplink.tls_cert")  # type: ignore[arg-type]
+
+
+def test_clock_flag(tmp_path: Path) -> None:
+    flag = tmp_path / "timesync" / "synchronized"
+    assert doctor.clock_synchronised(flag) is None
+    flag.parent.mkdir()
+    assert doctor.clock_synchronised(flag) is False
+    flag.touch()
+    assert doctor.clock_synchronised(flag) is True
+
+
+def test_doctor_command_fails_on_a_broken_terminal(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "agent.toml"
+    cfg_path.write_text(
+        f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{tmp_path / "nope"}"\n'
+        f'[reader]\ntrust_dir = "{tmp_path / "trust"}"\n'
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "agent", "doctor", "--config", str(cfg_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 1, res.stderr
+    report = json.loads(res.stdout)
+    assert report["ok"] is False
+    assert {c["name"]: c["status"] for c in report["checks"]}["state dir"] == "fail"
+    table = subprocess.run(
+        [sys.executable, "-m", "agent", "doctor", "--config", str(cfg_path)], capture_output=True, text=True, timeout=60
+    )
+    assert table.stdout.splitlines()[0].split() == ["CHECK", "STATUS", "DETAIL"]
