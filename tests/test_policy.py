@@ -71,7 +71,7 @@ def test_genuine_insured_patient_is_admitted() -> None:
         ({"chip": ChipFacts("BAC", True, chip_auth=False)}, Outcome.REFUSED, "CLONE_SUSPECTED"),
         ({"chip": ChipFacts("BAC", True, active_auth=False)}, Outcome.REFUSED, "CLONE_SUSPECTED"),
         ({"finger": FingerStatus.NO_MATCH}, Outcome.REFER_DESK, "FINGER_NO_MATCH"),
-        ({"record": None}, Outcome.REFUSED, "NOT_INSURED"),
+        ({"record": None}, Outcome.REFER_DESK, "NOT_INSURED"),
         ({"record": None, "source": EligibilitySource.CACHE}, Outcome.REFER_DESK, "NOT_IN_CACHE"),
         (
             {"record": None, "source": EligibilitySource.CACHE, "fresh": False},

@@ -5,7 +5,9 @@ turns them into *findings* (``PA_FAILED``, ``FINGER_NO_MATCH``, ``CACHE_STALE`` 
 and looks up what the clinic's configuration says to do about each.  The most
 severe action wins; the reason given to the patient is the finding that caused it.
 No rule lives in code that a clinic might want to change: :data:`DEFAULT_ACTIONS`
-is only the default of the ``[policy]`` table of the config.
+is only the default of the ``[policy]`` table of the config.  The defaults refuse
+only what suggests fraud (data or chip not genuine); an insurance problem sends the
+patient to the desk, where a person can help (pay as uninsured, fix the record).
 """
 
 from __future__ import annotations
@@ -67,12 +69,12 @@ DEFAULT_ACTIONS: dict[Finding, str] = {
     Finding.FINGER_NO_MATCH: "refer_desk",
     Finding.FINGER_NOT_CHECKED: "admit",
     Finding.MANUAL_ENTRY: "admit_provisional",
-    Finding.NOT_INSURED: "refuse",
+    Finding.NOT_INSURED: "refer_desk",
     Finding.NOT_IN_CACHE: "refer_desk",
     Finding.ELIGIBILITY_UNKNOWN: "admit_provisional",
     Finding.CACHE_STALE: "admit_provisional",
-    Finding.INSURANCE_EXPIRED: "refuse",
-    Finding.INSURANCE_NOT_YET_VALID: "refuse",
+    Finding.INSURANCE_EXPIRED: "refer_desk",
+    Finding.INSURANCE_NOT_YET_VALID: "refer_desk",
     Finding.OTHER_FACILITY: "admit",
     Finding.RECORD_MISMATCH: "admit",
 }

@@ -1,0 +1,1 @@
+"""A whole clinic in the simulator: patients, gates, the hub, and what each gate showed."""

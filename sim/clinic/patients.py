@@ -1,0 +1,188 @@
+"""Who arrives at a clinic gate: a seeded patient mix built on the official figures.
+
+The figures (``sim/clinic/data/*.csv``, from the appendices of the Project 06 working
+group's letter 1102/CV-TCTTKĐA of 24 Feb 2023) count, per province and participant
+category, insured people whose record lacks an ID number and those whose ID number
+does not match the population database.  We use them for what they say:
+
+* the share of record problems that are *missing ID* versus *mismatch* in a province;
+* the participant category of each problem record (pupils, pensioners, children under 6 ...);
+* children under 6 as the category that mostly has no chip card and is checked in by
+  the attendant (a lower-assurance check-in).
+
+The overall rate of problem records among patients is a parameter (``problem_rate``):
+the figures give counts, not the number of insured people they are a share of.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import random
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from sim.population import PROVINCES, Person, make_person
+
+DATA = Path(__file__).resolve().parent / "data"
+CATEGORIES = (
+    "enterprise_employees",
+    "civil_servants",
+    "voluntary_social_insurance",
+    "household_health_insurance",
+    "pupils",
+    "students",
+    "pensioners",
+    "children_under_6",
+    "other",
+)
+
+
+class Kind(enum.StrEnum):
+    INSURED = "insured"  # a clean record: admitted
+    RECORD_MISMATCH = "record_mismatch"  # record's name/birth/sex differ from the chip: admitted + discrepancy
+    RECORD_MISSING_ID = "record_missing_id"  # the insurer's record has no ID number: not found by ID
+    UNINSURED = "uninsured"  # no record at all
+    EXPIRED = "expired"  # insurance ended
+    CHILD_NO_CARD = "child_no_card"  # under 6, no chip card: the attendant enters the ID number
+    TAMPERED = "tampered"  # chip data altered after signing: passive authentication fails
+
+
+@dataclass(frozen=True)
+class ProvinceFigures:
+    name: str
+    without_id: dict[str, int]
+    mismatch: dict[str, int]
+
+    @property
+    def missing_share(self) -> float:
+        a, b = sum(self.without_id.values()), sum(self.mismatch.values())
+        return a / (a + b) if a + b else 0.5
+
+
+def _read(path: Path) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out[row["province"]] = {c: int(row[c]) for c in CATEGORIES}
+    return out
+
+
+def _plain(name: str) -> str:
+    for prefix in ("TP ", "Tỉnh ", "Thành phố "):
+        name = name.removeprefix(prefix)
+    return name.replace("TP.", "").strip()
+
+
+@cache
+def figures() -> dict[str, ProvinceFigures]:
+    """Province name (as in sim.population.PROVINCES, plus "Toàn quốc") -> figures."""
+    without = _read(DATA / "bhyt_participants_without_id_by_province.csv")
+    mismatch = _read(DATA / "bhyt_participants_id_mismatch_by_province.csv")
+    out = {}
+    for raw in without:
+        name = _plain(raw)
+        out[name] = ProvinceFigures(name, without[raw], mismatch[raw])
+    return out
+
+
+def province_figures(province: str | None) -> ProvinceFigures:
+    table = figures()
+    key = "Toàn quốc" if province in (None, "", "all") else _plain(str(province))
+    if key not in table:
+        close = ", ".join(sorted(n for n in table if n != "Toàn quốc")[:5])
+        raise ValueError(f"unknown province {province!r} (e.g. {close} ...)")
+    return table[key]
+
+
+def province_code(name: str) -> str | None:
+    for code, pname in PROVINCES:
+        if pname == name:
+            return code
+    return None
+
+
+@dataclass(frozen=True)
+class Patient:
+    index: int
+    kind: Kind
+    person: Person = field(repr=False)
+    category: str
+    card_seed: int
+
+    @property
+    def has_card(self) -> bool:
+        return self.kind is not Kind.CHILD_NO_CARD
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Shares of patient kinds (the rest are clean, insured records)."""
+
+    problem_rate: float = 0.12  # share of patients whose insurance record has a problem
+    uninsured: float = 0.04
+    expired: float = 0.03
+    child_no_card: float = 0.06
+    tampered: float = 0.01
+
+
+def make_patients(
+    count: int,
+    seed: int = 0,
+    province: str | None = None,
+    mix: Mix | None = None,
+    today: dt.date | None = None,
+) -> list[Patient]:
+    """``count`` patients of one clinic, reproducible for the same arguments."""
+    mix = mix or Mix()
+    today = today or dt.date.today()
+    fig = province_figures(province)
+    code = province_code(fig.name)
+    rng = random.Random(f"clinic:{seed}:{fig.name}")
+    all_cats = {c: fig.without_id[c] + fig.mismatch[c] for c in CATEGORIES}
+    patients = []
+    for i in range(count):
+        r = rng.random()
+        edges = [
+            (mix.child_no_card, Kind.CHILD_NO_CARD),
+            (mix.uninsured, Kind.UNINSURED),
+            (mix.expired, Kind.EXPIRED),
+            (mix.tampered, Kind.TAMPERED),
+            (mix.problem_rate, None),
+        ]
+        kind: Kind = Kind.INSURED
+        acc = 0.0
+        for share, k in edges:
+            acc += share
+            if r < acc:
+                if k is None:
+                    missing = rng.random() < fig.missing_share
+                    kind = Kind.RECORD_MISSING_ID if missing else Kind.RECORD_MISMATCH
+                else:
+                    kind = k
+                break
+        if kind is Kind.CHILD_NO_CARD:
+            category = "children_under_6"
+            person = make_person(seed * 1_000_003 + i, today, min_age=0, max_age=5, province_code=code)
+        else:
+            table = fig.without_id if kind is Kind.RECORD_MISSING_ID else fig.mismatch
+            if kind not in (Kind.RECORD_MISSING_ID, Kind.RECORD_MISMATCH):
+                table = all_cats
+            weights = {c: w for c, w in table.items() if c != "children_under_6"}
+            category = rng.choices(list(weights), weights=list(weights.values()))[0]
+            min_age, max_age = _ages(category)
+            person = make_person(seed * 1_000_003 + i, today, min_age=min_age, max_age=max_age, province_code=code)
+        patients.append(Patient(i, kind, person, category, seed * 1_000_003 + i))
+    return patients
+
+
+def _ages(category: str) -> tuple[int, int]:
+    return {
+        "pupils": (14, 18),
+        "students": (18, 24),
+        "pensioners": (60, 90),
+        "enterprise_employees": (18, 60),
+        "civil_servants": (22, 60),
+    }.get(category, (14, 85))
