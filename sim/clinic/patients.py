@@ -186,3 +186,65 @@ def _ages(category: str) -> tuple[int, int]:
         "enterprise_employees": (18, 60),
         "civil_servants": (22, 60),
     }.get(category, (14, 85))
+
+
+def _strip_diacritics(text: str) -> str:
+    import unicodedata
+
+    text = text.replace("Đ", "D").replace("đ", "d")
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def insurance_record(patient: Patient, facility_code: str, today: dt.date) -> dict[str, object] | None:
+    """The insurer's record of this patient as the hub pushes it (None: not in the eligibility data).
+
+    A record with a missing ID number cannot be found by ID at the gate, so it is not
+    in the ID-keyed eligibility data either (the hub keeps it for its own report).
+    """
+    p = patient.person
+    if patient.kind in (Kind.UNINSURED, Kind.RECORD_MISSING_ID):
+        return None
+    rng = random.Random(f"record:{patient.card_seed}")
+    valid_from = dt.date(today.year, 1, 1)
+    valid_to = dt.date(today.year, 12, 31)
+    if patient.kind is Kind.EXPIRED:
+        valid_to = today - dt.timedelta(days=rng.randint(1, 200))
+        valid_from = valid_to - dt.timedelta(days=364)
+    name, birth, sex = p.full_name, p.birth, p.sex
+    if patient.kind is Kind.RECORD_MISMATCH:
+        fault = rng.choice(("name", "birth", "sex", "name"))
+        if fault == "name":
+            name = _strip_diacritics(name)  # the most common data-entry fault
+        elif fault == "birth":
+            birth = dt.date(p.birth.year, 1, 1) if p.birth.timetuple().tm_yday != 1 else p.birth + dt.timedelta(days=1)
+        else:
+            sex = "F" if p.sex == "M" else "M"
+    # most patients are registered at this facility; some come from elsewhere
+    facility = facility_code if rng.random() < 0.8 else f"{rng.randint(1, 96):02d}{rng.randint(1, 999):03d}"
+    prefix = {"pupils": "HS", "students": "SV", "pensioners": "HT", "children_under_6": "TE"}.get(
+        patient.category, "GD"
+    )
+    return {
+        "id_number": p.id_number,
+        "card_number": f"{prefix}4{p.province_code[1:]}{rng.randint(0, 10**10 - 1):010d}",
+        "valid_from": valid_from.isoformat(),
+        "valid_to": valid_to.isoformat(),
+        "facility_code": facility,
+        "benefit_level": 5 if patient.category == "children_under_6" else rng.choice((2, 3, 4, 4, 4)),
+        "category": patient.category,
+        "full_name": name,
+        "birth": birth.isoformat(),
+        "sex": sex,
+    }
+
+
+#: what the default policy shows for each kind (facility aside: other-facility patients are still admitted)
+EXPECTED_DEFAULT: dict[Kind, tuple[str, ...]] = {
+    Kind.INSURED: ("admitted",),
+    Kind.RECORD_MISMATCH: ("admitted",),
+    Kind.RECORD_MISSING_ID: ("refer_desk",),
+    Kind.UNINSURED: ("refer_desk",),
+    Kind.EXPIRED: ("refer_desk",),
+    Kind.CHILD_NO_CARD: ("admitted_provisional",),
+    Kind.TAMPERED: ("refused",),
+}
