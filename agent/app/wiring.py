@@ -16,6 +16,7 @@ from agent.app.eligibility import EligibilityCache
 from agent.app.outputs import GpioOutput, LogOutput, MultiOutput, RecorderOutput, ScreenOutput
 from agent.app.ports import Output
 from agent.config import Config
+from agent.daemon import Runtime
 from agent.errors import GateAgentError
 
 log = logging.getLogger(__name__)
@@ -72,3 +73,8 @@ def build_eligibility_cache(cfg: Config) -> EligibilityCache:
             log.error("eligibility cache %s unreadable, starting empty: %s", path, exc)
     cache.on_change = save
     return cache
+
+
+def build_runtime(cfg: Config) -> Runtime:
+    """Every part of the terminal from the config (devices, queue, uplink, outputs)."""
+    raise GateAgentError("this build has no chip reader yet: the PC/SC reader path is being integrated")
