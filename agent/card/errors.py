@@ -39,3 +39,57 @@ class ParseError(CardError):
     def __init__(self, message: str, where: str | None = None) -> None:
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
+
+
+class StatusError(CardError):
+    """The card answered a command with an error status word (ISO/IEC 7816-4, 5.6)."""
+
+    meaning = "error"
+
+    def __init__(self, sw: int, command: str = "") -> None:
+        self.sw = sw
+        self.command = command
+        where = f" to {command}" if command else ""
+        super().__init__(f"card answered {sw:04X} ({self.meaning}){where}")
+
+
+class SecurityStatusError(StatusError):
+    meaning = "security status not satisfied"  # 6982: e.g. DG3 without Terminal Authentication
+
+
+class FileNotFoundOnCard(StatusError):
+    meaning = "file or application not found"  # 6A82
+
+
+class WrongLengthError(StatusError):
+    meaning = "wrong length"  # 6700 (e.g. extended length refused)
+
+
+class AuthenticationFailed(StatusError):
+    meaning = "authentication failed"  # 6300 / 63Cx
+
+
+class SmObjectsError(StatusError):
+    meaning = "secure messaging data objects missing or incorrect"  # 6987 / 6988
+
+
+class OffsetError(StatusError):
+    meaning = "offset outside the file"  # 6B00
+
+
+class UnsupportedCommand(StatusError):
+    meaning = "instruction or class not supported"  # 6D00 / 6E00
+
+
+class WrongParameters(StatusError):
+    meaning = "wrong parameters"  # 6A80 / 6A86 / 6B00 family
+
+
+class SecureMessagingError(CardError):
+    """A protected response failed its MAC or could not be decrypted: the session is over."""
+
+
+class AccessDenied(CardError):
+    """No access key opened the chip (BAC and PACE both failed); the keys are wrong for this card."""
+
+    wrong_keys = True
