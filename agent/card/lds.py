@@ -276,7 +276,13 @@ def parse_dg13(data: bytes) -> Dg13:
         if depth > 8 or not item.constructed:
             return
         children = item.children("DG13")
-        if item.tag == 0x30 and len(children) >= 2 and children[0].tag == 0x02 and len(children[0].value) == 1:
+        if (
+            item.tag == 0x30
+            and len(children) >= 2
+            and children[0].tag == 0x02
+            and len(children[0].value) == 1
+            and children[1].tag in (*_STRING_TAGS, 0x30, 0x31)
+        ):
             number = children[0].value[0]
             if number in DG13_FIELDS and number not in found:
                 found[number] = tuple(s for child in children[1:] for s in _strings(child))

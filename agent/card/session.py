@@ -1,0 +1,212 @@
+"""A session with one chip: open it (PACE, else BAC), then read files.
+
+``ChipSession.open`` reads EF.CardAccess first (selected directly with
+``00 A4 02 0C 02 01 1C``: some platforms cannot select the MF), prefers PACE
+(CAN first, then the MRZ keys), and falls back to BAC when PACE is not offered or
+fails.  Files are read by short file identifier (no SELECT), in chunks of a
+configurable size; extended-length reads are used when allowed and dropped, with a
+fresh authentication, the first time the chip refuses one (a chip ends its secure
+messaging session on any error).  Offsets above 32767 use READ BINARY with odd INS.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from agent.card import bac, pace, tlv
+from agent.card.apdu import ApduChannel, CommandApdu, ResponseApdu, check, status_error
+from agent.card.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    CardError,
+    FileNotFoundOnCard,
+    ParseError,
+    SecureMessagingError,
+    SecurityStatusError,
+    StatusError,
+    WrongLengthError,
+)
+from agent.card.keys import AccessKeys, MrzKey
+from agent.card.lds import file_spec
+from agent.card.secinfo import SecurityInfos, parse_security_infos
+from agent.card.sm import SecureChannel
+from agent.transport.base import CardTransport
+
+log = logging.getLogger(__name__)
+
+AID_EMRTD = bytes.fromhex("A0000002471001")
+#: largest chunk whose protected response fits a short APDU (256 data bytes): 223 = 0xDF
+SHORT_CHUNK = 0xDF
+DEFAULT_EXTENDED_CHUNK = 0x1000
+MAX_SHORT_OFFSET = 0x7FFF
+
+
+class FileMissing(CardError):
+    """The chip does not have this file (6A82): reported as missing, not as a failure."""
+
+
+class FileDenied(CardError):
+    """The chip refuses this file without more rights (6982), e.g. DG3 without Terminal Authentication."""
+
+
+@dataclass
+class ChipSession:
+    transport: CardTransport
+    chunk_size: int = 0  # 0: 0xDF short, 0x1000 extended
+    extended_length: bool = True
+    channel: ApduChannel = field(init=False)
+    sm: SecureChannel | None = field(default=None, init=False)
+    access: str | None = field(default=None, init=False)
+    card_access: SecurityInfos | None = field(default=None, init=False)
+    _keys: AccessKeys | None = field(default=None, init=False, repr=False)
+    extended_refused: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = ApduChannel(self.transport)
+
+    # --- plumbing -----------------------------------------------------------------------------------
+
+    def send(self, command: CommandApdu) -> ResponseApdu:
+        if self.sm is not None:
+            return self.sm.transceive(command)
+        return self.channel.transceive(command)
+
+    def _select_app(self) -> None:
+        check(self.channel.transceive(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID_EMRTD)), "SELECT eMRTD application")
+
+    def _read_card_access(self) -> SecurityInfos | None:
+        try:
+            check(self.channel.transceive(CommandApdu(0x00, 0xA4, 0x02, 0x0C, b"\x01\x1c")), "SELECT EF.CardAccess")
+            data = self._read_all(None, "cardaccess", chunk=SHORT_CHUNK)
+        except (StatusError, FileMissing, FileDenied) as exc:
+            log.info("no EF.CardAccess (%s): PACE not offered", exc)
+            return None
+        try:
+            return parse_security_infos(data, "EF.CardAccess")
+        except ParseError as exc:
+            log.warning("EF.CardAccess unreadable, trying BAC: %s", exc)
+            return None
+
+    # --- access control -----------------------------------------------------------------------------
+
+    def open(self, keys: AccessKeys) -> str:
+        """Authenticate; return "PACE" or "BAC".  :class:`AccessDenied` when no key opens the chip."""
+        self._keys = keys
+        self.sm = None
+        self.card_access = self._read_card_access()
+        params = self.card_access.preferred_pace() if self.card_access else None
+        failures: list[str] = []
+        if params is not None:
+            passwords: list[MrzKey | str] = ([keys.can] if keys.can else []) + list(keys.mrz_keys)
+            for password in passwords:
+                try:
+                    self.sm = pace.authenticate(self.channel, params, password)
+                    self.access = "PACE"
+                    self._select_app_protected()
+                    return "PACE"
+                except (pace.PaceError, StatusError, SecureMessagingError) as exc:
+                    kind = "CAN" if isinstance(password, str) else "MRZ"
+                    failures.append(f"PACE with {kind}: {exc}")
+                    log.info("PACE with %s failed: %s", kind, exc)
+                    self.sm = None
+                    if not isinstance(exc, AuthenticationFailed):
+                        break  # the chip refuses PACE itself: no point trying other passwords
+        self._select_app()
+        for key in keys.mrz_keys:
+            try:
+                self.sm = bac.authenticate(self.channel, key)
+                self.access = "BAC"
+                return "BAC"
+            except (AuthenticationFailed, SecureMessagingError) as exc:
+                failures.append(f"BAC: {exc}")
+                self.sm = None
+        error = AccessDenied("no access key opened the chip: " + "; ".join(failures or ["no MRZ key for BAC"]))
+        raise error
+
+    def _select_app_protected(self) -> None:
+        check(self.send(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID_EMRTD)), "SELECT eMRTD application")
+
+    def _reopen(self) -> None:
+        if self._keys is None:
+            raise CardError("session was never opened")
+        self.open(self._keys)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    @property
+    def chunk(self) -> int:
+        if self.chunk_size:
+            return self.chunk_size if self.use_extended else min(self.chunk_size, SHORT_CHUNK)
+        return DEFAULT_EXTENDED_CHUNK if self.use_extended else SHORT_CHUNK
+
+    @property
+    def use_extended(self) -> bool:
+        return self.extended_length and not self.extended_refused
+
+    def read_file(self, name: str) -> bytes:
+        """The whole file; :class:`FileMissing` / :class:`FileDenied` when the chip says so."""
+        spec = file_spec(name)
+        return self._read_all(spec.sfi, name)
+
+    def _read_all(self, sfi: int | None, name: str, chunk: int = 0) -> bytes:
+        """Read a whole file; ``chunk`` fixes the size (no extended-length fallback) when given."""
+        size = chunk or self.chunk
+        read = self._read_once if chunk else self._read
+        first = read(sfi, 0, size, name)
+        if not first:
+            raise FileMissing(f"{name} is empty")
+        try:
+            total = tlv.total_length(first[:6], name)
+        except ParseError:
+            total = len(first)
+        data = bytearray(first)
+        while len(data) < total:
+            want = min(chunk or self.chunk, total - len(data))
+            part = read(None, len(data), want, name)
+            if not part:
+                raise CardError(f"{name}: the chip returned no data at offset {len(data)} of {total}")
+            data += part
+        return bytes(data[:total])
+
+    def _read(self, sfi: int | None, offset: int, length: int, name: str) -> bytes:
+        try:
+            return self._read_once(sfi, offset, length, name)
+        except (WrongLengthError, SecureMessagingError, StatusError) as exc:
+            if (
+                isinstance(exc, StatusError)
+                and not isinstance(exc, WrongLengthError)
+                and exc.sw not in (0x6987, 0x6988)
+            ):
+                raise
+            if length <= SHORT_CHUNK or not self.use_extended:
+                raise
+            log.info("the chip refused an extended-length read (%s): reading in short chunks", exc)
+            self.extended_refused = True
+            self._reopen()
+            if sfi is None and offset:
+                # the current file was lost with the session: select it again by reading its first byte
+                self._read_once(file_spec(name).sfi, 0, 1, name)
+            return self._read_once(sfi, offset, min(length, SHORT_CHUNK), name)
+
+    def _read_once(self, sfi: int | None, offset: int, length: int, name: str) -> bytes:
+        if sfi is not None:
+            command = CommandApdu(0x00, 0xB0, 0x80 | sfi, offset, le=length)
+        elif offset <= MAX_SHORT_OFFSET:
+            command = CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length)
+        else:
+            command = CommandApdu(0x00, 0xB1, 0x00, 0x00, tlv.encode(0x54, offset.to_bytes(3, "big")), le=length + 4)
+        response = self.send(command)
+        if response.sw == 0x6A82:
+            raise FileMissing(f"{name} is not on this chip")
+        if response.sw == 0x6982:
+            raise FileDenied(f"{name} needs more access rights (6982)")
+        if response.sw != 0x9000:
+            raise status_error(response.sw, f"READ BINARY {name}")
+        data = response.data
+        if command.ins == 0xB1:
+            data = tlv.parse_single(data, 0x53, name).value
+        return data
+
+
+__all__ = ["ChipSession", "FileDenied", "FileMissing", "FileNotFoundOnCard", "SecurityStatusError"]

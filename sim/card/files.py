@@ -1,0 +1,187 @@
+"""The files of a simulated chip: EF.CardAccess, EF.COM, DG1, DG2, DG3, DG13, DG14, DG15, EF.SOD.
+
+Encoded here with the simulator's own small DER writer (not the agent's TLV code)
+and asn1crypto for the CMS part, from ICAO 9303-10 and the CCCD facts in the
+references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from asn1crypto import algos, core
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sim.card.pki import IssuerPki, signed_data
+from sim.population import Person
+
+
+def der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def tlv(tag: int, value: bytes) -> bytes:
+    return tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big") + der_len(len(value)) + value
+
+
+def oid(dotted: str) -> bytes:
+    parts = [int(p) for p in dotted.split(".")]
+    out = bytearray([40 * parts[0] + parts[1]])
+    for p in parts[2:]:
+        enc = [p & 0x7F]
+        while p > 0x7F:
+            p >>= 7
+            enc.append(0x80 | (p & 0x7F))
+        out += bytes(reversed(enc))
+    return tlv(0x06, bytes(out))
+
+
+def integer(n: int) -> bytes:
+    return tlv(0x02, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big"))
+
+
+def utf8(text: str) -> bytes:
+    return tlv(0x0C, text.encode("utf-8"))
+
+
+PACE_OIDS = {"3DES": "0.4.0.127.0.7.2.2.4.2.1", "AES-128": "0.4.0.127.0.7.2.2.4.2.2",
+             "AES-192": "0.4.0.127.0.7.2.2.4.2.3", "AES-256": "0.4.0.127.0.7.2.2.4.2.4"}  # fmt: skip
+CURVE_IDS = {"secp256r1": 12, "brainpoolP256r1": 13, "brainpoolP384r1": 16, "secp384r1": 15}
+CA_ECDH_AES128 = "0.4.0.127.0.7.2.2.3.2.2"
+PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
+TA = "0.4.0.127.0.7.2.2.2"
+AA = "2.23.136.1.1.5"
+ECDSA_SHA256 = "0.4.0.127.0.7.1.1.4.1.3"
+
+
+def security_infos(pace_cipher: str, pace_curve: str, ca_key: ec.EllipticCurvePrivateKey | None) -> bytes:
+    infos = [tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve]))]
+    if ca_key is not None:
+        infos.append(tlv(0x30, oid(CA_ECDH_AES128) + integer(1) + integer(1)))
+        infos.append(tlv(0x30, oid(TA) + integer(1)))
+    return tlv(0x31, b"".join(infos))
+
+
+@dataclass
+class CardFiles:
+    files: dict[str, bytes] = field(repr=False)  # "cardaccess", "com", "sod", "dg1", ...
+    dg_hashes: dict[int, bytes] = field(repr=False)
+
+
+def face_image(person: Person, size: int) -> bytes:
+    """An ISO/IEC 19794-5 facial record around JPEG-framed pseudo-random bytes of about ``size``."""
+    rng = random.Random(f"face:{person.seed}")
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + rng.randbytes(max(0, size - 16)) + b"\xff\xd9"
+    header = b"FAC\x00" + b"010\x00"
+    face_info = (20 + 12 + len(jpeg)).to_bytes(4, "big") + (0).to_bytes(2, "big") + bytes(14)
+    image_info = bytes([1, 0]) + (480).to_bytes(2, "big") + (640).to_bytes(2, "big") + bytes(6)
+    body = face_info + image_info + jpeg
+    record = header + (14 + len(body)).to_bytes(4, "big") + (1).to_bytes(2, "big") + body
+    bht = tlv(0xA1, tlv(0x80, b"\x01\x01") + tlv(0x87, b"\x01\x01") + tlv(0x88, b"\x00\x08"))
+    return tlv(0x75, tlv(0x7F61, integer(1) + tlv(0x7F60, bht + tlv(0x5F2E, record))))
+
+
+def dg13(person: Person) -> bytes:
+    def item(n: int, *values: bytes) -> bytes:
+        return tlv(0x30, integer(n) + b"".join(values))
+
+    fields = [
+        item(1, utf8(person.id_number)),
+        item(2, utf8(person.full_name)),
+        item(3, utf8(person.birth.strftime("%d/%m/%Y"))),
+        item(4, utf8(person.sex_vi)),
+        item(5, utf8("Việt Nam")),
+        item(6, utf8(person.ethnicity)),
+        item(7, utf8(person.religion)),
+        item(8, utf8(person.hometown)),
+        item(9, utf8(person.residence)),
+        item(10, utf8(person.marks)),
+        item(11, utf8(person.issued.strftime("%d/%m/%Y"))),
+        item(12, utf8(person.expiry.strftime("%d/%m/%Y") if person.expiry else "Không thời hạn")),
+        item(13, tlv(0x30, utf8(person.father)), tlv(0x30, utf8(person.mother))),
+    ]
+    if person.spouse:
+        fields.append(item(14, utf8(person.spouse)))
+    if person.old_id:
+        fields.append(item(15, utf8(person.old_id)))
+    return tlv(0x6D, tlv(0x30, integer(1) + oid("2.16.704.1.1.13") + tlv(0x30, b"".join(fields))))
+
+
+class _DgHash(core.Sequence):  # type: ignore[misc]
+    _fields = [("n", core.Integer), ("h", core.OctetString)]  # noqa: RUF012
+
+
+class _DgHashes(core.SequenceOf):  # type: ignore[misc]
+    _child_spec = _DgHash
+
+
+class _Lso(core.Sequence):  # type: ignore[misc]
+    _fields = [("version", core.Integer), ("alg", algos.DigestAlgorithm), ("hashes", _DgHashes)]  # noqa: RUF012
+
+
+def build_files(
+    person: Person,
+    mrz_lines: tuple[str, ...],
+    pki: IssuerPki,
+    *,
+    profile: str,
+    variant: str | None,
+    pace_cipher: str,
+    pace_curve: str,
+    dg2_size: int,
+    ca_key: ec.EllipticCurvePrivateKey,
+    aa_key: ec.EllipticCurvePrivateKey,
+) -> CardFiles:
+    files: dict[str, bytes] = {}
+    files["cardaccess"] = security_infos(pace_cipher, pace_curve, ca_key if profile == "cccd" else None)
+    mrz = "".join(mrz_lines).encode("ascii")
+    files["dg1"] = tlv(0x61, tlv(0x5F1F, mrz))
+    files["dg2"] = face_image(person, dg2_size)
+    files["dg3"] = tlv(0x63, tlv(0x7F61, integer(0)))  # present, but only after Terminal Authentication
+    ca_spki = ca_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    dg14 = [
+        tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve])),
+        tlv(0x30, oid(CA_ECDH_AES128) + integer(1) + integer(1)),
+        tlv(0x30, oid(PK_ECDH) + ca_spki + integer(1)),
+        tlv(0x30, oid(TA) + integer(1)),
+        tlv(0x30, oid(AA) + integer(1) + oid(ECDSA_SHA256)),
+    ]
+    files["dg14"] = tlv(0x6E, tlv(0x31, b"".join(dg14)))
+    aa_spki = aa_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    files["dg15"] = tlv(0x6F, aa_spki)
+    groups = ["dg1", "dg2", "dg3", "dg14", "dg15"]
+    tags = [0x61, 0x75, 0x63, 0x6E, 0x6F]
+    if profile == "cccd":
+        files["dg13"] = dg13(person)
+        groups.insert(3, "dg13")
+        tags.insert(3, 0x6D)
+    files["com"] = tlv(0x60, tlv(0x5F01, b"0107") + tlv(0x5F36, b"040000") + tlv(0x5C, bytes(tags)))
+    hashes = {int(name[2:]): hashlib.sha256(files[name]).digest() for name in groups}
+    lso = _Lso({"version": 0, "alg": {"algorithm": "sha256"},
+                "hashes": [{"n": n, "h": h} for n, h in sorted(hashes.items())]}).dump()  # fmt: skip
+    signer = {
+        "expired-signer": pki.expired_signer,
+        "revoked-signer": pki.revoked_signer,
+        "unknown-csca": pki.foreign,
+    }.get(variant or "", pki.signer)
+    sod = signed_data("2.23.136.1.1.1", lso, signer, corrupt=variant == "bad-signature")
+    files["sod"] = tlv(0x77, sod.dump())
+    if variant == "altered-dg":
+        # data changed after the state signed it: the hash check of DG1/DG13 must fail
+        key = "dg13" if profile == "cccd" else "dg1"
+        files[key] = (
+            files[key].replace(person.id_number[-3:].encode(), b"999", 1)
+            if profile == "cccd"
+            else files[key].replace(b"<<", b"X<", 1)
+        )
+    return CardFiles(files, hashes)
