@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from agent.card.keys import AccessKeys, MrzKey
+from agent.transport import pcsc
 from agent.transport.base import CardTransport
 from sim.card import SimulatedCard
 from sim.card.vpcd import VpcdPlug
@@ -20,22 +20,7 @@ def keys_of(card: SimulatedCard, *, can: bool = True, mrz: bool = True) -> Acces
 
 
 def wait_for_card(reader: str, present: bool = True, timeout: float = 10.0) -> None:
-    from smartcard import scard
-
-    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    try:
-        deadline = time.monotonic() + timeout
-        state = scard.SCARD_STATE_UNAWARE
-        while time.monotonic() < deadline:
-            hresult, states = scard.SCardGetStatusChange(context, 200, [(reader, state)])
-            if hresult == scard.SCARD_S_SUCCESS:
-                event = states[0][1]
-                state = event & ~scard.SCARD_STATE_CHANGED
-                if bool(event & scard.SCARD_STATE_PRESENT) == present:
-                    return
-        raise AssertionError(f"card {'never arrived' if present else 'never left'} in {reader}")
-    finally:
-        scard.SCardReleaseContext(context)
+    pcsc.wait_for_card(reader, timeout, present)
 
 
 @contextmanager

@@ -186,6 +186,3 @@ def test_bad_keys_input_is_exit_2() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode == 2 and "12 digits" in res.stderr
-
-
-

@@ -132,6 +132,10 @@ def _verify_signature(info: cms.SignerInfo, cert: x509.Certificate) -> None:
         raise _Failed("signature", f"cannot verify the signature: {exc or type(exc).__name__}") from None
 
 
+_NEXT_STEP = {"sod": "message-digest", "message-digest": "signature", "signature": "chain", "chain": "validity",
+              "validity": "revocation"}  # fmt: skip
+
+
 def passive_authentication(
     sod_bytes: bytes,
     files: dict[str, bytes],
@@ -139,75 +143,86 @@ def passive_authentication(
     at: dt.datetime | None = None,
 ) -> PaResult:
     """Run every step; ``files`` maps "dg1".."dg16" to the bytes read."""
-    at = at or dt.datetime.now(dt.UTC)
     steps: list[Step] = []
-    signer_name = csca_name = None
     try:
         try:
-            sod = parse_sod(sod_bytes)
-        except ParseError as exc:
-            raise _Failed("sod", str(exc)) from None
-        steps.append(Step("sod", True, f"{len(sod.dg_hashes)} data group hashes, {sod.digest_algorithm}"))
-
-        info, signer = _signer_certificate(sod)
-        signer_name = signer.subject.rfc4514_string()
-        digest_name = info["digest_algorithm"]["algorithm"].native
-        attrs = {a["type"].native: a["values"][0].native for a in info["signed_attrs"]} if info["signed_attrs"] else {}
-        if "message_digest" not in attrs:
-            raise _Failed("message-digest", "the signed attributes have no messageDigest")
-        if not hmac.compare_digest(attrs["message_digest"], _digest(digest_name, sod.econtent)):
-            raise _Failed("message-digest", "messageDigest does not match the LDS security object")
-        steps.append(Step("message-digest", True))
-
-        _verify_signature(info, signer)
-        steps.append(Step("signature", True, signer_name))
-
-        if trust is None or not trust.certificates:
-            raise _Failed("chain", "no trust anchors configured")
-        csca = None
-        for candidate in trust.issuers_of(signer):
-            try:
-                signer.verify_directly_issued_by(candidate)
-            except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-                continue
-            csca = candidate
-            break
-        if csca is None:
-            issuer = signer.issuer.rfc4514_string()
-            raise _Failed("chain", f"no trusted CSCA signed the document signer (issuer {issuer})")
-        csca_name = csca.subject.rfc4514_string()
-        steps.append(Step("chain", True, csca_name))
-
-        for label, cert in (("document signer", signer), ("CSCA", csca)):
-            if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-                raise _Failed(
-                    "validity",
-                    f"{label} certificate valid {cert.not_valid_before_utc:%Y-%m-%d}"
-                    f" to {cert.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%d}",
-                )
-        steps.append(Step("validity", True))
-
-        crls = trust.crls_of(csca)
-        checked = False
-        for crl in crls:
-            if not crl.is_signature_valid(csca.public_key()):  # type: ignore[arg-type]
-                raise _Failed("revocation", "a CRL of this CSCA has a bad signature")
-            checked = True
-            if crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
-                raise _Failed("revocation", "the document signer certificate is revoked")
-        steps.append(Step("revocation", True, "not revoked" if checked else "no CRL for this CSCA: not checked"))
-
-        for name in sorted(files, key=lambda n: (len(n), n)):
-            if not name.startswith("dg"):
-                continue
-            number = int(name[2:])
-            expected = sod.dg_hashes.get(number)
-            if expected is None:
-                raise _Failed(f"hash:{name}", f"{name.upper()} is not in the SOD")
-            if not hmac.compare_digest(_digest(sod.digest_algorithm, files[name]), expected):
-                raise _Failed(f"hash:{name}", f"{name.upper()} does not match its hash in the SOD")
-            steps.append(Step(f"hash:{name}", True))
+            return _steps(sod_bytes, files, trust, at or dt.datetime.now(dt.UTC), steps)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # asn1crypto parses lazily: a malformed structure surfaces in the step that first touches it
+            stage = _NEXT_STEP.get(steps[-1].name, steps[-1].name) if steps else "sod"
+            raise _Failed(stage, f"malformed data: {exc}") from None
     except _Failed as failed:
         steps.append(Step(failed.step, False, failed.detail))
+        signer_name = next((s.detail for s in steps if s.name == "signature" and s.ok), None)
+        csca_name = next((s.detail for s in steps if s.name == "chain" and s.ok), None)
         return PaResult(False, failed.step, failed.detail, tuple(steps), signer_name, csca_name)
+
+
+def _steps(
+    sod_bytes: bytes, files: dict[str, bytes], trust: TrustStore | None, at: dt.datetime, steps: list[Step]
+) -> PaResult:
+    try:
+        sod = parse_sod(sod_bytes)
+    except ParseError as exc:
+        raise _Failed("sod", str(exc)) from None
+    steps.append(Step("sod", True, f"{len(sod.dg_hashes)} data group hashes, {sod.digest_algorithm}"))
+
+    info, signer = _signer_certificate(sod)
+    signer_name = signer.subject.rfc4514_string()
+    digest_name = info["digest_algorithm"]["algorithm"].native
+    attrs = {a["type"].native: a["values"][0].native for a in info["signed_attrs"]} if info["signed_attrs"] else {}
+    if "message_digest" not in attrs:
+        raise _Failed("message-digest", "the signed attributes have no messageDigest")
+    if not hmac.compare_digest(attrs["message_digest"], _digest(digest_name, sod.econtent)):
+        raise _Failed("message-digest", "messageDigest does not match the LDS security object")
+    steps.append(Step("message-digest", True))
+
+    _verify_signature(info, signer)
+    steps.append(Step("signature", True, signer_name))
+
+    if trust is None or not trust.certificates:
+        raise _Failed("chain", "no trust anchors configured")
+    csca = None
+    for candidate in trust.issuers_of(signer):
+        try:
+            signer.verify_directly_issued_by(candidate)
+        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+            continue
+        csca = candidate
+        break
+    if csca is None:
+        issuer = signer.issuer.rfc4514_string()
+        raise _Failed("chain", f"no trusted CSCA signed the document signer (issuer {issuer})")
+    csca_name = csca.subject.rfc4514_string()
+    steps.append(Step("chain", True, csca_name))
+
+    for label, cert in (("document signer", signer), ("CSCA", csca)):
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            raise _Failed(
+                "validity",
+                f"{label} certificate valid {cert.not_valid_before_utc:%Y-%m-%d}"
+                f" to {cert.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%d}",
+            )
+    steps.append(Step("validity", True))
+
+    crls = trust.crls_of(csca)
+    checked = False
+    for crl in crls:
+        if not crl.is_signature_valid(csca.public_key()):  # type: ignore[arg-type]
+            raise _Failed("revocation", "a CRL of this CSCA has a bad signature")
+        checked = True
+        if crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
+            raise _Failed("revocation", "the document signer certificate is revoked")
+    steps.append(Step("revocation", True, "not revoked" if checked else "no CRL for this CSCA: not checked"))
+
+    for name in sorted(files, key=lambda n: (len(n), n)):
+        if not name.startswith("dg"):
+            continue
+        number = int(name[2:])
+        expected = sod.dg_hashes.get(number)
+        if expected is None:
+            raise _Failed(f"hash:{name}", f"{name.upper()} is not in the SOD")
+        if not hmac.compare_digest(_digest(sod.digest_algorithm, files[name]), expected):
+            raise _Failed(f"hash:{name}", f"{name.upper()} does not match its hash in the SOD")
+        steps.append(Step(f"hash:{name}", True))
     return PaResult(True, None, "all steps passed", tuple(steps), signer_name, csca_name)

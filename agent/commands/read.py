@@ -37,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--chunk-size", type=int, default=0, help="bytes per READ BINARY (default: 223, or 4096 extended)"
     )
     parser.add_argument("--no-extended", action="store_true", help="never use extended-length APDUs")
+    parser.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait this long for a card")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -66,11 +67,13 @@ def access_keys(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from agent.card.read import read_document
     from agent.card.trust import TrustStore
-    from agent.transport.pcsc import PcscTransport
+    from agent.transport.pcsc import PcscTransport, wait_for_card
 
     keys = access_keys(args)
     files = [f.strip() for f in args.files.split(",") if f.strip()]
     trust = TrustStore.from_directory(args.trust) if args.trust else None
+    if args.wait:
+        wait_for_card(args.reader, args.wait)
     with PcscTransport(args.reader) as transport:
         result = read_document(
             transport, keys, files, chunk_size=args.chunk_size, extended_length=not args.no_extended, trust=trust

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,38 @@ def find_reader(substring: str = "") -> str:
         listed = ", ".join(names) if names else "none"
         raise ReaderNotFoundError(f"no PC/SC reader matches {substring!r} (readers: {listed})")
     return matches[0]
+
+
+def wait_for_card(reader: str = "", timeout: float = 10.0, present: bool = True) -> str:
+    """Wait until a card is (or is no longer) in the reader; return the reader's name.
+
+    Raises NoCardError (or CardTransportError when waiting for removal) on timeout.
+    """
+    scard = _scard()
+    name = find_reader(reader)
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise PcscUnavailableError(f"cannot reach pcscd: {scard.SCardGetErrorMessage(hresult)}")
+    try:
+        deadline = time.monotonic() + timeout
+        state = scard.SCARD_STATE_UNAWARE
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            hresult, states = scard.SCardGetStatusChange(context, int(min(remaining, 0.5) * 1000), [(name, state)])
+            if hresult == scard.SCARD_S_SUCCESS:
+                event = states[0][1]
+                state = event & ~scard.SCARD_STATE_CHANGED
+                if bool(event & scard.SCARD_STATE_PRESENT) == present:
+                    return name
+            elif hresult != scard.SCARD_E_TIMEOUT:
+                raise CardTransportError(f"{name}: {scard.SCardGetErrorMessage(hresult)}")
+    finally:
+        scard.SCardReleaseContext(context)
+    if present:
+        raise NoCardError(f"{name}: no card within {timeout:.0f} s")
+    raise CardTransportError(f"{name}: the card was not removed within {timeout:.0f} s")
 
 
 class PcscTransport:
