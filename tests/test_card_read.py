@@ -186,3 +186,42 @@ def test_bad_keys_input_is_exit_2() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode == 2 and "12 digits" in res.stderr
+
+
+@pytest.mark.pcscd
+def test_card_watcher_reports_insert_and_remove(pcscd: Pcscd) -> None:
+    import threading
+
+    from agent.transport.pcsc import CardWatcher
+    from sim.card.vpcd import VpcdPlug
+
+    events: list[bool] = []
+    changed = threading.Event()
+
+    def on_change(present: bool) -> None:
+        events.append(present)
+        changed.set()
+
+    watcher = CardWatcher(pcscd.reader_names[0][:10], poll_ms=200)
+    watcher.start_watch(on_change)
+    plug = VpcdPlug(build_card("cccd", seed=23), pcscd.vpcd_ports[0])
+    try:
+        assert changed.wait(5) and events == [False]  # the initial state: empty reader
+        changed.clear()
+        plug.start()
+        assert changed.wait(10) and events[-1] is True
+        assert watcher.state() == "card present"
+        changed.clear()
+        plug.remove()
+        assert changed.wait(10) and events[-1] is False
+    finally:
+        plug.stop()
+        watcher.stop()
+
+
+def test_missing_pcscd_is_a_clean_error(tmp_path: Path) -> None:
+    env = {**os.environ, "PCSCLITE_CSOCK_NAME": str(tmp_path / "no-such.comm")}
+    res = subprocess.run(
+        [sys.executable, "-m", "agent", "read", "--can", "123456"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert res.returncode == 3 and "cannot reach pcscd" in res.stderr
