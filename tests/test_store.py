@@ -1,0 +1,160 @@
+"""The durable event queue: order, acknowledgements, encryption, capacity, and power cuts at any byte."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.store import queue as q
+from agent.store.errors import KeyFileError, QueueFullError, StoreError
+
+
+def body(i: int) -> bytes:
+    return f'{{"id_number": "00109001{i:04d}"}}'.encode()
+
+
+def test_append_ack_reopen(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    seqs = [queue.append(f"e{i}", body(i)) for i in range(10)]
+    assert seqs == list(range(1, 11))
+    assert queue.ack({2, 3, 99}) == 2
+    queue.close()
+    again = q.EventQueue(tmp_path / "q")
+    assert [e.seq for e in again.pending()] == [1, *range(4, 11)]
+    assert again.get(4) is not None and again.get(4).body == body(3)  # type: ignore[union-attr]
+    assert again.append("e10", body(10)) == 11
+
+
+def test_one_process_at_a_time(tmp_path: Path) -> None:
+    first = q.EventQueue(tmp_path / "q")
+    with pytest.raises(StoreError, match="in use"):
+        q.EventQueue(tmp_path / "q")
+    first.close()
+
+
+def test_bodies_are_encrypted_and_the_key_is_private(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    queue.append("e1", body(1))
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "q").glob("seg-*.log"))
+    assert b"001090010001" not in raw and b"e1" in raw
+    assert (tmp_path / "q" / "key").stat().st_mode & 0o777 == 0o600
+    queue.close()
+    os.chmod(tmp_path / "q" / "key", 0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        q.EventQueue(tmp_path / "q")
+    os.chmod(tmp_path / "q" / "key", 0o600)
+    (tmp_path / "other").write_bytes(os.urandom(32))
+    os.chmod(tmp_path / "other", 0o600)
+    wrong = q.EventQueue(tmp_path / "q", key_file=tmp_path / "other")
+    with pytest.raises(StoreError, match="does not decrypt"):
+        wrong.pending()
+
+
+def test_capacity_refuses_new_events_explicitly(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q", capacity=3)
+    for i in range(3):
+        queue.append(f"e{i}", body(i))
+    with pytest.raises(QueueFullError, match="full"):
+        queue.append("e3", body(3))
+    queue.ack([1])
+    assert queue.append("e3", body(3)) == 4
+
+
+def test_live_events_go_before_the_backlog(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(3):
+        queue.append(f"old{i}", body(i))
+    queue.demote_pending()
+    queue.append("live", body(9))
+    assert [e.event_id for e in queue.pending()] == ["live", "old0", "old1", "old2"]
+
+
+def test_acknowledged_segments_are_deleted_and_sequence_survives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(q, "SEGMENT_BYTES", 400)
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(20):
+        queue.append(f"e{i}", body(i))
+    segments = len(list((tmp_path / "q").glob("seg-*.log")))
+    assert segments > 3
+    queue.ack(list(range(1, 21)))
+    assert len(list((tmp_path / "q").glob("seg-*.log"))) == 1  # only the active one stays
+    queue.close()
+    assert q.EventQueue(tmp_path / "q").append("next", body(0)) == 21
+
+
+def test_purge_rewrites_partly_acknowledged_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(q, "SEGMENT_BYTES", 100_000)
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(6):
+        queue.append(f"e{i}", body(i))
+    queue._rotate()
+    queue.append("e6", body(6))
+    queue.ack([1, 2, 3])
+    assert queue.purge_acked() == 1
+    files = sorted((tmp_path / "q").glob("seg-*.log"))
+    raw = b"".join(p.read_bytes() for p in files)
+    assert b"e0" not in raw and b"e1" not in raw and b"e3" in raw
+    queue.close()
+    again = q.EventQueue(tmp_path / "q")
+    assert [e.seq for e in again.pending()] == [4, 5, 6, 7]
+    assert again.get(5).body == body(4)  # type: ignore[union-attr]
+
+
+def test_strict_cbor() -> None:
+    assert q.decode_cbor(bytes.fromhex("a1616101")) == {"a": 1}
+    with pytest.raises(StoreError, match="trailing"):
+        q.decode_cbor(bytes.fromhex("a161610100"))
+    with pytest.raises(StoreError, match="malformed"):
+        q.decode_cbor(bytes.fromhex("5bffffffffffffffff"))
+    with pytest.raises(StoreError, match="limit"):
+        q.decode_cbor(b"\x40" * 100, limit=10)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.integers(1, 12), acks=st.integers(0, 6), cut=st.floats(0, 1), which=st.sampled_from(["seg", "acks"]))
+def test_power_cut_at_any_byte_keeps_every_stored_event(
+    tmp_path_factory: pytest.TempPathFactory, events: int, acks: int, cut: float, which: str
+) -> None:
+    """Truncate the file being written at a random byte: every append that returned survives, the store opens."""
+    root = tmp_path_factory.mktemp("cut")
+    queue = q.EventQueue(root / "q")
+    sizes = []  # size of the segment after each returned append
+    for i in range(events):
+        queue.append(f"e{i}", body(i))
+        sizes.append(next((root / "q").glob("seg-*.log")).stat().st_size)
+    acked = list(range(1, min(acks, events) + 1))
+    if acked:
+        queue.ack(acked)
+    queue.close()
+    # the power cut happens during the *next* write: a torn partial record appended after the last good byte
+    target = next((root / "q").glob("seg-*.log")) if which == "seg" else root / "q" / "acks.log"
+    good = target.read_bytes() if target.exists() else b""
+    torn = q.frame(b"\xa0" * 50)
+    target.write_bytes(good + torn[: int(cut * len(torn))])
+    reopened = q.EventQueue(root / "q")
+    assert [e.seq for e in reopened.pending()] == [s for s in range(1, events + 1) if s not in acked]
+    assert target.read_bytes() == good  # the torn tail is gone, the rest untouched
+    assert reopened.append("after", b"x") == events + 1
+    reopened.close()
+    shutil.rmtree(root)
+
+
+def test_a_cut_inside_a_stored_record_loses_only_that_record_and_later(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    sizes = []
+    for i in range(5):
+        queue.append(f"e{i}", body(i))
+        sizes.append(next((tmp_path / "q").glob("seg-*.log")).stat().st_size)
+    queue.close()
+    seg = next((tmp_path / "q").glob("seg-*.log"))
+    seg.write_bytes(seg.read_bytes()[: sizes[2] + 7])
+    again = q.EventQueue(tmp_path / "q")
+    assert [e.seq for e in again.pending()] == [1, 2, 3]
+    assert again.stats()["dropped_tail_bytes"] == 7
