@@ -1,0 +1,1 @@
+"""Events (CBOR, COSE-signed) and the MQTT uplink to the facility hub."""

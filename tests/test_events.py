@@ -1,0 +1,101 @@
+"""Events: built from real check-in records, validated against docs/events.cddl by an outside validator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import cbor2
+import pycddl
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from agent.app.model import (
+    Assurance,
+    ChipFacts,
+    Eligibility,
+    EligibilitySource,
+    FingerFacts,
+    FingerStatus,
+    Identity,
+    InsuranceRecord,
+)
+from agent.app.policy import Policy
+from agent.app.ports import CheckinRecord
+from agent.app.reconcile import reconcile
+from agent.uplink import cose, events
+
+SCHEMA = pycddl.Schema((Path(__file__).resolve().parent.parent / "docs" / "events.cddl").read_text())
+PERSON = Identity("001090012345", "Nguyễn Văn An", dt.date(1990, 5, 17), "M")
+RECORD = InsuranceRecord("001090012345", "HS4010123456789", dt.date(2026, 1, 1), dt.date(2026, 12, 31), "01001", 4,
+                         "pupils", "Nguyen Van An", dt.date(1990, 5, 17), "M")  # fmt: skip
+
+
+def record(chip: ChipFacts | None = None, assurance: Assurance = Assurance.CHIP) -> CheckinRecord:
+    from agent.app.model import CheckinFacts
+
+    elig = Eligibility(RECORD, EligibilitySource.CACHE, True)
+    finger = FingerFacts(FingerStatus.MATCH, 87)
+    chip = chip or ChipFacts("PACE", True)
+    facts = CheckinFacts(PERSON, assurance, chip, finger, elig, dt.date(2026, 11, 24), "01001")
+    disc = tuple(reconcile(PERSON, RECORD))
+    decision = Policy.default().decide(facts, mismatched=bool(disc))
+    return CheckinRecord(PERSON, assurance.value, chip, finger, elig, decision, disc)
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> events.EventFactory:
+    return events.EventFactory("01001", "gate-1", events.load_signing_key(tmp_path / "terminal.key"))
+
+
+def test_checkin_and_discrepancy_events_match_the_schema(factory: events.EventFactory) -> None:
+    rec = record()
+    checkin = factory.envelope("checkin", 7, events.checkin_body(rec))
+    disc = factory.envelope("discrepancy", 8, events.discrepancy_body(rec, checkin["id"]))
+    for event in (checkin, disc):
+        SCHEMA.validate_cbor(cbor2.dumps(event))
+    assert disc["body"]["fields"] == {"full_name": "Nguyễn Văn An"}
+    manual = record(chip=None, assurance=Assurance.MANUAL)
+    manual = CheckinRecord(manual.identity, "manual", None, manual.finger, manual.eligibility, manual.decision)
+    SCHEMA.validate_cbor(cbor2.dumps(factory.envelope("checkin", 9, events.checkin_body(manual))))
+
+
+def test_schema_rejects_what_the_code_must_not_send(factory: events.EventFactory) -> None:
+    event = factory.envelope("checkin", 1, events.checkin_body(record()))
+    event["body"]["outcome"] = "maybe"
+    with pytest.raises(pycddl.ValidationError):
+        SCHEMA.validate_cbor(cbor2.dumps(event))
+    event = factory.envelope("checkin", 1, events.checkin_body(record()))
+    event["body"]["face_image"] = b"\xff\xd8"
+    with pytest.raises(pycddl.ValidationError):
+        SCHEMA.validate_cbor(cbor2.dumps(event))
+
+
+def test_sealed_events_verify_and_forgeries_do_not(factory: events.EventFactory, tmp_path: Path) -> None:
+    event = factory.envelope("checkin", 3, events.checkin_body(record()))
+    sealed = factory.seal(event)
+    public = factory.key.public_key()
+    assert events.open_sealed(sealed, public) == event
+    forged = cose.sign1(cbor2.dumps(event), ed25519.Ed25519PrivateKey.generate(), b"gate-1")
+    with pytest.raises(events.EventError, match="does not verify"):
+        events.open_sealed(forged, public)
+    other = dict(event, terminal="gate-2")
+    with pytest.raises(events.EventError, match="key id"):
+        events.open_sealed(factory.seal(other), public)
+    with pytest.raises(events.EventError):
+        events.open_sealed(b"not cbor at all", public)
+
+
+def test_signing_key_is_created_private_and_reloaded(tmp_path: Path) -> None:
+    key = events.load_signing_key(tmp_path / "k" / "terminal.key")
+    assert (tmp_path / "k" / "terminal.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "k" / "terminal.pub").exists()
+    again = events.load_signing_key(tmp_path / "k" / "terminal.key")
+    assert again.public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
+
+
+def test_strict_decoding() -> None:
+    with pytest.raises(events.EventError, match="trailing"):
+        events.decode_event(cbor2.dumps({"v": 1}) + b"\x00")
+    with pytest.raises(events.EventError, match="missing"):
+        events.decode_event(cbor2.dumps({"v": 1}))
