@@ -157,6 +157,7 @@ class EventQueue:
         self._acked: set[int] = set()
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
         self._seg_min: dict[int, int] = {}  # segment number -> lowest sequence number written in it
+        self._order: dict[int, list[int]] = {0: [], 1: []}  # per priority, ascending; acked ones skipped lazily
         self.next_seq = 1
         self.stats_dropped_tail = 0
         self._open()
@@ -207,6 +208,7 @@ class EventQueue:
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
                     self._pending[seq] = _Slot(number, offset, str(record["i"]), int(record["p"]), float(record["t"]))
+                    self._order.setdefault(int(record["p"]), []).append(seq)
                     self._segments[number] = self._segments.get(number, 0) + 1
                 else:
                     self._segments.setdefault(number, 0)
@@ -257,6 +259,7 @@ class EventQueue:
             self._pending[seq] = _Slot(self._active, self._active_size, event_id, priority, now)
             self._segments[self._active] = self._segments.get(self._active, 0) + 1
             self._seg_min.setdefault(self._active, seq)
+            self._order.setdefault(priority, []).append(seq)
             self._active_size += len(record)
             self.next_seq = seq + 1
             return seq
@@ -309,7 +312,7 @@ class EventQueue:
     def ack(self, seqs: list[int] | set[int]) -> int:
         """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored."""
         with self._lock:
-            known = [s for s in seqs if s in self._pending]
+            known = sorted({s for s in seqs if s in self._pending})
             if not known:
                 return 0
             try:
@@ -337,6 +340,28 @@ class EventQueue:
         with self._lock:
             for slot in self._pending.values():
                 slot.priority = 1
+            self._order = {0: [], 1: sorted(self._pending)}
+
+    def scan(self, priority: int, after: int, limit: int) -> list[Entry]:
+        """Up to ``limit`` pending entries of one priority with sequence numbers above ``after``.
+
+        Cost depends on ``limit``, not on the backlog: the order list is searched by bisection.
+        """
+        import bisect
+
+        with self._lock:
+            order = self._order.get(priority, [])
+            if len(order) > 2 * len(self._pending) + 1024:  # drop acknowledged numbers now and then
+                order[:] = [seq for seq in order if seq in self._pending]
+            out: list[Entry] = []
+            i = bisect.bisect_right(order, after)
+            while i < len(order) and len(out) < limit:
+                seq = order[i]
+                slot = self._pending.get(seq)
+                if slot is not None and slot.priority == priority:
+                    out.append(self._read(seq, slot))
+                i += 1
+            return out
 
     def _compact(self) -> None:
         """Delete segments with nothing pending (never the active one); shrink acks.log with them."""

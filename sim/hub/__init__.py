@@ -1,0 +1,1 @@
+"""The facility hub simulator: a reference for hub builders (schema, signatures, dedup, acks, commands)."""

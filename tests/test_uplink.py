@@ -1,0 +1,159 @@
+"""Queue -> MQTT -> hub simulator on a real mosquitto: acks end to end, outages, dedup, forgery, commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from agent.errors import ConfigError
+from agent.store.queue import EventQueue
+from agent.uplink import cose
+from agent.uplink.client import Uplink, UplinkConfig
+from agent.uplink.events import EventFactory, load_signing_key
+from sim.hub.hub import Hub
+from sim.infra.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.broker
+
+
+def wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+class Terminal:
+    def __init__(self, root: Path, broker: Mosquitto, name: str = "gate-1", **cfg: object) -> None:
+        self.key = load_signing_key(root / name / "terminal.key")
+        self.factory = EventFactory("01001", name, self.key)
+        self.queue = EventQueue(root / name / "queue")
+        table = {"broker_urls": [broker.url], "backoff_min": 0.1, "backoff_max": 0.5, "ack_timeout": 30.0, **cfg}
+        self.uplink = Uplink(UplinkConfig.from_table(table, "01001", name), self.queue, on_command=self.command)
+        self.commands: list[dict[str, object]] = []
+
+    def command(self, body: object) -> tuple[bool, str]:
+        assert isinstance(body, dict)
+        self.commands.append(body)
+        if body.get("type") != "eligibility_snapshot":
+            return False, f"unknown command type {body.get('type')!r}"
+        return True, f"{len(body.get('records', []))} records"
+
+    def emit(self, n: int) -> list[str]:
+        ids = []
+        for i in range(n):
+            event = self.factory.envelope("checkin", self.queue.reserve(), {"id_number": f"00109001{i:04d}"})
+            self.queue.append(event["id"], self.factory.seal(event), seq=event["seq"])
+            ids.append(event["id"])
+        self.uplink.notify()
+        return ids
+
+
+@pytest.fixture
+def setup(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Terminal, Hub]]:
+    terminal = Terminal(tmp_path, mosquitto)
+    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()},
+              eligibility={"001090012345": {"id_number": "001090012345"}}).start()  # fmt: skip
+    assert hub.connected.wait(10)
+    terminal.uplink.start()
+    yield terminal, hub
+    terminal.uplink.stop(0)
+    terminal.queue.close()
+    hub.stop()
+
+
+def test_events_leave_the_queue_only_when_the_hub_acknowledges(setup: tuple[Terminal, Hub]) -> None:
+    terminal, hub = setup
+    ids = terminal.emit(50)
+    assert wait(lambda: len(terminal.queue) == 0)
+    assert hub.count() == 50 and hub.stats.duplicates == 0
+    assert [e["id"] for e in hub.events()] == ids  # in order, by sequence number
+
+
+def test_nothing_is_lost_across_broker_restarts(setup: tuple[Terminal, Hub], mosquitto: Mosquitto) -> None:
+    terminal, hub = setup
+    terminal.emit(30)
+    mosquitto.kill()
+    terminal.emit(30)  # made while the broker is down
+    assert len(terminal.queue) >= 30
+    mosquitto.start()
+    assert wait(lambda: len(terminal.queue) == 0, 30)
+    assert hub.count() == 60  # every event exactly once after dedup
+
+
+def test_unacknowledged_events_are_sent_again_and_deduplicated(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    terminal = Terminal(tmp_path, mosquitto, ack_timeout=1.0)
+    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}).start()
+    try:
+        assert hub.connected.wait(10)
+        hub.client.unsubscribe("gate/01001/+/events")
+        time.sleep(0.3)
+        terminal.uplink.start()
+        terminal.emit(5)
+        assert wait(lambda: terminal.uplink.stats.published >= 5)
+        hub.client.subscribe("gate/01001/+/events", qos=1)
+        assert wait(lambda: len(terminal.queue) == 0, 30)
+        assert hub.count() == 5 and terminal.uplink.stats.resent >= 5
+    finally:
+        terminal.uplink.stop(0)
+        hub.stop()
+
+
+def test_forged_and_foreign_events_are_rejected(setup: tuple[Terminal, Hub]) -> None:
+    terminal, hub = setup
+    event = terminal.factory.envelope("checkin", 999, {"id_number": "x"})
+    forged = cose.sign1(cbor2.dumps(event), ed25519.Ed25519PrivateKey.generate(), b"gate-1")
+    hub.client.publish("gate/01001/gate-1/events", forged, qos=1)
+    hub.client.publish("gate/01001/gate-9/events", terminal.factory.seal(event), qos=1)
+    hub.client.publish("gate/01001/gate-1/events", b"\xff\x00garbage", qos=1)
+    assert wait(lambda: hub.stats.rejected == 3)
+    assert hub.stats.reasons == {"bad signature": 1, "unknown terminal": 1, "malformed": 1}
+    assert hub.count() == 0
+
+
+def test_eligibility_query_and_hub_commands(setup: tuple[Terminal, Hub]) -> None:
+    terminal, hub = setup
+    assert wait(lambda: terminal.uplink.connected)
+    answer = terminal.uplink.query_eligibility("001090012345", 5)
+    assert answer is not None and answer["record"] == {"id_number": "001090012345"}
+    none = terminal.uplink.query_eligibility("001090099999", 5)
+    assert none is not None and none["record"] is None
+    ok = hub.push_eligibility("gate-1", [{"id_number": "001090012345"}], dt.datetime.now(dt.UTC).isoformat())
+    assert hub.wait_result(ok, 10) == {"id": ok, "ok": True, "reason": "1 records"}
+    bad = hub.send_command("gate-1", {"type": "self_destruct"})
+    result = hub.wait_result(bad, 10)
+    assert result is not None and result["ok"] is False and "unknown command" in result["reason"]
+
+
+def test_failover_to_the_second_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from sim.infra.net import free_port
+
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    terminal = Terminal(tmp_path, mosquitto, broker_urls=[dead, mosquitto.url])
+    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}).start()
+    try:
+        assert hub.connected.wait(10)
+        terminal.uplink.start()
+        terminal.emit(3)
+        assert wait(lambda: len(terminal.queue) == 0, 30)
+        assert terminal.uplink.stats.broker == f"127.0.0.1:{mosquitto.port}"
+    finally:
+        terminal.uplink.stop(0)
+        hub.stop()
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"uplink\.brokers: unknown key"):
+        UplinkConfig.from_table({"brokers": []}, "f", "t")
+    with pytest.raises(ConfigError, match=r"uplink\.broker_urls"):
+        UplinkConfig.from_table({"broker_urls": ["http://x"]}, "f", "t")
+    with pytest.raises(ConfigError, match=r"uplink\.inflight: expected int"):
+        UplinkConfig.from_table({"broker_urls": [], "inflight": "many"}, "f", "t")
