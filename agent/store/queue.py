@@ -146,13 +146,24 @@ class _Slot:
 class EventQueue:
     """Append, iterate pending, acknowledge; one process at a time (a lock file enforces it)."""
 
-    def __init__(self, directory: Path | str, *, capacity: int = 100_000, key_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        capacity: int = 100_000,
+        key_file: Path | None = None,
+        read_only: bool = False,
+    ) -> None:
+        """Open (creating) the queue; ``read_only`` opens beside a running daemon for the operator commands."""
         self.dir = Path(directory)
+        self.read_only = read_only
+        if read_only and not self.dir.is_dir():
+            raise StoreError(f"{self.dir}: no event queue here")
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.capacity = capacity
-        self._aead = AESGCM(load_key(key_file or self.dir / "key"))
+        self._aead = AESGCM(load_key(key_file or self.dir / "key", create=not read_only))
         self._lock = threading.RLock()
-        self._lockfile = self._take_lock()
+        self._lockfile = -1 if read_only else self._take_lock()
         self._pending: dict[int, _Slot] = {}
         self._acked: set[int] = set()
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
@@ -181,7 +192,7 @@ class EventQueue:
     def _recover_file(self, path: Path) -> list[bytes]:
         data = path.read_bytes()
         records, end = read_frames(data)
-        if end < len(data):
+        if end < len(data) and not self.read_only:
             self.stats_dropped_tail += len(data) - end
             log.warning("%s: dropping a torn tail of %d bytes at offset %d", path.name, len(data) - end, end)
             with path.open("r+b") as fh:
@@ -216,7 +227,8 @@ class EventQueue:
         self._active = numbers[-1] if numbers else 1
         self._segments.setdefault(self._active, 0)
         self._active_size = self._segment_path(self._active).stat().st_size if numbers else 0
-        self._compact()
+        if not self.read_only:
+            self._compact()
         log.info("queue %s: %d pending, next sequence %d", self.dir, len(self._pending), self.next_seq)
 
     # --- the API ------------------------------------------------------------------------------------
@@ -224,12 +236,17 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError("the queue is open read-only")
+
     def append(self, event_id: str, body: bytes, *, priority: int = 0, seq: int | None = None) -> int:
         """Store one event durably (written and fsync'd); return its sequence number.
 
         ``seq`` lets the caller reserve the number first (it is inside the signed event);
         it must be :meth:`reserve`'s value.
         """
+        self._writable()
         with self._lock:
             if len(self._pending) >= self.capacity:
                 log.error("queue full (%d events): refusing a new event", self.capacity)
@@ -311,6 +328,7 @@ class EventQueue:
 
     def ack(self, seqs: list[int] | set[int]) -> int:
         """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored."""
+        self._writable()
         with self._lock:
             known = sorted({s for s in seqs if s in self._pending})
             if not known:
@@ -387,6 +405,7 @@ class EventQueue:
         Pending records are copied byte for byte (same sequence numbers, same ciphertext)
         into a fresh segment written atomically; then the old segment is deleted.
         """
+        self._writable()
         with self._lock:
             rewritten = 0
             for number in sorted(n for n in self._segments if n != self._active):
