@@ -32,6 +32,7 @@ class TerminalConfig:
     facility_id: str  # the facility's insurance code, e.g. "01001"
     terminal_id: str  # unique within the facility, e.g. "gate-1"
     state_dir: str = "/var/lib/gate-agent"
+    queue_capacity: int = 100_000  # unacknowledged events kept; when full, new check-ins are refused
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,8 @@ def _validate(cfg: Config, prefix: str) -> None:
         value = getattr(cfg.terminal, key)
         if not _ID.match(value):
             raise ConfigError(f"{prefix}terminal.{key}: {value!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if cfg.terminal.queue_capacity < 1:
+        raise ConfigError(f"{prefix}terminal.queue_capacity: must be at least 1")
     if cfg.reader.chunk_size and not 1 <= cfg.reader.chunk_size <= 65535:
         raise ConfigError(f"{prefix}reader.chunk_size: must be between 1 and 65535")
     if cfg.finger.enabled and not cfg.finger.url:

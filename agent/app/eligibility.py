@@ -166,7 +166,8 @@ class EligibilityCache:
 
 
 class OnlineLookup(Protocol):
-    connected: bool
+    @property
+    def connected(self) -> bool: ...
 
     def query_eligibility(self, id_number: str, timeout: float) -> Mapping[str, Any] | None:
         """Ask the hub; return its answer ({"record": {...}|None}) or None when it did not answer in time."""

@@ -9,15 +9,19 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.app.chip import PcscChipReader
 from agent.app.eligibility import EligibilityCache
+from agent.app.flow import CheckinFlow, FlowTimeouts
 from agent.app.outputs import GpioOutput, LogOutput, MultiOutput, RecorderOutput, ScreenOutput
-from agent.app.ports import Output
+from agent.app.policy import Policy
+from agent.app.ports import CardInserted, CardRemoved, Output, Trigger
 from agent.config import Config
-from agent.daemon import Runtime
-from agent.errors import GateAgentError
+from agent.daemon import DeviceSource, Runtime
+from agent.errors import ConfigError, GateAgentError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,164 @@ def build_eligibility_cache(cfg: Config) -> EligibilityCache:
     return cache
 
 
+class CardWatcherSource:
+    """PC/SC card presence as flow triggers."""
+
+    name = "card reader"
+
+    def __init__(self, reader: str) -> None:
+        from agent.transport.pcsc import CardWatcher
+
+        self.watcher = CardWatcher(reader)
+
+    def start(self, submit: Callable[[Trigger], None]) -> None:
+        self.watcher.start_watch(lambda present: submit(CardInserted() if present else CardRemoved()))
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+    def state(self) -> str:
+        return self.watcher.state()
+
+
+class CommandHandler:
+    """Hub commands, each applied atomically (validated in full first) or rejected with a reason."""
+
+    def __init__(self, cfg: Config, cache: EligibilityCache, reader: PcscChipReader, flow: CheckinFlow) -> None:
+        self.cfg = cfg
+        self.cache = cache
+        self.reader = reader
+        self.flow = flow
+
+    def __call__(self, body: Mapping[str, Any]) -> tuple[bool, str]:
+        kind = body.get("type")
+        try:
+            if kind in ("eligibility_snapshot", "eligibility_delta"):
+                as_of = dt.datetime.fromisoformat(str(body.get("as_of")))
+                if as_of.tzinfo is None:
+                    return False, "as_of must carry a time zone"
+                if kind == "eligibility_snapshot":
+                    records = body.get("records")
+                    if not isinstance(records, list | tuple):
+                        return False, "records must be a list"
+                    return True, f"{self.cache.apply_snapshot(records, as_of)} records"
+                upserts, deletes = body.get("upserts", []), body.get("deletes", [])
+                added, removed = self.cache.apply_delta(upserts, deletes, as_of)
+                return True, f"{added} added or changed, {removed} removed"
+            if kind == "trust_update":
+                return self._trust(body)
+            if kind == "policy":
+                table = body.get("policy")
+                if not isinstance(table, Mapping):
+                    return False, "policy must be a table"
+                policy = Policy.from_config(dict(table))
+                write_json_atomic(self.cfg.state_dir / "policy.json", dict(table))
+                self.flow.policy = policy
+                return True, "policy applied"
+        except (ValueError, TypeError) as exc:
+            return False, f"malformed command: {exc}"
+        except GateAgentError as exc:
+            return False, str(exc)
+        return False, f"unknown command type {kind!r}"
+
+    def _trust(self, body: Mapping[str, Any]) -> tuple[bool, str]:
+        """Replace the trust anchors: every file must load before any is written."""
+        from agent.card.trust import TrustStore
+
+        files = body.get("files")
+        if not isinstance(files, Mapping) or not files:
+            return False, "files must map file names to contents"
+        check = TrustStore()
+        for name, data in files.items():
+            if not isinstance(data, bytes) or "/" in str(name) or str(name).startswith("."):
+                return False, f"bad trust file {name!r}"
+            suffix = Path(str(name)).suffix.lower()
+            if suffix == ".crl":
+                check.add_crl(data, str(name))
+            elif suffix == ".ml":
+                check.add_master_list(data, str(name))
+            elif suffix in (".pem", ".der", ".crt", ".cer"):
+                check.add_certificate(data, str(name))
+            else:
+                return False, f"unknown trust file type {name!r}"
+        trust_dir = Path(self.cfg.reader.trust_dir)
+        trust_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            path = trust_dir / str(name)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        self.reader.reload_trust()
+        return True, f"{len(files)} trust files installed"
+
+
 def build_runtime(cfg: Config) -> Runtime:
     """Every part of the terminal from the config (devices, queue, uplink, outputs)."""
-    raise GateAgentError("this build has no chip reader yet: the PC/SC reader path is being integrated")
+    from agent.app.attendant import AttendantSocket
+    from agent.app.eligibility import EligibilityChain
+    from agent.scan.source import ScannerSource
+    from agent.store.queue import EventQueue
+    from agent.transport.pcsc import PcscTransport
+    from agent.uplink.client import Uplink, UplinkConfig
+    from agent.uplink.events import EventFactory, load_signing_key
+    from agent.uplink.sink import QueueSink
+
+    if cfg.finger.enabled:
+        raise ConfigError("finger.enabled: this build has no fingerprint module driver yet; set it to false")
+    state = cfg.state_dir
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity)
+    factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
+    uplink = None
+    if cfg.uplink.get("broker_urls"):
+        uplink = Uplink(UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id), queue)
+    cache = build_eligibility_cache(cfg)
+    eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
+    r = cfg.reader
+    reader = PcscChipReader(
+        lambda: PcscTransport(r.name), list(r.files), Path(r.trust_dir), chunk_size=r.chunk_size,
+        extended_length=r.extended_length,
+    )  # fmt: skip
+    policy_table = dict(cfg.policy)
+    override = state / "policy.json"
+    if override.exists():
+        try:
+            policy_table.update(json.loads(override.read_text()))
+        except (OSError, ValueError) as exc:
+            log.error("policy pushed by the hub is unreadable, using the config's: %s", exc)
+    t = cfg.timeouts
+    flow = CheckinFlow(
+        reader=reader,
+        eligibility=eligibility,
+        sink=QueueSink(queue, factory, uplink),
+        output=build_outputs(cfg),
+        policy=Policy.from_config(policy_table),
+        facility_code=cfg.terminal.facility_id,
+        timeouts=FlowTimeouts(t.keys, t.card, t.read, t.finger, t.outcome, t.card_removal),
+    )
+    sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
+    if cfg.scanners.mrz_url:
+        sources.append(ScannerSource(cfg.scanners.mrz_url, "mrz"))
+    if cfg.scanners.qr_url:
+        sources.append(ScannerSource(cfg.scanners.qr_url, "qr"))
+
+    def extra_status() -> dict[str, Any]:
+        out: dict[str, Any] = {"queue": queue.stats(), "eligibility": {"records": len(cache), "fresh": cache.fresh}}
+        if uplink is not None:
+            out["uplink"] = {"connected": uplink.connected, "published": uplink.stats.published,
+                             "acked": uplink.stats.acked, "broker": uplink.stats.broker}  # fmt: skip
+        return out
+
+    def reconfigure(fresh: Config) -> None:
+        flow.policy = Policy.from_config(dict(fresh.policy))
+        ft = fresh.timeouts
+        flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
+        flow.output = build_outputs(fresh)
+        reader.reload_trust()
+
+    closers: list[Callable[[], None]] = [queue.close]
+    if uplink is not None:
+        uplink.on_command = CommandHandler(cfg, cache, reader, flow)
+        uplink.start()
+        closers.append(lambda: uplink.stop(5.0))
+    return Runtime(flow, sources, uplink, extra_status, closers, reconfigure)

@@ -6,12 +6,14 @@ after the decision is safe on disk, never before; then it wakes the uplink.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from agent.app.ports import CheckinRecord
 from agent.store.queue import EventQueue
 from agent.uplink.events import EventFactory, checkin_body, discrepancy_body
 
 
-class Waker:
+class Waker(Protocol):
     def notify(self) -> None: ...
 
 

@@ -1,0 +1,108 @@
+"""The check-in flow's chip reader: a PC/SC reader, the read flow, and only the facts a decision needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.app.model import ChipFacts, Identity
+from agent.app.ports import ChipRead
+from agent.card.keys import AccessKeys
+from agent.card.read import ReadResult, read_document
+from agent.card.trust import TrustStore
+from agent.errors import GateAgentError
+from agent.transport.base import CardTransport
+
+log = logging.getLogger(__name__)
+
+
+def _yymmdd(value: str, future: bool) -> dt.date | None:
+    if not value.isdigit() or len(value) != 6:
+        return None
+    year = int(value[:2])
+    today = dt.date.today()
+    century = 2000 if (year + 2000 <= today.year + (50 if future else 0)) else 1900
+    try:
+        return dt.date(century + year, int(value[2:4]), int(value[4:6]))
+    except ValueError:
+        return None
+
+
+def chip_read_from(result: ReadResult) -> ChipRead:
+    """Identity and verification facts from a read; the raw files stay behind."""
+    dg13, dg1 = result.dg13, result.dg1
+    if dg13 is not None and dg13.id_number:
+        identity = Identity(dg13.id_number, dg13.full_name, dg13.birth, dg13.sex)
+        expiry = dg13.expiry
+    elif dg1 is not None:
+        m = dg1.mrz
+        # a TD1 CCCD carries the 12-digit number at the start of the optional data; a passport its personal number
+        number = m.optional_data[:12] if m.optional_data[:12].isdigit() else m.document_number
+        name = " ".join(p for p in (m.surname, m.given_names) if p)
+        identity = Identity(number, name or None, _yymmdd(m.birth, False), m.sex if m.sex in "MF" else None)
+        expiry = _yymmdd(m.expiry, True)
+    else:
+        raise GateAgentError("the chip gave neither DG13 nor DG1: no identity to check in")
+    pa = result.passive_auth
+    facts = ChipFacts(
+        access=result.access,
+        passive_auth=None if pa is None else pa.valid,
+        passive_auth_failed_step=None if pa is None else pa.failed_step,
+        card_expiry=expiry,
+        finger_reference=result.files.get("dg3"),
+    )
+    return ChipRead(identity, facts, result.apdus, result.seconds)
+
+
+TransportFactory = Callable[[], CardTransport]
+
+
+class PcscChipReader:
+    """Reads the card on the configured reader; the trust store can be replaced while running."""
+
+    def __init__(
+        self,
+        open_transport: TransportFactory,
+        files: list[str],
+        trust_dir: Path | None,
+        *,
+        chunk_size: int = 0,
+        extended_length: bool = True,
+    ) -> None:
+        self.open_transport = open_transport
+        self.files = files
+        self.trust_dir = trust_dir
+        self.chunk_size = chunk_size
+        self.extended_length = extended_length
+        self._trust: TrustStore | None = None
+        self._lock = threading.Lock()
+        self.reload_trust()
+
+    def reload_trust(self) -> None:
+        if self.trust_dir is None:
+            return
+        try:
+            trust = TrustStore.from_directory(self.trust_dir)
+        except GateAgentError as exc:
+            log.error("trust anchors not loaded, passive authentication will fail: %s", exc)
+            trust = None
+        with self._lock:
+            self._trust = trust
+
+    @property
+    def trust(self) -> TrustStore | None:
+        with self._lock:
+            return self._trust
+
+    def read(self, keys: AccessKeys) -> ChipRead:
+        transport = self.open_transport()
+        try:
+            trust = self.trust or (TrustStore() if self.trust_dir is not None else None)
+            result = read_document(transport, keys, self.files, chunk_size=self.chunk_size,
+                                   extended_length=self.extended_length, trust=trust)  # fmt: skip
+        finally:
+            transport.close()
+        return chip_read_from(result)

@@ -1,0 +1,1 @@
+"""Scanners at the gate: OCR document readers (MRZ lines) and QR/barcode scanners, over serial lines."""
