@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue as queue_mod
 import sqlite3
 import threading
 import time
@@ -100,19 +101,68 @@ class Hub:
         self.client.on_message = self._on_message
         self.connected = threading.Event()
         self.results: dict[str, dict[str, Any]] = {}
+        # verified events wait here; the writer stores a batch in one transaction, then acknowledges it
+        self._inbox: queue_mod.Queue[tuple[str, dict[str, Any]] | None] = queue_mod.Queue()
+        self._outbox: queue_mod.Queue[tuple[str, bytes, Properties | None]] = queue_mod.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
 
     # --- life ---------------------------------------------------------------------------------------
 
     def start(self) -> Hub:
+        self._writer.start()
         self.client.reconnect_delay_set(0.2, 2)
         self.client.connect_async(self._host, self._port, 30)
         self.client.loop_start()
         return self
 
     def stop(self) -> None:
+        self._inbox.put(None)
+        self._writer.join(10)
         self.client.disconnect()
         self.client.loop_stop()
         self._db.close()
+
+    def _write_loop(self) -> None:
+        """Store verified events in batches (one commit each), then acknowledge them; the only publisher."""
+        while True:
+            batch: list[tuple[str, dict[str, Any]] | None] = []
+            try:
+                batch.append(self._inbox.get(timeout=0.05))
+            except queue_mod.Empty:
+                pass
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue_mod.Empty:
+                    break
+            stop = None in batch
+            events = [item for item in batch if item]
+            if events:
+                acks: dict[str, list[str]] = {}
+                with self._db_lock:
+                    self._db.execute("BEGIN")
+                    for terminal, event in events:
+                        cursor = self._db.execute(
+                            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (event["id"], terminal, event["seq"], event["type"], time.time(),
+                             event["body"].get("outcome"), json.dumps(event, ensure_ascii=False, default=str)),
+                        )  # fmt: skip
+                        if cursor.rowcount:
+                            self.stats.stored += 1
+                        else:
+                            self.stats.duplicates += 1
+                        acks.setdefault(terminal, []).append(event["id"])
+                    self._db.execute("COMMIT")
+                for terminal, ids in acks.items():
+                    self.client.publish(f"gate/{self.facility}/{terminal}/ack", cbor2.dumps({"ids": ids}), qos=1)
+            while True:
+                try:
+                    topic, payload, props = self._outbox.get_nowait()
+                except queue_mod.Empty:
+                    break
+                self.client.publish(topic, payload, qos=1, properties=props)
+            if stop:
+                return
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if getattr(reason, "is_failure", False):
@@ -168,18 +218,7 @@ class Hub:
         if event["terminal"] != terminal or event.get("facility") != self.facility:
             self._reject(terminal, "event names another terminal")
             return
-        body = event["body"]
-        with self._db_lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event["id"], terminal, event["seq"], event["type"], time.time(), body.get("outcome"),
-                 json.dumps(event, ensure_ascii=False, default=str)),
-            )  # fmt: skip
-        if cursor.rowcount:
-            self.stats.stored += 1
-        else:
-            self.stats.duplicates += 1
-        client.publish(f"gate/{self.facility}/{terminal}/ack", cbor2.dumps({"ids": [event["id"]]}), qos=1)
+        self._inbox.put((terminal, event))
 
     def _query(self, client: mqtt.Client, terminal: str, message: mqtt.MQTTMessage) -> None:
         self.stats.queries += 1
@@ -198,14 +237,14 @@ class Hub:
         out = Properties(PacketTypes.PUBLISH)
         if corr:
             out.CorrelationData = corr
-        client.publish(str(reply_to), cbor2.dumps({"record": record, "corr": corr}), qos=1, properties=out)
+        self._outbox.put((str(reply_to), cbor2.dumps({"record": record, "corr": corr}), out))
 
     # --- commands and reports -----------------------------------------------------------------------
 
     def send_command(self, terminal: str, command: Mapping[str, Any]) -> str:
         command_id = str(command.get("id") or uuid.uuid4())
         payload = dict(command, id=command_id)
-        self.client.publish(f"gate/{self.facility}/{terminal}/cmd", cbor2.dumps(payload), qos=1)
+        self._outbox.put((f"gate/{self.facility}/{terminal}/cmd", cbor2.dumps(payload), None))
         return command_id
 
     def push_eligibility(self, terminal: str, records: list[Mapping[str, Any]], as_of: str) -> str:
