@@ -380,9 +380,11 @@ def signed_data(
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": data}).dump())
 
 
-def sod(files: dict[int, bytes], by: Party, *, lso_digest: str = "sha256", **kwargs: Any) -> bytes:
+def sod(
+    files: dict[int, bytes], by: Party, *, lso_digest: str = "sha256", lds_version: str | None = "0107", **kwargs: Any
+) -> bytes:
     """EF.SOD: tag 77 around the SignedData over the LDS security object of ``files`` (number -> bytes)."""
-    return t(0x77, signed_data(LDS_SECURITY_OBJECT, lso(files, lso_digest), by, **kwargs))
+    return t(0x77, signed_data(LDS_SECURITY_OBJECT, lso(files, lso_digest, lds_version=lds_version), by, **kwargs))
 
 
 def master_list(certs: list[Party], by: Party) -> bytes:
