@@ -206,6 +206,60 @@ class CscaMasterList(core.Sequence):  # type: ignore[misc]
     _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]  # noqa: RUF012 - asn1crypto schema
 
 
+def _verify_master_list(signed: cms.SignedData, content: bytes, listed: list[x509.Certificate], source: str) -> None:
+    """9303-12 8: the list is signed by a Master List Signer whose certificate a CSCA in the list issued.
+
+    This proves the file is intact and self-consistent; it does not make an untrusted list trustworthy.
+    """
+    infos = signed["signer_infos"]
+    if len(infos) != 1:
+        raise TrustStoreError(f"{source}: master list has {len(infos)} signers, expected one")
+    info = infos[0]
+    sid = info["sid"]
+    signer = None
+    for choice in signed["certificates"] or []:
+        if choice.name != "certificate":
+            continue
+        cert = choice.chosen
+        if sid.name == "issuer_and_serial_number":
+            match = cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native
+        else:
+            match = sid.chosen.native in (cert.key_identifier, cert.public_key.sha1)
+        if match:
+            signer = x509.load_der_x509_certificate(cert.dump())
+            break
+    if signer is None:
+        raise TrustStoreError(f"{source}: the master list signer certificate is not in the file")
+    digest = info["digest_algorithm"]["algorithm"].native
+    attrs = info["signed_attrs"]
+    try:
+        if not attrs:
+            raise SignatureError("no signed attributes")
+        values = {a["type"].native: a["values"][0].native for a in attrs}
+        if digest not in HASHES or values.get("message_digest") != _hash(digest, content):
+            raise SignatureError("messageDigest does not match the list")
+        verify_signature(
+            certificate_key(signer), info["signature_algorithm"], info["signature"].native, attrs.untag().dump(), digest
+        )
+    except SignatureError as exc:
+        raise TrustStoreError(f"{source}: master list signature: {exc}") from exc
+    for csca in listed:
+        if csca.subject != signer.issuer:
+            continue
+        try:
+            verify_issued_by(signer, certificate_key(csca))
+            return
+        except SignatureError:
+            continue
+    raise TrustStoreError(f"{source}: the master list signer is not certified by a CSCA in the list")
+
+
+def _hash(name: str, data: bytes) -> bytes:
+    h = hashes.Hash(HASHES[name]())
+    h.update(data)
+    return h.finalize()
+
+
 @dataclass
 class TrustStore:
     certificates: list[x509.Certificate] = field(default_factory=list)
@@ -240,9 +294,10 @@ class TrustStore:
                 raise TrustStoreError(f"{source}: master list without content")
             certs = CscaMasterList.load(content, strict=True)["cert_list"]
             loaded = [x509.load_der_x509_certificate(c.dump()) for c in certs]
+            _verify_master_list(info["content"], content, loaded, source)
         except TrustStoreError:
             raise
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise TrustStoreError(f"{source}: malformed master list: {exc}") from exc
         self.certificates.extend(loaded)
         return len(loaded)
