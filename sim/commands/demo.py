@@ -16,12 +16,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-HELP = "run a gate reading simulated chip ID cards through a real pcscd"
+HELP = "the main job on the simulator: a gate reads simulated cards, then a small clinic runs"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="which simulated person")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--terminals", type=int, default=2, help="gates of the clinic part")
+    parser.add_argument("--patients", type=int, default=16, help="patients of the clinic part (0: skip it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,9 +62,31 @@ def run(args: argparse.Namespace) -> int:
                 wait_for_card(daemon.reader_names[0], 10, present=False)
     finally:
         daemon.stop()
+    try:
+        if args.patients and status == 0:
+            status = _clinic(args, work)
+    finally:
         if not args.keep:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
     print("\ndemo: " + ("ok" if status == 0 else "FAILED"))
     return status
+
+
+def _clinic(args: argparse.Namespace, work: Path) -> int:
+    from sim.clinic.run import Clinic, render
+
+    print(f"\n=== a clinic: {args.terminals} gates (gate-agent daemons), {args.patients} patients ===", flush=True)
+    out = work / "clinic"
+    clinic = Clinic(args.terminals, args.patients, out, seed=args.seed)
+    try:
+        clinic.setup()
+        summary = clinic.run()
+    finally:
+        codes = clinic.teardown()
+    print(render(summary))
+    if args.keep:
+        print(f"outcomes: {out / 'outcomes.jsonl'}, summary: {out / 'summary.json'}")
+    ok = not summary["unexpected"] and not summary["shown_missing_at_hub"] and all(c == 0 for c in codes.values())
+    return 0 if ok else 1

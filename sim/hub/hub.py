@@ -77,6 +77,7 @@ class Hub:
         eligibility: Mapping[str, Mapping[str, Any]] | None = None,
         username: str | None = None,
         password: str | None = None,
+        tls: tuple[str, str, str] | None = None,  # CA, certificate, key of the hub
     ) -> None:
         self.facility = facility
         self.keys = dict(keys)
@@ -87,11 +88,14 @@ class Hub:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db_lock = threading.Lock()
         parts = urlsplit(broker_url)
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 1883
+        default_port = 8883 if parts.scheme in ("mqtts", "ssl") else 1883
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or default_port
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-{facility}-{uuid.uuid4().hex[:6]}",
                                   protocol=mqtt.MQTTv5)  # fmt: skip
         if username:
             self.client.username_pw_set(username, password)
+        if tls is not None:
+            self.client.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()

@@ -8,6 +8,7 @@ stopped by PID.  ``extra_conf`` appends lines (TLS listener, ACL file, ...).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -45,6 +46,8 @@ class Mosquitto:
         lines = [
             f"listener {self.port} 127.0.0.1" if "listener" not in self.extra_conf else "",
             f"allow_anonymous {'true' if self.anonymous else 'false'}",
+            # as root, mosquitto would switch to its own user, who cannot read a test's private files
+            "user root" if os.geteuid() == 0 else "",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             f"log_dest file {self.workdir / 'mosquitto.log'}",

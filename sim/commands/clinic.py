@@ -1,0 +1,43 @@
+"""``python -m sim clinic``: a whole clinic — hub, broker, T real gate daemons and N patients."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "run a whole clinic: hub, broker, T gates (real gate-agent daemons) and N patients"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--terminals", type=int, default=2)
+    parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--broker", help="mqtt://host:port (default: a private mosquitto)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--province", help="draw patients from this province's figures (default: national)")
+    parser.add_argument("--faults", help="broker-down=SECONDS@K, power-cut@K, card-pull=P (comma separated)")
+    parser.add_argument("--out", type=Path, required=True, help="writes outcomes.jsonl and summary.json here")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.clinic.run import Clinic, parse_faults, render
+
+    try:
+        faults = parse_faults(args.faults)
+    except ValueError as exc:
+        print(f"python -m sim clinic: error: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    clinic = Clinic(args.terminals, args.patients, args.out, seed=args.seed, province=args.province,
+                    broker=args.broker, faults=faults)  # fmt: skip
+    try:
+        clinic.setup()
+        summary = clinic.run()
+    finally:
+        codes = clinic.teardown()
+    summary["daemon_exit_codes"] = codes
+    print(json.dumps(summary, ensure_ascii=False) if args.json else render(summary))
+    ok = not summary["unexpected"] and not summary["shown_missing_at_hub"] and all(c == 0 for c in codes.values())
+    return 0 if ok else 1
