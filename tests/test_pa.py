@@ -236,3 +236,24 @@ def test_time_default_is_now() -> None:
     ds = g.signer(CSCA, start=dt.datetime.now(dt.UTC) - DAY, end=dt.datetime.now(dt.UTC) + DAY)
     store = trust()
     assert passive_authentication(g.sod(numbered(files()), ds), files(), store).valid
+
+
+def test_end_entity_certificate_is_not_accepted_as_csca() -> None:
+    # a trust anchor marked cA=false with the right name and key still must not issue document signers
+    fake_anchor = g.Party(
+        CSCA.key,
+        g.certificate(CSCA.cert.subject, CSCA.key, CSCA.cert.subject, CSCA.key, serial=9, start=g.NOW - 10 * DAY,
+                      end=g.NOW + 10 * DAY, ca=False),
+    )  # fmt: skip
+    result = run(g.sod(numbered(files()), DS), store=trust(fake_anchor))
+    assert_failed(result, "chain")
+    assert "not a CA" in result.detail
+
+
+def test_ca_certificate_as_document_signer_fails_the_chain() -> None:
+    key = g.new_key("ecdsa")
+    cert = g.certificate(g.name("Sub CA"), key, CSCA.cert.subject, CSCA.key, serial=77, start=g.NOW - DAY,
+                         end=g.NOW + DAY, ca=True)  # fmt: skip
+    result = run(g.sod(numbered(files()), g.Party(key, cert)))
+    assert_failed(result, "chain")
+    assert "CA certificate" in result.detail

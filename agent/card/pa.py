@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import cms
 from cryptography import x509
@@ -89,6 +89,23 @@ def _signer_certificate(sod: Sod) -> tuple[cms.SignerInfo, x509.Certificate]:
         elif sid.chosen.native in (cert.key_identifier, cert.public_key.sha1):  # SKI extension, else RFC 5280 method 1
             return info, x509.load_der_x509_certificate(cert.dump())
     raise _Failed("signature", "the document signer certificate is not in EF.SOD")
+
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_E]) -> _E | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    """A CSCA must not be marked as an end entity (RFC 5280 4.2.1.9); a certificate without the extension
+    is accepted as an anchor because it was installed as one."""
+    constraints = _extension(cert, x509.BasicConstraints)
+    return constraints is None or constraints.ca
 
 
 def _check_algorithms(sod: Sod) -> None:
@@ -183,6 +200,9 @@ def _steps(
     csca = None
     tried: list[str] = []
     for candidate in trust.issuers_of(signer):
+        if not _is_ca(candidate):
+            tried.append("the certificate of that name is not a CA (basicConstraints cA false)")
+            continue
         try:
             verify_issued_by(signer, certificate_key(candidate))
         except SignatureError as exc:
@@ -194,6 +214,11 @@ def _steps(
         issuer = signer.issuer.rfc4514_string()
         why = f" ({len(tried)} CSCA of that name tried: {tried[0]})" if tried else ""
         raise _Failed("chain", f"no trusted CSCA signed the document signer (issuer {issuer}){why}")
+    if _is_ca(signer) is True and _extension(signer, x509.BasicConstraints) is not None:
+        raise _Failed("chain", "the document signer certificate is a CA certificate, not a document signer")
+    usage = _extension(signer, x509.KeyUsage)
+    if usage is not None and not usage.digital_signature:
+        raise _Failed("chain", "the document signer certificate's key usage does not allow digital signatures")
     csca_name = csca.subject.rfc4514_string()
     steps.append(Step("chain", True, csca_name))
 
