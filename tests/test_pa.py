@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.card.pa import passive_authentication
+from agent.card.sod import parse_sod
 from agent.card.trust import TrustStore
 from tests import ldsgen as g
 
@@ -257,3 +260,24 @@ def test_ca_certificate_as_document_signer_fails_the_chain() -> None:
     result = run(g.sod(numbered(files()), g.Party(key, cert)))
     assert_failed(result, "chain")
     assert "CA certificate" in result.detail
+
+
+PSS_CSCA = g.csca("rsa-pss")
+PSS_DS = g.signer(PSS_CSCA, "rsa-pss")
+PSS_FILES = files()
+PSS_SOD = g.sod(numbered(PSS_FILES), PSS_DS)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_damaged_rsa_pss_sod_never_crashes_and_never_passes(data: st.DataObject) -> None:
+    pos = data.draw(st.integers(0, len(PSS_SOD) - 1))
+    damaged = PSS_SOD[:pos] + bytes([PSS_SOD[pos] ^ data.draw(st.integers(1, 255))]) + PSS_SOD[pos + 1 :]
+    result = passive_authentication(damaged, PSS_FILES, trust(PSS_CSCA), at=g.NOW)
+    if result.valid:
+        # only bytes outside what is hashed or signed may change: the unsigned parts of the certificate set
+        # are covered by the chain check, so a pass means the flip hit a field nobody signs (e.g. signingTime
+        # is signed: it cannot be that)
+        assert parse_sod(damaged).econtent == parse_sod(PSS_SOD).econtent
+    else:
+        assert result.failed_step in ("sod", "message-digest", "signature", "chain", "validity", "revocation")
