@@ -118,7 +118,12 @@ def test_strict_cbor() -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=st.integers(1, 12), acks=st.integers(0, 6), cut=st.floats(0, 1), which=st.sampled_from(["seg", "acks"]))
+@given(
+    events=st.integers(1, 12),
+    acks=st.integers(0, 6),
+    cut=st.floats(0, 1, exclude_max=True),
+    which=st.sampled_from(["seg", "acks"]),
+)
 def test_power_cut_at_any_byte_keeps_every_stored_event(
     tmp_path_factory: pytest.TempPathFactory, events: int, acks: int, cut: float, which: str
 ) -> None:
@@ -158,3 +163,14 @@ def test_a_cut_inside_a_stored_record_loses_only_that_record_and_later(tmp_path:
     again = q.EventQueue(tmp_path / "q")
     assert [e.seq for e in again.pending()] == [1, 2, 3]
     assert again.stats()["dropped_tail_bytes"] == 7
+
+
+def test_a_whole_but_unreadable_record_is_skipped_not_fatal(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    queue.append("e0", body(0))
+    queue.close()
+    seg = next((tmp_path / "q").glob("seg-*.log"))
+    seg.write_bytes(seg.read_bytes() + q.frame(b"\xa0" * 50))
+    again = q.EventQueue(tmp_path / "q")
+    assert [e.seq for e in again.pending()] == [1] and again.stats()["unreadable_records"] == 1
+    assert again.append("e1", body(1)) == 2

@@ -171,6 +171,7 @@ class EventQueue:
         self._order: dict[int, list[int]] = {0: [], 1: []}  # per priority, ascending; acked ones skipped lazily
         self.next_seq = 1
         self.stats_dropped_tail = 0
+        self.stats_unreadable = 0
         self._open()
 
     # --- opening, recovery ---------------------------------------------------------------------------
@@ -208,13 +209,24 @@ class EventQueue:
         acks_path = self.dir / "acks.log"
         if acks_path.exists():
             for payload in self._recover_file(acks_path):
-                self._acked.update(int(s) for s in decode_cbor(payload))
+                try:
+                    self._acked.update(int(s) for s in decode_cbor(payload))
+                except (StoreError, TypeError, ValueError) as exc:
+                    log.error("acks.log: skipping an unreadable record: %s", exc)
+                    self.stats_unreadable += 1
         numbers = sorted(int(p.name[4:12]) for p in self.dir.glob("seg-*.log"))
         for number in numbers:
             offset = 0
             for payload in self._recover_file(self._segment_path(number)):
-                record = decode_cbor(payload)
-                seq = int(record["s"])
+                try:
+                    record = decode_cbor(payload)
+                    seq = int(record["s"])
+                except (StoreError, KeyError, TypeError, ValueError) as exc:
+                    # a whole frame with a valid CRC but a payload we cannot read: not ours to guess
+                    log.error("segment %d: skipping an unreadable record at offset %d: %s", number, offset, exc)
+                    self.stats_unreadable += 1
+                    offset += HEADER + len(payload)
+                    continue
                 self._seg_min[number] = min(self._seg_min.get(number, seq), seq)
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
@@ -449,6 +461,7 @@ class EventQueue:
                 "bytes": size,
                 "oldest_pending_age": None if oldest is None else round(time.time() - oldest, 1),
                 "dropped_tail_bytes": self.stats_dropped_tail,
+                "unreadable_records": self.stats_unreadable,
             }
 
     def close(self) -> None:
