@@ -281,3 +281,12 @@ def test_damaged_rsa_pss_sod_never_crashes_and_never_passes(data: st.DataObject)
         assert parse_sod(damaged).econtent == parse_sod(PSS_SOD).econtent
     else:
         assert result.failed_step in ("sod", "message-digest", "signature", "chain", "validity", "revocation")
+
+
+def test_signer_certificate_with_an_invalid_version_fails_cleanly() -> None:
+    sod = g.sod(numbered(files()), DS)
+    version = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2 (v3) of the certificate inside the SOD
+    assert sod.count(version) == 1
+    result = run(sod.replace(version, bytes.fromhex("a003020103")))
+    assert_failed(result, "signature")
+    assert "malformed" in result.detail

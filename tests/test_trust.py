@@ -91,3 +91,10 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "dir.pem").mkdir()  # a directory where a file is expected
     with pytest.raises(TrustStoreError, match=r"dir\.pem"):
         TrustStore.from_directory(tmp_path)
+
+
+def test_certificate_with_invalid_version_is_named(tmp_path: Path) -> None:
+    bad = CSCA.der.replace(bytes.fromhex("a003020102"), bytes.fromhex("a003020105"), 1)
+    (tmp_path / "v6.der").write_bytes(bad)
+    with pytest.raises(TrustStoreError, match=r"v6\.der: not a certificate"):
+        TrustStore.from_directory(tmp_path)

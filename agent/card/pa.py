@@ -85,10 +85,17 @@ def _signer_certificate(sod: Sod) -> tuple[cms.SignerInfo, x509.Certificate]:
     for cert in certs:
         if sid.name == "issuer_and_serial_number":
             if cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native:
-                return info, x509.load_der_x509_certificate(cert.dump())
+                return info, _load_signer(cert.dump())
         elif sid.chosen.native in (cert.key_identifier, cert.public_key.sha1):  # SKI extension, else RFC 5280 method 1
-            return info, x509.load_der_x509_certificate(cert.dump())
+            return info, _load_signer(cert.dump())
     raise _Failed("signature", "the document signer certificate is not in EF.SOD")
+
+
+def _load_signer(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise _Failed("signature", f"the document signer certificate is malformed: {exc}") from None
 
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
@@ -142,7 +149,7 @@ def passive_authentication(
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
             return _steps(sod_bytes, files, trust, when, steps)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, x509.InvalidVersion) as exc:
             # asn1crypto parses lazily: a malformed structure surfaces in the step that first touches it
             stage = _NEXT_STEP.get(steps[-1].name, steps[-1].name) if steps else "sod"
             raise _Failed(stage, f"malformed data: {exc}") from None

@@ -271,7 +271,7 @@ class TrustStore:
                 certs = x509.load_pem_x509_certificates(data)
             else:
                 certs = [x509.load_der_x509_certificate(data)]
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise TrustStoreError(f"{source}: not a certificate: {exc}") from exc
         self.certificates.extend(certs)
         return len(certs)
@@ -297,7 +297,7 @@ class TrustStore:
             _verify_master_list(info["content"], content, loaded, source)
         except TrustStoreError:
             raise
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
             raise TrustStoreError(f"{source}: malformed master list: {exc}") from exc
         self.certificates.extend(loaded)
         return len(loaded)
