@@ -290,3 +290,11 @@ def test_signer_certificate_with_an_invalid_version_fails_cleanly() -> None:
     result = run(sod.replace(version, bytes.fromhex("a003020103")))
     assert_failed(result, "signature")
     assert "malformed" in result.detail
+
+
+def test_crl_signed_by_the_rolled_over_csca_key_is_used() -> None:
+    new = g.csca(cn="CSCA VN test", serial=2)  # same name, new key
+    store = trust(CSCA, new, crl=g.crl(new, [DS.cert.serial_number]))
+    assert_failed(run(g.sod(numbered(files()), DS), store=store), "revocation")
+    store = trust(CSCA, new, crl=g.crl(new, [4242]))
+    assert run(g.sod(numbered(files()), DS), store=store).valid

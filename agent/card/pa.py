@@ -241,11 +241,19 @@ def _steps(
     crls = trust.crls_of(csca)
     checked = False
     stale = []
+    # after a CSCA key rollover the CRL is signed by the newest key of the same name: any trusted CSCA key of
+    # that name makes it authentic (9303-12: one CRL per issuing state, covering every certificate it issued)
+    same_name = [csca, *(c for c in trust.issuers_of(signer) if c is not csca)]
     for crl in crls:
-        try:
-            verify_crl(crl, certificate_key(csca))
-        except SignatureError as exc:
-            raise _Failed("revocation", f"a CRL naming this CSCA does not verify: {exc}") from None
+        errors = []
+        for key_holder in same_name:
+            try:
+                verify_crl(crl, certificate_key(key_holder))
+                break
+            except SignatureError as exc:
+                errors.append(str(exc))
+        else:
+            raise _Failed("revocation", f"a CRL naming this CSCA does not verify: {errors[0]}") from None
         checked = True
         if crl.next_update_utc is not None and crl.next_update_utc < at:
             stale.append(f"{crl.next_update_utc:%Y-%m-%d}")
