@@ -12,9 +12,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
 from agent.card import tlv
 from agent.card.errors import MrzError, ParseError
 from agent.card.mrz import Mrz, parse_mrz
+from agent.card.trust import SignatureError, load_public_key
 
 
 @dataclass(frozen=True)
@@ -235,12 +238,61 @@ class Dg13:
         return {"nam": "M", "nữ": "F", "nu": "F", "male": "M", "female": "F"}.get(value)
 
     @property
+    def nationality(self) -> str | None:
+        return self.text(5)
+
+    @property
+    def ethnicity(self) -> str | None:
+        return self.text(6)
+
+    @property
+    def religion(self) -> str | None:
+        return self.text(7)
+
+    @property
+    def hometown(self) -> str | None:
+        return self.text(8)
+
+    @property
+    def residence(self) -> str | None:
+        return self.text(9)
+
+    @property
+    def marks(self) -> str | None:
+        return self.text(10)
+
+    @property
     def issued(self) -> dt.date | None:
         return _date(self.text(11))
 
     @property
     def expiry(self) -> dt.date | None:
+        """The expiry date; ``None`` when absent or when the card has none (see :attr:`no_expiry`)."""
         return _date(self.text(12))
+
+    @property
+    def no_expiry(self) -> bool:
+        """Field 12 is present but holds no date ("Không thời hạn": holders over 60)."""
+        text = self.text(12)
+        return text is not None and _date(text) is None
+
+    @property
+    def father(self) -> str | None:
+        values = self.fields.get(13, ())
+        return values[0] if values else None
+
+    @property
+    def mother(self) -> str | None:
+        values = self.fields.get(13, ())
+        return values[1] if len(values) > 1 else None
+
+    @property
+    def spouse(self) -> str | None:
+        return self.text(14)
+
+    @property
+    def old_id(self) -> str | None:
+        return self.text(15)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -302,3 +354,13 @@ def parse_dg15(data: bytes) -> bytes:
     outer = tlv.parse_single(data, 0x6F, "DG15")
     spki = tlv.parse_single(outer.value, 0x30, "DG15")
     return spki.to_bytes()
+
+
+def dg15_public_key(data: bytes) -> PublicKeyTypes:
+    """The Active Authentication public key of DG15 as a ``cryptography`` key (RSA, or EC also with explicit
+    domain parameters); a key we cannot load is a :class:`ParseError`."""
+    spki = parse_dg15(data)
+    try:
+        return load_public_key(spki)
+    except SignatureError as exc:
+        raise ParseError(f"public key: {exc}", "DG15") from exc

@@ -16,26 +16,24 @@ import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from agent.card.errors import ParseError
 from agent.card.sod import Sod, parse_sod
-from agent.card.trust import TrustStore
+from agent.card.trust import (
+    HASHES,
+    SignatureError,
+    TrustStore,
+    certificate_key,
+    verify_crl,
+    verify_issued_by,
+    verify_signature,
+)
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
+_CONTENT_TYPE = "2.23.136.1.1.1"
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,6 @@ class _Failed(Exception):
 
 
 def _digest(name: str, data: bytes) -> bytes:
-    if name not in _HASHES:
-        raise _Failed("sod", f"unsupported digest algorithm {name}")
     return hashlib.new(name, data).digest()
 
 
@@ -89,47 +85,46 @@ def _signer_certificate(sod: Sod) -> tuple[cms.SignerInfo, x509.Certificate]:
     for cert in certs:
         if sid.name == "issuer_and_serial_number":
             if cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native:
-                return info, x509.load_der_x509_certificate(cert.dump())
-        elif cert.key_identifier == sid.chosen.native:
-            return info, x509.load_der_x509_certificate(cert.dump())
+                return info, _load_signer(cert.dump())
+        elif sid.chosen.native in (cert.key_identifier, cert.public_key.sha1):  # SKI extension, else RFC 5280 method 1
+            return info, _load_signer(cert.dump())
     raise _Failed("signature", "the document signer certificate is not in EF.SOD")
 
 
-def _verify_signature(info: cms.SignerInfo, cert: x509.Certificate) -> None:
-    signed_attrs = info["signed_attrs"]
-    data = signed_attrs.untag().dump()  # DER of the SET OF attributes, with the universal SET tag
-    signature = info["signature"].native
-    algo = info["signature_algorithm"]
-    name = algo.signature_algo
-    digest_name = info["digest_algorithm"]["algorithm"].native
-    key = cert.public_key()
+def _load_signer(der: bytes) -> x509.Certificate:
     try:
-        if name == "rsassa_pss":
-            params = algo["parameters"]
-            hash_name = params["hash_algorithm"]["algorithm"].native
-            salt = params["salt_length"].native
-            assert isinstance(key, rsa.RSAPublicKey)
-            h = _HASHES[hash_name]()
-            key.verify(signature, data, padding.PSS(padding.MGF1(h), salt), h)
-        elif name == "rsassa_pkcs1v15":
-            assert isinstance(key, rsa.RSAPublicKey)
-            hash_name = algo.hash_algo if algo["algorithm"].native != "rsassa_pkcs1v15" else digest_name
-            key.verify(signature, data, padding.PKCS1v15(), _HASHES[hash_name]())
-        elif name == "ecdsa":
-            assert isinstance(key, ec.EllipticCurvePublicKey)
-            hash_name = algo.hash_algo if algo["algorithm"].native != "ecdsa" else digest_name
-            if not signature.startswith(b"\x30"):  # plain r||s (BSI TR-03111) -> DER
-                half = len(signature) // 2
-                signature = encode_dss_signature(
-                    int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
-                )
-            key.verify(signature, data, ec.ECDSA(_HASHES[hash_name]()))
-        else:
-            raise _Failed("signature", f"unsupported signature algorithm {algo['algorithm'].native}")
-    except InvalidSignature:
-        raise _Failed("signature", "the document signer's signature over EF.SOD does not verify") from None
-    except (AssertionError, KeyError, ValueError, UnsupportedAlgorithm) as exc:
-        raise _Failed("signature", f"cannot verify the signature: {exc or type(exc).__name__}") from None
+        return x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise _Failed("signature", f"the document signer certificate is malformed: {exc}") from None
+
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_E]) -> _E | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    """A CSCA must not be marked as an end entity (RFC 5280 4.2.1.9); a certificate without the extension
+    is accepted as an anchor because it was installed as one."""
+    constraints = _extension(cert, x509.BasicConstraints)
+    return constraints is None or constraints.ca
+
+
+def _check_algorithms(sod: Sod) -> None:
+    infos = sod.signed_data["signer_infos"]
+    if len(infos) != 1:
+        raise _Failed("sod", f"expected one signer, found {len(infos)}")
+    info = infos[0]
+    if sod.digest_algorithm not in HASHES:
+        raise _Failed("sod", f"unsupported data group hash algorithm {sod.digest_algorithm}")
+    digest = info["digest_algorithm"]["algorithm"].native
+    if digest not in HASHES:
+        raise _Failed("sod", f"unsupported signer digest algorithm {digest}")
 
 
 _NEXT_STEP = {"sod": "message-digest", "message-digest": "signature", "signature": "chain", "chain": "validity",
@@ -142,12 +137,19 @@ def passive_authentication(
     trust: TrustStore | None,
     at: dt.datetime | None = None,
 ) -> PaResult:
-    """Run every step; ``files`` maps "dg1".."dg16" to the bytes read."""
+    """Run every step; ``files`` maps "dg1".."dg16" to the bytes read (other names are not hashed).
+
+    ``at`` is the time the certificates must be valid (default: now; a naive time is taken as UTC).
+    Never raises for bad input: a malformed or hostile EF.SOD is a failed step.
+    """
     steps: list[Step] = []
     try:
         try:
-            return _steps(sod_bytes, files, trust, at or dt.datetime.now(dt.UTC), steps)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            when = at or dt.datetime.now(dt.UTC)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            return _steps(sod_bytes, files, trust, when, steps)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, x509.InvalidVersion) as exc:
             # asn1crypto parses lazily: a malformed structure surfaces in the step that first touches it
             stage = _NEXT_STEP.get(steps[-1].name, steps[-1].name) if steps else "sod"
             raise _Failed(stage, f"malformed data: {exc}") from None
@@ -165,34 +167,65 @@ def _steps(
         sod = parse_sod(sod_bytes)
     except ParseError as exc:
         raise _Failed("sod", str(exc)) from None
-    steps.append(Step("sod", True, f"{len(sod.dg_hashes)} data group hashes, {sod.digest_algorithm}"))
 
+    _check_algorithms(sod)
+    steps.append(Step("sod", True, f"{len(sod.dg_hashes)} data group hashes, {sod.digest_algorithm}"))
     info, signer = _signer_certificate(sod)
+
     signer_name = signer.subject.rfc4514_string()
     digest_name = info["digest_algorithm"]["algorithm"].native
-    attrs = {a["type"].native: a["values"][0].native for a in info["signed_attrs"]} if info["signed_attrs"] else {}
-    if "message_digest" not in attrs:
-        raise _Failed("message-digest", "the signed attributes have no messageDigest")
-    if not hmac.compare_digest(attrs["message_digest"], _digest(digest_name, sod.econtent)):
+    if not info["signed_attrs"]:
+        raise _Failed("message-digest", "the signer has no signed attributes (9303-10 requires them)")
+    attrs: dict[str, list[object]] = {}
+    for attr in info["signed_attrs"]:
+        attrs.setdefault(attr["type"].dotted, []).extend(v for v in attr["values"])
+    digests = attrs.get("1.2.840.113549.1.9.4", [])
+    types = attrs.get("1.2.840.113549.1.9.3", [])
+    if len(digests) != 1:
+        raise _Failed("message-digest", f"the signed attributes hold {len(digests)} messageDigest values, not one")
+    if len(types) != 1 or types[0].dotted != _CONTENT_TYPE:  # type: ignore[attr-defined]
+        raise _Failed("message-digest", "the signed contentType attribute is not the LDS security object")
+    if not hmac.compare_digest(digests[0].native, _digest(digest_name, sod.econtent)):  # type: ignore[attr-defined]
         raise _Failed("message-digest", "messageDigest does not match the LDS security object")
     steps.append(Step("message-digest", True))
 
-    _verify_signature(info, signer)
+    try:
+        verify_signature(
+            certificate_key(signer),
+            info["signature_algorithm"],
+            info["signature"].native,
+            info["signed_attrs"].untag().dump(),  # DER SET OF attributes, universal SET tag (RFC 5652, 5.4)
+            digest_name,
+        )
+    except SignatureError as exc:
+        what = "unsupported" if exc.unsupported else "bad"
+        raise _Failed("signature", f"{what} document signer signature over EF.SOD: {exc}") from None
     steps.append(Step("signature", True, signer_name))
 
     if trust is None or not trust.certificates:
         raise _Failed("chain", "no trust anchors configured")
     csca = None
+    tried: list[str] = []
     for candidate in trust.issuers_of(signer):
+        if not _is_ca(candidate):
+            tried.append("the certificate of that name is not a CA (basicConstraints cA false)")
+            continue
         try:
-            signer.verify_directly_issued_by(candidate)
-        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+            verify_issued_by(signer, certificate_key(candidate))
+        except SignatureError as exc:
+            tried.append(str(exc))
             continue
         csca = candidate
         break
     if csca is None:
         issuer = signer.issuer.rfc4514_string()
-        raise _Failed("chain", f"no trusted CSCA signed the document signer (issuer {issuer})")
+        why = f" ({len(tried)} CSCA of that name tried: {tried[0]})" if tried else ""
+        raise _Failed("chain", f"no trusted CSCA signed the document signer (issuer {issuer}){why}")
+    if _is_ca(signer) is True and _extension(signer, x509.BasicConstraints) is not None:
+        raise _Failed("chain", "the document signer certificate is a CA certificate, not a document signer")
+    usage = _extension(signer, x509.KeyUsage)
+    if usage is not None and not usage.digital_signature:
+        raise _Failed("chain", "the document signer certificate's key usage does not allow digital signatures")
     csca_name = csca.subject.rfc4514_string()
     steps.append(Step("chain", True, csca_name))
 
@@ -207,16 +240,32 @@ def _steps(
 
     crls = trust.crls_of(csca)
     checked = False
+    stale = []
+    # after a CSCA key rollover the CRL is signed by the newest key of the same name: any trusted CSCA key of
+    # that name makes it authentic (9303-12: one CRL per issuing state, covering every certificate it issued)
+    same_name = [csca, *(c for c in trust.issuers_of(signer) if c is not csca)]
     for crl in crls:
-        if not crl.is_signature_valid(csca.public_key()):  # type: ignore[arg-type]
-            raise _Failed("revocation", "a CRL of this CSCA has a bad signature")
+        errors = []
+        for key_holder in same_name:
+            try:
+                verify_crl(crl, certificate_key(key_holder))
+                break
+            except SignatureError as exc:
+                errors.append(str(exc))
+        else:
+            raise _Failed("revocation", f"a CRL naming this CSCA does not verify: {errors[0]}") from None
         checked = True
+        if crl.next_update_utc is not None and crl.next_update_utc < at:
+            stale.append(f"{crl.next_update_utc:%Y-%m-%d}")
         if crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
             raise _Failed("revocation", "the document signer certificate is revoked")
-    steps.append(Step("revocation", True, "not revoked" if checked else "no CRL for this CSCA: not checked"))
+    note = "not revoked" if checked else "no CRL for this CSCA: not checked"
+    if stale:  # RFC 5280 6.3.3 wants a fresh CRL; an offline gate keeps the last one it had and says so
+        note += f" (CRL next update was {', '.join(stale)})"
+    steps.append(Step("revocation", True, note))
 
     for name in sorted(files, key=lambda n: (len(n), n)):
-        if not name.startswith("dg"):
+        if not (name.startswith("dg") and name[2:].isdigit()):
             continue
         number = int(name[2:])
         expected = sod.dg_hashes.get(number)

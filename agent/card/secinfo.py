@@ -103,6 +103,8 @@ def parse_security_infos(data: bytes, where: str = "SecurityInfos") -> SecurityI
             if version == 2:
                 pace.append(PaceParameters(oid, param))
         elif oid.startswith(ID_CA + ".") and oid.count(".") == ID_CA.count(".") + 2:
+            if not rest:
+                raise ParseError("ChipAuthenticationInfo without a version", where)
             ca.append(ChipAuthInfo(oid, _int(rest[0], where), _int(rest[1], where) if len(rest) > 1 else None))
         elif oid.startswith(ID_PK + "."):
             if not rest or rest[0].tag != 0x30:

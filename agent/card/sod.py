@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from asn1crypto import algos, cms, core
 
@@ -33,6 +36,24 @@ class LdsSecurityObject(core.Sequence):  # type: ignore[misc]
     ]
 
 
+_T = TypeVar("_T")
+
+
+def _lazy(fn: Callable[[Sod], _T]) -> Callable[[Sod], _T]:
+    """asn1crypto decodes on access: turn a late decoding error into the ParseError callers expect."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Sod) -> _T:
+        try:
+            return fn(self)
+        except ParseError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise ParseError(f"malformed CMS SignedData: {exc}", "EF.SOD") from exc
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Sod:
     digest_algorithm: str  # of the data group hashes: "sha256", ...
@@ -40,6 +61,38 @@ class Sod:
     lds_version: str | None
     signed_data: cms.SignedData = field(repr=False)
     econtent: bytes = field(repr=False)
+
+    @property
+    @_lazy
+    def signer_certificates(self) -> list[bytes]:
+        """DER of every certificate carried in the SignedData (normally the one document signer)."""
+        certs = self.signed_data["certificates"]
+        return [c.chosen.dump() for c in certs if c.name == "certificate"] if certs else []
+
+    @property
+    @_lazy
+    def signer_info(self) -> cms.SignerInfo:
+        infos = self.signed_data["signer_infos"]
+        if len(infos) != 1:
+            raise ParseError(f"expected one signer, found {len(infos)}", "EF.SOD")
+        return infos[0]
+
+    @property
+    @_lazy
+    def signed_attributes(self) -> dict[str, Any]:
+        """Signed attributes by name ("content_type", "message_digest", "signing_time"...), first value each."""
+        attrs = self.signer_info["signed_attrs"]
+        return {a["type"].native: a["values"][0].native for a in attrs} if attrs else {}
+
+    @property
+    @_lazy
+    def signature_algorithm(self) -> str:
+        return str(self.signer_info["signature_algorithm"]["algorithm"].native)
+
+    @property
+    @_lazy
+    def signature(self) -> bytes:
+        return bytes(self.signer_info["signature"].native)
 
 
 def parse_sod(data: bytes) -> Sod:
@@ -58,6 +111,7 @@ def parse_sod(data: bytes) -> Sod:
         if not isinstance(econtent, bytes):
             raise ParseError("encapsulated content is missing", "EF.SOD")
         lso = LdsSecurityObject.load(econtent, strict=True)
+        signed["signer_infos"].native  # noqa: B018 - asn1crypto parses lazily: surface malformed signer infos here
         hashes = {
             int(item["data_group_number"].native): bytes(item["data_group_hash_value"].native)
             for item in lso["data_group_hash_values"]
