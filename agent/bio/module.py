@@ -1,0 +1,313 @@
+"""The fingerprint module driver: commands with deadlines, retries, resynchronisation and data phases.
+
+Field behaviour it copes with (references.md): a stray 0x55 after power-up and
+line noise (skipped while hunting for ``EF 01``), checksum and receive errors on
+cheap adapters (bounded retries with backoff), a module that stops answering
+(soft reset by re-handshaking), first commands failing after power-up.  Every
+wait has a deadline and waiting for a finger can be cancelled, so nothing here
+can hang the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+from agent.bio.protocol import (
+    COMMANDS,
+    PID_ACK,
+    PID_DATA,
+    PID_END,
+    BioError,
+    FrameError,
+    ModuleError,
+    NoFinger,
+    NoMatch,
+    NotFound,
+    Packet,
+    ReceiveError,
+    SystemParameters,
+    command_packet,
+    module_error,
+    parse_packet,
+)
+from agent.errors import TransportError, TransportTimeoutError
+from agent.transport.serial import SerialPort
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModuleProfile:
+    """What differs between models (firmware_profiles/*.toml)."""
+
+    name: str = "r307"
+    baud: int = 57600
+    address: int = 0xFFFFFFFF
+    password: int = 0
+    packet_size: int = 128
+    template_size: int = 512
+    capacity: int = 1000
+    command_timeout: float = 1.0
+    slow_timeout: float = 3.0
+    retries: int = 3
+    finger_poll: float = 0.1
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    matched: bool
+    score: int
+
+
+class FingerprintModule:
+    def __init__(self, port: SerialPort, profile: ModuleProfile | None = None) -> None:
+        self.port = port
+        self.profile = profile or ModuleProfile()
+        self._buffer = b""
+        self._lock = threading.RLock()
+        self.stats = {"retries": 0, "resyncs": 0, "resets": 0, "bytes_out": 0, "bytes_in": 0}
+        self.transfer_seconds = 0.0
+
+    @classmethod
+    def open(cls, url: str, profile: ModuleProfile | None = None) -> FingerprintModule:
+        profile = profile or ModuleProfile()
+        return cls(SerialPort(url, profile.baud), profile)
+
+    def close(self) -> None:
+        self.port.close()
+
+    # --- packets ------------------------------------------------------------------------------------
+
+    def _send(self, packet: Packet) -> None:
+        data = packet.to_bytes()
+        self.stats["bytes_out"] += len(data)
+        self.port.write(data)
+
+    def _receive(self, deadline: float) -> Packet:
+        while True:
+            try:
+                packet, used = parse_packet(self._buffer)
+            except FrameError:
+                # resynchronise: drop this header and hunt for the next EF 01
+                self.stats["resyncs"] += 1
+                self._buffer = self._buffer[self._buffer.find(b"\xef\x01") + 2 :]
+                raise
+            if packet is not None:
+                self._buffer = self._buffer[used:]
+                if packet.address != self.profile.address:
+                    log.debug("ignoring a packet for address %08X", packet.address)
+                    continue
+                return packet
+            if used:
+                self._buffer = self._buffer[used:]
+            chunk = self.port.read_some(deadline)
+            self.stats["bytes_in"] += len(chunk)
+            self._buffer += chunk
+
+    def _exchange(self, name: str, *args: int) -> tuple[int, bytes]:
+        """Send one command, return (confirmation code, reply parameters); retries transient failures."""
+        cmd = COMMANDS[name]
+        timeout = self.profile.slow_timeout if cmd.slow else self.profile.command_timeout
+        last: BioError | TransportError | None = None
+        for attempt in range(self.profile.retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+                time.sleep(min(0.05 * 2**attempt, 0.5))
+                self._buffer = b""
+                self.port.discard_input()
+            try:
+                start = time.monotonic()
+                self._send(command_packet(name, *args, address=self.profile.address))
+                reply = self._receive(start + timeout)
+            except (FrameError, TransportTimeoutError) as exc:
+                last = exc
+                log.debug("%s: %s (attempt %d)", name, exc, attempt + 1)
+                continue
+            if reply.pid != PID_ACK or not reply.payload:
+                last = FrameError(f"{name}: expected an acknowledgement, got PID {reply.pid:#04x}")
+                continue
+            code = reply.payload[0]
+            if code == 0x01:  # receive error on the module's side: send again
+                last = ReceiveError(code, name)
+                continue
+            return code, reply.payload[1:]
+        assert last is not None
+        if isinstance(last, TransportTimeoutError):
+            raise TransportTimeoutError(
+                f"fingerprint module: no answer to {name} after {self.profile.retries + 1} tries"
+            )
+        raise last
+
+    def command(self, name: str, *args: int) -> tuple[int, ...]:
+        """Run a command; a non-zero confirmation code raises its typed error."""
+        code, data = self._exchange(name, *args)
+        if code != 0:
+            raise module_error(code, name)
+        fmt = COMMANDS[name].reply
+        if not fmt:
+            return ()
+        size = struct.calcsize(fmt)
+        if len(data) < size:
+            raise FrameError(f"{name}: reply of {len(data)} bytes, expected {size}")
+        return struct.unpack(fmt, data[:size])
+
+    # --- data phases --------------------------------------------------------------------------------
+
+    def _upload(self, name: str, *args: int) -> bytes:
+        """Commands whose ack is followed by data packets (PID 02 ..., last PID 08)."""
+        with self._lock:
+            self.command(name, *args)
+            data = bytearray()
+            start = time.monotonic()
+            while True:
+                packet = self._receive(time.monotonic() + self.profile.command_timeout)
+                if packet.pid not in (PID_DATA, PID_END):
+                    raise FrameError(f"{name}: expected data, got PID {packet.pid:#04x}")
+                data += packet.payload
+                if packet.pid == PID_END:
+                    self.transfer_seconds += time.monotonic() - start
+                    return bytes(data)
+                if len(data) > 1 << 20:
+                    raise FrameError(f"{name}: more than 1 MiB of data")
+
+    def _download(self, name: str, data: bytes, *args: int) -> None:
+        with self._lock:
+            self.command(name, *args)
+            size = self.profile.packet_size
+            start = time.monotonic()
+            chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+            for i, chunk in enumerate(chunks):
+                pid = PID_END if i == len(chunks) - 1 else PID_DATA
+                self._send(Packet(pid, chunk, self.profile.address))
+            self.transfer_seconds += time.monotonic() - start
+
+    # --- the commands -------------------------------------------------------------------------------
+
+    def handshake(self) -> None:
+        """Verify the password (the first command after power-up may fail: retried)."""
+        with self._lock:
+            self.command("verify_pwd", self.profile.password)
+
+    def reset(self) -> None:
+        """Soft reset: forget buffered bytes and re-handshake."""
+        self.stats["resets"] += 1
+        self._buffer = b""
+        self.port.discard_input()
+        self.handshake()
+
+    def system_parameters(self) -> SystemParameters:
+        return SystemParameters.from_reply(self.command("read_sys_para"))
+
+    def capture(self) -> bool:
+        """Take an image; False when no finger is on the sensor."""
+        try:
+            self.command("gen_img")
+        except NoFinger:
+            return False
+        return True
+
+    def image_to_buffer(self, buffer: int) -> None:
+        self.command("img2tz", buffer)
+
+    def match_buffers(self) -> MatchResult:
+        try:
+            (score,) = self.command("match")
+        except NoMatch:
+            return MatchResult(False, 0)
+        return MatchResult(True, int(score))
+
+    def search(self, buffer: int = 1, start: int = 0, count: int | None = None) -> tuple[int, int] | None:
+        try:
+            page, score = self.command("search", buffer, start, count or self.profile.capacity)
+        except NotFound:
+            return None
+        return int(page), int(score)
+
+    def register_model(self) -> None:
+        self.command("reg_model")
+
+    def store(self, buffer: int, page: int) -> None:
+        self.command("store", buffer, page)
+
+    def load(self, buffer: int, page: int) -> None:
+        self.command("load_char", buffer, page)
+
+    def delete(self, page: int, count: int = 1) -> None:
+        self.command("delete", page, count)
+
+    def empty(self) -> None:
+        self.command("empty")
+
+    def template_count(self) -> int:
+        return int(self.command("template_num")[0])
+
+    def index(self, table: int = 0) -> list[int]:
+        (raw,) = self.command("read_index", table)
+        bits = bytes(raw)
+        return [table * 256 + i * 8 + b for i, byte in enumerate(bits) for b in range(8) if byte >> b & 1]
+
+    def upload_template(self, buffer: int = 1) -> bytes:
+        return self._upload("up_char", buffer)
+
+    def download_template(self, data: bytes, buffer: int = 2) -> None:
+        self._download("down_char", data, buffer)
+
+    def upload_image(self) -> bytes:
+        return self._upload("up_image")
+
+    def download_image(self, data: bytes) -> None:
+        self._download("down_image", data)
+
+    # --- what the gate does -------------------------------------------------------------------------
+
+    def wait_finger(self, cancel: threading.Event, timeout: float) -> bool:
+        """Poll for a finger until one is captured, ``cancel`` is set or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while not cancel.is_set() and time.monotonic() < deadline:
+            try:
+                if self.capture():
+                    return True
+            except TransportTimeoutError:
+                log.warning("fingerprint module stopped answering: resetting")
+                self.reset()
+            cancel.wait(self.profile.finger_poll)
+        return False
+
+    def capture_live(self, cancel: threading.Event, timeout: float) -> bool:
+        """The live finger into buffer 1 (what the gate does while the chip is read)."""
+        if not self.wait_finger(cancel, timeout):
+            return False
+        self.image_to_buffer(1)
+        return True
+
+    def verify_reference(self, reference: bytes, threshold: int, *, image: bool = False) -> MatchResult:
+        """1:1 against a reference from the host: into buffer 2 (features, or an image converted on the module)."""
+        if image:
+            self.download_image(reference)
+            self.image_to_buffer(2)
+        else:
+            self.download_template(reference, 2)
+        result = self.match_buffers()
+        return MatchResult(result.matched and result.score >= threshold, result.score)
+
+    def identify(self, cancel: threading.Event, timeout: float) -> tuple[int, int] | None:
+        """1:N: capture and search the module's library; (page, score) or None."""
+        if not self.capture_live(cancel, timeout):
+            raise NoFinger(0x02, "identify")
+        return self.search(1)
+
+    def enroll(self, page: int, cancel: threading.Event, timeout: float) -> None:
+        """Two captures of the same finger, combined and stored at ``page``."""
+        for buffer in (1, 2):
+            if not self.wait_finger(cancel, timeout):
+                raise NoFinger(0x02, "enroll")
+            self.image_to_buffer(buffer)
+        self.register_model()
+        self.store(1, page)
+
+
+__all__ = ["FingerprintModule", "MatchResult", "ModuleError", "ModuleProfile"]

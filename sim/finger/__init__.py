@@ -1,0 +1,1 @@
+"""A simulated ZhianTec/Synochip fingerprint module on a pseudo-terminal, and synthetic fingers."""

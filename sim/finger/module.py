@@ -1,0 +1,384 @@
+"""The simulated module: the device side of the protocol, written from the datasheet (not the agent's code).
+
+It answers on a pty exactly as a module of its profile: packet framing and
+checksums, every command of the set, data phases in the profile's packet size, a
+flash library kept while it runs, modelled timings (sensor, matching, and the
+UART's bytes per second), and seeded faults: garbage bytes, the power-up 0x55,
+bad checksums, dropped replies, and a hang that lasts until the host re-handshakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import struct
+import termios
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sim.finger import synthetic
+
+log = logging.getLogger(__name__)
+
+OK, RECV_ERR, NO_FINGER, BAD_IMAGE, NO_MATCH, NOT_FOUND, BAD_PAGE, BAD_TEMPLATE = 0, 1, 2, 6, 8, 9, 0x0B, 0x0C
+WRONG_PWD, NO_IMAGE, MUST_VERIFY = 0x13, 0x15, 0x21
+
+
+@dataclass
+class SimProfile:
+    name: str = "r307"
+    capacity: int = 1000
+    packet_size: int = 128
+    packet_code: int = 2
+    template_size: int = 512
+    baud: int = 57600
+    security: int = 3
+    # modelled times (seconds); scaled by ``speed``
+    t_image: float = 0.25
+    t_features: float = 0.3
+    t_match: float = 0.05
+    t_search_per_100: float = 0.03
+    t_store: float = 0.05
+
+
+PROFILES = {
+    "r307": SimProfile(),
+    "r503": SimProfile("r503", capacity=200, packet_size=128, template_size=1536, t_image=0.15, t_features=0.2),
+    "as608": SimProfile("as608", capacity=300, packet_size=128, template_size=512),
+    "zfm20": SimProfile("zfm20", capacity=162, packet_size=128, template_size=512, t_image=0.35),
+}
+
+
+@dataclass
+class SimFaults:
+    garbage: float = 0.0  # probability of noise bytes before a reply
+    power_up_byte: bool = False  # send 0x55 once when the host first talks
+    bad_checksum: float = 0.0
+    drop: float = 0.0
+    hang_after: int | None = None  # stop answering after this many commands, until a password verify
+    seed: int = 0
+
+
+def parse_sim_faults(spec: str | None) -> SimFaults:
+    faults = SimFaults()
+    for item in (spec or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        if name == "garbage":
+            faults.garbage = float(value)
+        elif name == "power-up":
+            faults.power_up_byte = True
+        elif name == "checksum":
+            faults.bad_checksum = float(value)
+        elif name == "drop":
+            faults.drop = float(value)
+        elif name == "hang":
+            faults.hang_after = int(value)
+        elif name == "seed":
+            faults.seed = int(value)
+        else:
+            raise ValueError(f"unknown fault {item!r} (garbage=P, power-up, checksum=P, drop=P, hang=N, seed=N)")
+    return faults
+
+
+def _frame(pid: int, payload: bytes, address: int) -> bytes:
+    length = len(payload) + 2
+    total = pid + (length >> 8) + (length & 0xFF) + sum(payload)
+    return b"\xef\x01" + struct.pack(">IBH", address, pid, length) + payload + struct.pack(">H", total & 0xFFFF)
+
+
+@dataclass
+class SimModule:
+    profile: SimProfile = field(default_factory=SimProfile)
+    faults: SimFaults = field(default_factory=SimFaults)
+    password: int = 0
+    address: int = 0xFFFFFFFF
+    speed: float = 1.0  # 0: no modelled delays (fast tests)
+    finger: str | None = None  # identity on the sensor
+    library: dict[int, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.faults.seed)
+        self.buffers: dict[int, bytes | None] = {1: None, 2: None}
+        self.image: bytes | None = None
+        self.verified = self.password == 0
+        self.commands = 0
+        self.hung = False
+        self.sent_power_up = False
+        self._captures = 0
+        self._pending_download: tuple[str, int] | None = None
+        self._download = bytearray()
+
+    # --- control ------------------------------------------------------------------------------------
+
+    def place(self, identity: str | int) -> None:
+        self.finger = str(identity)
+
+    def remove(self) -> None:
+        self.finger = None
+
+    def enroll_synthetic(self, count: int, first_identity: int = 1000) -> None:
+        for page in range(count):
+            self.library[page] = synthetic.features(first_identity + page, size=self.profile.template_size)
+
+    # --- the wire -----------------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        if self.speed:
+            time.sleep(seconds * self.speed)
+
+    def _uart(self, data: bytes) -> bytes:
+        """Model the UART: 10 bits per byte at the profile's baud."""
+        self._wait(len(data) * 10 / self.profile.baud)
+        return data
+
+    def _reply(self, code: int, params: bytes = b"") -> bytes:
+        out = b""
+        if self.faults.garbage and self.rng.random() < self.faults.garbage:
+            out += self.rng.randbytes(self.rng.randint(1, 6)).replace(b"\xef", b"\xee")
+        frame = bytearray(_frame(0x07, bytes([code]) + params, self.address))
+        if self.faults.bad_checksum and self.rng.random() < self.faults.bad_checksum:
+            frame[-1] ^= 0xFF
+        return out + bytes(frame)
+
+    def handle(self, pid: int, payload: bytes) -> bytes:
+        """One packet from the host -> the bytes the module sends back."""
+        prefix = b""
+        if self.faults.power_up_byte and not self.sent_power_up:
+            self.sent_power_up = True
+            prefix = b"\x55"
+        if pid in (0x02, 0x08):
+            return prefix + self._data_packet(pid, payload)
+        if pid != 0x01 or not payload:
+            return prefix + self._reply(RECV_ERR)
+        self.commands += 1
+        code, args = payload[0], payload[1:]
+        if self.hung:
+            if code != 0x13:
+                return b""
+            self.hung = False
+        if self.faults.hang_after is not None and self.commands == self.faults.hang_after:
+            self.hung = True
+            return b""
+        if self.faults.drop and self.rng.random() < self.faults.drop:
+            return b""
+        if not self.verified and code not in (0x13, 0x0F):
+            return prefix + self._reply(MUST_VERIFY)
+        try:
+            return prefix + self._command(code, args)
+        except struct.error:
+            return prefix + self._reply(RECV_ERR)
+
+    def _command(self, code: int, args: bytes) -> bytes:
+        p = self.profile
+        if code == 0x13:  # VfyPwd
+            (pwd,) = struct.unpack(">I", args[:4])
+            self.verified = pwd == self.password
+            return self._reply(OK if self.verified else WRONG_PWD)
+        if code == 0x12:  # SetPwd
+            (self.password,) = struct.unpack(">I", args[:4])
+            return self._reply(OK)
+        if code == 0x0F:  # ReadSysPara
+            params = struct.pack(
+                ">HHHHIHH", 0, 0x0009, p.capacity, p.security, self.address, p.packet_code, p.baud // 9600
+            )
+            return self._reply(OK, params)
+        if code == 0x01:  # GenImg
+            self._wait(p.t_image)
+            if self.finger is None:
+                return self._reply(NO_FINGER)
+            self._captures += 1
+            self.image = (
+                synthetic.IMAGE_HEADER + synthetic.identity_key(self.finger) + self._captures.to_bytes(4, "big")
+            )
+            return self._reply(OK)
+        if code == 0x02:  # Img2Tz
+            (buffer,) = struct.unpack(">B", args[:1])
+            self._wait(p.t_features)
+            if self.image is None:
+                return self._reply(NO_IMAGE)
+            key = self.image[4:20]
+            noise = int.from_bytes(self.image[20:24], "big") if len(self.image) >= 24 else None
+            self.buffers[1 if buffer == 1 else 2] = synthetic.features(key, noise_seed=noise, size=p.template_size)
+            return self._reply(OK)
+        if code == 0x03:  # Match
+            self._wait(p.t_match)
+            a, b = self.buffers[1], self.buffers[2]
+            if a is None or b is None:
+                return self._reply(BAD_TEMPLATE)
+            s = synthetic.score(a, b)
+            return self._reply(OK if s >= 50 else NO_MATCH, struct.pack(">H", s))
+        if code == 0x04:  # Search
+            buffer, start, count = struct.unpack(">BHH", args[:5])
+            template = self.buffers[1 if buffer == 1 else 2]
+            self._wait(p.t_search_per_100 * count / 100)
+            if template is None:
+                return self._reply(BAD_TEMPLATE)
+            best = max(((synthetic.score(template, t), page) for page, t in self.library.items()
+                        if start <= page < start + count), default=(0, 0))  # fmt: skip
+            if best[0] < 50:
+                return self._reply(NOT_FOUND, struct.pack(">HH", 0, 0))
+            return self._reply(OK, struct.pack(">HH", best[1], best[0]))
+        if code == 0x05:  # RegModel: combine buffers 1 and 2 into both
+            a, b = self.buffers[1], self.buffers[2]
+            if a is None or b is None or synthetic.score(a, b) < 50:
+                return self._reply(0x0A)
+            self.buffers[1] = self.buffers[2] = synthetic.features(a[4:20], size=p.template_size)
+            return self._reply(OK)
+        if code in (0x06, 0x07):  # Store / LoadChar
+            buffer, page = struct.unpack(">BH", args[:3])
+            if page >= p.capacity:
+                return self._reply(BAD_PAGE)
+            slot = 1 if buffer == 1 else 2
+            if code == 0x06:
+                self._wait(p.t_store)
+                template = self.buffers[slot]
+                if template is None:
+                    return self._reply(BAD_TEMPLATE)
+                self.library[page] = template
+                return self._reply(OK)
+            if page not in self.library:
+                return self._reply(BAD_TEMPLATE)
+            self.buffers[slot] = self.library[page]
+            return self._reply(OK)
+        if code in (0x08, 0x0A):  # UpChar / UpImage: ack, then data packets
+            if code == 0x08:
+                (buffer,) = struct.unpack(">B", args[:1])
+                data = self.buffers[1 if buffer == 1 else 2]
+                if data is None:
+                    return self._reply(0x0D)
+            else:
+                if self.image is None:
+                    return self._reply(0x0F)
+                data = self._image_bytes()
+            out = self._reply(OK)
+            size = p.packet_size
+            chunks = [data[i : i + size] for i in range(0, len(data), size)]
+            for i, chunk in enumerate(chunks):
+                out += _frame(0x08 if i == len(chunks) - 1 else 0x02, chunk, self.address)
+            return out
+        if code in (0x09, 0x0B):  # DownChar / DownImage: ack, then the host sends data packets
+            buffer = struct.unpack(">B", args[:1])[0] if code == 0x09 else 0
+            self._pending_download = ("char" if code == 0x09 else "image", buffer)
+            self._download = bytearray()
+            return self._reply(OK)
+        if code == 0x0C:  # Delete
+            page, count = struct.unpack(">HH", args[:4])
+            if page + count > p.capacity:
+                return self._reply(0x10)
+            for n in range(page, page + count):
+                self.library.pop(n, None)
+            return self._reply(OK)
+        if code == 0x0D:  # Empty
+            self.library.clear()
+            return self._reply(OK)
+        if code == 0x1D:  # TemplateNum
+            return self._reply(OK, struct.pack(">H", len(self.library)))
+        if code == 0x1F:  # ReadIndex
+            (table,) = struct.unpack(">B", args[:1])
+            bits = bytearray(32)
+            for page in self.library:
+                if table * 256 <= page < (table + 1) * 256:
+                    n = page - table * 256
+                    bits[n // 8] |= 1 << (n % 8)
+            return self._reply(OK, bytes(bits))
+        if code == 0x0E:  # SetSysPara
+            return self._reply(OK)
+        return self._reply(RECV_ERR)  # undocumented instruction: a clone would say something odd here
+
+    def _image_bytes(self) -> bytes:
+        assert self.image is not None
+        key = self.image[4:20]
+        return synthetic.IMAGE_HEADER + key + random.Random(key + b"img").randbytes(synthetic.IMAGE_SIZE - 20)
+
+    def _data_packet(self, pid: int, payload: bytes) -> bytes:
+        if self._pending_download is None:
+            return self._reply(0x0E)
+        self._download += payload
+        if pid == 0x08:
+            kind, buffer = self._pending_download
+            self._pending_download = None
+            data = bytes(self._download)
+            if kind == "char":
+                self.buffers[1 if buffer == 1 else 2] = data
+            else:
+                self.image = data[:20]  # the module keeps the image; features follow from its identity
+        return b""
+
+
+class PtyModule:
+    """Serve a SimModule on a pseudo-terminal linked at ``link``."""
+
+    def __init__(self, module: SimModule, link: Path | str) -> None:
+        self.module = module
+        self.link = Path(link)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        attrs = termios.tcgetattr(self.slave)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(self.slave, termios.TCSANOW, attrs)
+        if self.link.is_symlink() or self.link.exists():
+            self.link.unlink()
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        self.link.symlink_to(os.ttyname(self.slave))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="sim-finger", daemon=True)
+
+    def start(self) -> PtyModule:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        import select
+
+        buffer = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                buffer += os.read(self.master, 4096)
+            except OSError:
+                return
+            while True:
+                start = buffer.find(b"\xef\x01")
+                if start < 0:
+                    buffer = buffer[-1:]
+                    break
+                buffer = buffer[start:]
+                if len(buffer) < 9:
+                    break
+                pid = buffer[6]
+                length = int.from_bytes(buffer[7:9], "big")
+                if len(buffer) < 9 + length:
+                    break
+                payload = buffer[9 : 7 + length]
+                check = int.from_bytes(buffer[7 + length : 9 + length], "big")
+                buffer = buffer[9 + length :]
+                total = (pid + (length >> 8) + (length & 0xFF) + sum(payload)) & 0xFFFF
+                if total != check:
+                    answer = self.module._reply(RECV_ERR)
+                else:
+                    answer = self.module.handle(pid, payload)
+                if answer:
+                    try:
+                        os.write(self.master, self.module._uart(answer))
+                    except OSError:
+                        return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.link.is_symlink():
+            self.link.unlink()
