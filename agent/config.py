@@ -210,8 +210,23 @@ def parse_config(data: Mapping[str, Any], path: Path = Path("<config>")) -> Conf
         raw[name] = table
     cfg = Config(path=path, uplink=raw["uplink"], policy=raw["policy"], **sections)  # type: ignore[arg-type]
     _validate(cfg, prefix)
-    # the policy table is checked here so a bad action is reported at start, not at the first patient
+    # device profiles and the policy are checked here, so a mistake shows at start, not at the first patient
+    from agent import profiles
     from agent.app.policy import Policy
+
+    wanted = [
+        (cfg.reader.profile, "reader", "reader.profile"),
+        (cfg.scanners.mrz_profile, "scanner", "scanners.mrz_profile"),
+        (cfg.scanners.qr_profile, "scanner", "scanners.qr_profile"),
+    ]
+    if cfg.finger.enabled:
+        wanted.append((cfg.finger.profile, "fingerprint", "finger.profile"))
+    for name, kind, key in wanted:
+        if name:
+            try:
+                profiles.load(name, kind)
+            except ConfigError as exc:
+                raise ConfigError(f"{prefix}{key}: {exc}") from None
 
     try:
         Policy.from_config(cfg.policy)

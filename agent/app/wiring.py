@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agent import profiles
 from agent.app.chip import PcscChipReader
 from agent.app.eligibility import EligibilityCache
 from agent.app.flow import CheckinFlow, FlowTimeouts
@@ -21,7 +22,7 @@ from agent.app.policy import Policy
 from agent.app.ports import CardInserted, CardRemoved, Output, Trigger
 from agent.config import Config
 from agent.daemon import DeviceSource, Runtime
-from agent.errors import ConfigError, GateAgentError
+from agent.errors import GateAgentError
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,6 @@ def build_runtime(cfg: Config) -> Runtime:
     from agent.uplink.events import EventFactory, load_signing_key
     from agent.uplink.sink import QueueSink
 
-    if cfg.finger.enabled:
-        raise ConfigError("finger.enabled: this build has no fingerprint module driver yet; set it to false")
     state = cfg.state_dir
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity)
@@ -193,10 +192,22 @@ def build_runtime(cfg: Config) -> Runtime:
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
     r = cfg.reader
+    chunk, extended = r.chunk_size, r.extended_length
+    if r.profile:
+        reader_profile = profiles.load(r.profile, "reader")
+        chunk = chunk or int(reader_profile["chunk_size"])
+        extended = extended and bool(reader_profile["extended_length"])  # the hardware's limit wins
     reader = PcscChipReader(
-        lambda: PcscTransport(r.name), list(r.files), Path(r.trust_dir), chunk_size=r.chunk_size,
-        extended_length=r.extended_length,
-    )  # fmt: skip
+        lambda: PcscTransport(r.name), list(r.files), Path(r.trust_dir), chunk_size=chunk, extended_length=extended
+    )
+    finger = None
+    if cfg.finger.enabled:
+        from agent.app.finger import ModuleFinger
+        from agent.bio.module import FingerprintModule
+
+        module = FingerprintModule.open(cfg.finger.url, profiles.fingerprint_profile(cfg.finger.profile))
+        module.handshake()
+        finger = ModuleFinger(module, cfg.finger.threshold)
     policy_table = dict(cfg.policy)
     override = state / "policy.json"
     if override.exists():
@@ -212,13 +223,17 @@ def build_runtime(cfg: Config) -> Runtime:
         output=build_outputs(cfg),
         policy=Policy.from_config(policy_table),
         facility_code=cfg.terminal.facility_id,
+        finger=finger,
         timeouts=FlowTimeouts(t.keys, t.card, t.read, t.finger, t.outcome, t.card_removal),
     )
     sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
-    if cfg.scanners.mrz_url:
-        sources.append(ScannerSource(cfg.scanners.mrz_url, "mrz"))
-    if cfg.scanners.qr_url:
-        sources.append(ScannerSource(cfg.scanners.qr_url, "qr"))
+    sc = cfg.scanners
+    if sc.mrz_url:
+        baud = int(profiles.load(sc.mrz_profile, "scanner")["baud"]) if sc.mrz_profile else 9600
+        sources.append(ScannerSource(sc.mrz_url, "mrz", baud))
+    if sc.qr_url:
+        baud = int(profiles.load(sc.qr_profile, "scanner")["baud"]) if sc.qr_profile else 9600
+        sources.append(ScannerSource(sc.qr_url, "qr", baud))
 
     def extra_status() -> dict[str, Any]:
         out: dict[str, Any] = {"queue": queue.stats(), "eligibility": {"records": len(cache), "fresh": cache.fresh}}
@@ -235,6 +250,8 @@ def build_runtime(cfg: Config) -> Runtime:
         reader.reload_trust()
 
     closers: list[Callable[[], None]] = [queue.close]
+    if finger is not None:
+        closers.append(finger.module.close)
     if uplink is not None:
         uplink.on_command = CommandHandler(cfg, cache, reader, flow)
         uplink.start()

@@ -1,0 +1,25 @@
+"""The check-in flow's fingerprint path over the real module driver."""
+
+from __future__ import annotations
+
+import threading
+
+from agent.app.model import FingerFacts, FingerStatus
+from agent.bio.module import FingerprintModule
+
+
+class ModuleFinger:
+    def __init__(self, module: FingerprintModule, threshold: int) -> None:
+        self.module = module
+        self.threshold = threshold
+        self._lock = threading.Lock()
+
+    def capture(self, cancel: threading.Event, timeout: float) -> bool:
+        with self._lock:
+            return self.module.capture_live(cancel, timeout)
+
+    def match(self, reference: bytes) -> FingerFacts:
+        with self._lock:
+            result = self.module.verify_reference(reference, self.threshold)
+        status = FingerStatus.MATCH if result.matched else FingerStatus.NO_MATCH
+        return FingerFacts(status, result.score)
