@@ -226,4 +226,4 @@ def authenticate(
         raise AuthenticationFailed(exc.sw, "PACE mutual authentication (wrong MRZ or CAN?)") from exc
     if not hmac.compare_digest(t_ic, auth_token(cipher, ks_mac, params.oid, pk_eph_bytes)):
         raise SecureMessagingError("the chip's PACE authentication token does not verify")
-    return SecureChannel(channel, ks_enc, ks_mac, 0, cipher)
+    return SecureChannel(channel, ks_enc, ks_mac, 0, cipher, pace_chip_key=pk_eph_ic_bytes)

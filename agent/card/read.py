@@ -15,11 +15,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.card import lds
-from agent.card.errors import ParseError
+from agent.card import ca, lds
+from agent.card.aa import active_authentication
+from agent.card.authresult import AuthResult
+from agent.card.cvc import TerminalCredentials
+from agent.card.dg3 import Dg3, parse_dg3
+from agent.card.errors import CardError, ParseError
 from agent.card.keys import AccessKeys
 from agent.card.pa import PaResult, passive_authentication
+from agent.card.secinfo import SecurityInfos, parse_security_infos
 from agent.card.session import ChipSession, FileDenied, FileMissing
+from agent.card.ta import TerminalAuthError, terminal_authentication
 from agent.card.trust import TrustStore
 from agent.transport.base import CardTransport
 
@@ -40,7 +46,11 @@ class ReadResult:
     dg1: lds.Dg1 | None = None
     dg2: lds.Dg2 | None = None
     dg13: lds.Dg13 | None = None
+    dg3: Dg3 | None = None
     passive_auth: PaResult | None = None
+    active_auth: AuthResult | None = None
+    chip_auth: AuthResult | None = None
+    terminal_auth: AuthResult | None = None
     apdus: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
@@ -63,14 +73,20 @@ class ReadResult:
             out["dg2"] = [face.as_dict() for face in self.dg2.faces]
         if self.dg13 is not None:
             out["dg13"] = self.dg13.as_dict()
+        if self.dg3 is not None:
+            out["dg3"] = self.dg3.as_dict()
         out["passive_auth"] = self.passive_auth.as_dict() if self.passive_auth else {"valid": None, "failed_step": None}
+        for name in ("active_auth", "chip_auth", "terminal_auth"):
+            result: AuthResult | None = getattr(self, name)
+            out[name] = result.as_dict() if result else {"valid": None, "failed_step": None}
         out["apdus"] = self.apdus
         out["bytes"] = self.bytes_received
         out["seconds"] = round(self.seconds, 4)
         return out
 
 
-_PARSERS = {"com": lds.parse_com, "dg1": lds.parse_dg1, "dg2": lds.parse_dg2, "dg13": lds.parse_dg13}
+_PARSERS = {"com": lds.parse_com, "dg1": lds.parse_dg1, "dg2": lds.parse_dg2, "dg13": lds.parse_dg13,
+            "dg3": parse_dg3}  # fmt: skip
 
 
 def read_document(
@@ -82,7 +98,14 @@ def read_document(
     extended_length: bool = True,
     trust: TrustStore | None = None,
     at: dt.datetime | None = None,
+    terminal: TerminalCredentials | None = None,
 ) -> ReadResult:
+    """Open the chip, read ``files``, check the chip's authenticity, run Passive Authentication.
+
+    Active Authentication runs when DG15 was read, Chip Authentication when DG14 was
+    read and announces a key; DG3 is read after Terminal Authentication with
+    ``terminal`` credentials (after Chip Authentication, as EAC version 1 requires).
+    """
     start = time.perf_counter()
     wanted = [lds.file_spec(name).name for name in files]
     if trust is not None and "sod" not in wanted:
@@ -90,13 +113,17 @@ def read_document(
     session = ChipSession(transport, chunk_size=chunk_size, extended_length=extended_length)
     access = session.open(keys)
     result = ReadResult(access, transport.name, {})
+    needs_ta = "dg3" in wanted
     for name in wanted:
+        if name == "dg3":
+            continue  # after Terminal Authentication
         try:
             result.files[name] = session.read_file(name)
         except FileMissing:
             result.missing.append(name)
         except FileDenied:
             result.denied.append(name)
+    authenticity(session, result, terminal, needs_ta)
     for name, parse in _PARSERS.items():
         if name in result.files:
             try:
@@ -108,16 +135,94 @@ def read_document(
         result.passive_auth = passive_authentication(result.files["sod"], dgs, trust, at)
     elif trust is not None:
         result.passive_auth = PaResult(False, "sod", "the chip has no EF.SOD")
+    _distrust_unauthenticated_keys(result)
     counters = session.channel.counters
     result.apdus = counters.apdus
     result.bytes_received = counters.bytes_received
     result.seconds = time.perf_counter() - start
     log.info(
-        "read %s via %s: %d APDUs, %.3f s, passive auth %s",
+        "read %s via %s: %d APDUs, %.3f s, passive auth %s, AA %s, CA %s, TA %s",
         ",".join(result.files),
         access,
         result.apdus,
         result.seconds,
         "n/a" if result.passive_auth is None else result.passive_auth.valid,
+        *("n/a" if r is None else r.valid for r in (result.active_auth, result.chip_auth, result.terminal_auth)),
     )
     return result
+
+
+def _infos(result: ReadResult) -> SecurityInfos | None:
+    if "dg14" not in result.files:
+        return None
+    try:
+        return parse_security_infos(result.files["dg14"], "DG14")
+    except ParseError as exc:
+        result.parse_errors["dg14"] = str(exc)
+        return None
+
+
+def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCredentials | None, dg3: bool) -> None:
+    """Active, Chip and (for DG3) Terminal Authentication, each judged on its own.
+
+    A chip that announces Chip Authentication and fails it, or whose DG15 key does not
+    sign our challenge, is not the chip the state issued: the result says so.  Whether
+    DG14 and DG15 themselves are genuine is Passive Authentication's verdict.
+    """
+    infos = _infos(result)
+    if "dg15" in result.files:
+        result.active_auth = active_authentication(session.send, result.files["dg15"], infos)
+        if result.active_auth.valid is False and (session.sm is None or session.sm.broken):
+            session.reopen()  # the failed command ended the session; CA and TA need one
+    choice: ca.CaChoice | None = None
+    if infos is not None:
+        try:
+            choice = ca.choose(infos)
+        except ca.ChipAuthError as exc:
+            result.chip_auth = AuthResult.skipped(exc.step, exc.detail)
+        if choice is None and result.chip_auth is None:
+            result.chip_auth = AuthResult.skipped("dg14", "DG14 announces no Chip Authentication key")
+    elif "dg14" in result.missing:
+        result.chip_auth = AuthResult.skipped("dg14", "the chip has no DG14")
+    if choice is not None:
+        try:
+            session.run_chip_auth(choice)
+            result.chip_auth = AuthResult.passed(choice.describe())
+        except (ca.ChipAuthError, CardError) as exc:
+            failure = ca.describe_failure(exc)
+            result.chip_auth = AuthResult.failed(failure.failed_step or "keys", failure.detail, choice.describe())
+    if not dg3:
+        return
+    if terminal is None:
+        result.terminal_auth = AuthResult.skipped("credentials", "no terminal credentials configured")
+    elif session.chip_auth is None:
+        result.terminal_auth = AuthResult.skipped("chip_auth", "TA needs a successful Chip Authentication first")
+    else:
+        try:
+            terminal_authentication(session.send, terminal, session.id_picc(), session.chip_auth.ephemeral_compressed)
+            result.terminal_auth = AuthResult.passed(terminal.terminal.public_key.oid)
+        except TerminalAuthError as exc:
+            result.terminal_auth = AuthResult.failed(exc.step, exc.detail)
+        except CardError as exc:
+            result.terminal_auth = AuthResult.failed("session", str(exc))
+    if result.terminal_auth is None or not result.terminal_auth.valid:
+        result.denied.append("dg3")
+        return
+    try:
+        result.files["dg3"] = session.read_file("dg3")
+    except FileMissing:
+        result.missing.append("dg3")
+    except FileDenied:
+        result.denied.append("dg3")
+
+
+def _distrust_unauthenticated_keys(result: ReadResult) -> None:
+    """AA and CA prove possession of DG15's and DG14's keys; worthless when those files fail their hash check."""
+    pa = result.passive_auth
+    if pa is None or pa.valid:
+        return
+    for name, attr in (("dg14", "chip_auth"), ("dg15", "active_auth")):
+        outcome: AuthResult | None = getattr(result, attr)
+        if outcome is not None and outcome.valid and pa.failed_step == f"hash:{name}":
+            detail = f"{name.upper()} fails Passive Authentication: the chip proved a key the state did not sign"
+            setattr(result, attr, AuthResult.failed(name, detail, outcome.algorithm))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from agent.card import bac, pace, tlv
 from agent.card.apdu import ApduChannel, CommandApdu, ResponseApdu, check, status_error
+from agent.card.ca import CaChoice, CaOutcome, ChipAuthError, chip_authentication
 from agent.card.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -61,6 +62,9 @@ class ChipSession:
     card_access: SecurityInfos | None = field(default=None, init=False)
     _keys: AccessKeys | None = field(default=None, init=False, repr=False)
     extended_refused: bool = field(default=False, init=False)
+    bac_key: MrzKey | None = field(default=None, init=False, repr=False)
+    pace_chip_key: bytes = field(default=b"", init=False, repr=False)
+    chip_auth: CaOutcome | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.channel = ApduChannel(self.transport)
@@ -94,6 +98,7 @@ class ChipSession:
         """Authenticate; return "PACE" or "BAC".  :class:`AccessDenied` when no key opens the chip."""
         self._keys = keys
         self.sm = None
+        self.bac_key, self.pace_chip_key, self.chip_auth = None, b"", None
         self.card_access = self._read_card_access()
         params = self.card_access.preferred_pace() if self.card_access else None
         failures: list[str] = []
@@ -103,6 +108,7 @@ class ChipSession:
                 try:
                     self.sm = pace.authenticate(self.channel, params, password)
                     self.access = "PACE"
+                    self.pace_chip_key = self.sm.pace_chip_key
                     self._select_app_protected()
                     return "PACE"
                 except (pace.PaceError, StatusError, SecureMessagingError) as exc:
@@ -117,6 +123,7 @@ class ChipSession:
             try:
                 self.sm = bac.authenticate(self.channel, key)
                 self.access = "BAC"
+                self.bac_key = key
                 return "BAC"
             except (AuthenticationFailed, SecureMessagingError) as exc:
                 failures.append(f"BAC: {exc}")
@@ -127,10 +134,39 @@ class ChipSession:
     def _select_app_protected(self) -> None:
         check(self.send(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID_EMRTD)), "SELECT eMRTD application")
 
-    def _reopen(self) -> None:
+    def reopen(self) -> None:
         if self._keys is None:
             raise CardError("session was never opened")
         self.open(self._keys)
+
+    # --- chip authenticity -------------------------------------------------------------------------
+
+    def run_chip_auth(self, choice: CaChoice) -> CaOutcome:
+        """Chip Authentication, then one protected read under the new keys to prove them.
+
+        :class:`ChipAuthError` when the chip refuses or cannot continue under the new keys (a copy
+        of the files on another chip cannot); the session is then gone.
+        """
+        if self.sm is None:
+            raise ChipAuthError("session", "Chip Authentication needs an open secure channel")
+        outcome = chip_authentication(self.sm, choice)
+        self.sm = outcome.channel
+        try:
+            self._read_once(file_spec("dg14").sfi, 0, 1, "dg14")
+        except (CardError, ParseError) as exc:
+            self.sm = None
+            raise ChipAuthError("keys", f"the chip does not answer under the agreed keys ({exc})") from exc
+        self.chip_auth = outcome
+        return outcome
+
+    def id_picc(self) -> bytes:
+        """Terminal Authentication's chip identifier: Comp(PACE ephemeral key), or document number + check digit."""
+        if self.access == "PACE" and self.pace_chip_key:
+            key = self.pace_chip_key
+            return key[1 : 1 + (len(key) - 1) // 2]
+        if self.bac_key is not None:
+            return self.bac_key.mrz_information[:10].encode("ascii")
+        raise CardError("no access protocol ran: no chip identifier for Terminal Authentication")
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -183,7 +219,7 @@ class ChipSession:
                 raise
             log.info("the chip refused an extended-length read (%s): reading in short chunks", exc)
             self.extended_refused = True
-            self._reopen()
+            self.reopen()
             if sfi is None and offset:
                 # the current file was lost with the session: select it again by reading its first byte
                 self._read_once(file_spec(name).sfi, 0, 1, name)

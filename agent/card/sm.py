@@ -28,6 +28,8 @@ class SecureChannel:
     ssc: int
     cipher: str  # "3DES" or "AES-128"/"AES-192"/"AES-256"
     broken: bool = False
+    #: the chip's ephemeral PACE public key (uncompressed point), Terminal Authentication's ID_PICC; empty after BAC
+    pace_chip_key: bytes = field(default=b"", repr=False)
 
     @property
     def block(self) -> int:

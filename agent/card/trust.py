@@ -74,16 +74,22 @@ def _curve_of(params: keys.SpecifiedECDomain) -> ec.EllipticCurve:
     """The named curve whose parameters are spelled out in ``params`` (9303-12 lets CSCAs publish them so)."""
     if params["field_id"]["field_type"].native != "prime_field":
         raise SignatureError("explicit EC parameters over a binary field are not supported", unsupported=True)
-    p = params["field_id"]["parameters"].native
-    a = int.from_bytes(params["curve"]["a"].native, "big")
-    b = int.from_bytes(params["curve"]["b"].native, "big")
-    n = params["order"].native
-    base = params["base"].native
+    return curve_from_domain(
+        params["field_id"]["parameters"].native,
+        int.from_bytes(params["curve"]["a"].native, "big"),
+        int.from_bytes(params["curve"]["b"].native, "big"),
+        params["order"].native,
+        params["base"].native,
+    )
+
+
+def curve_from_domain(p: int, a: int, b: int, order: int, base: bytes) -> ec.EllipticCurve:
+    """The named curve with these prime-field domain parameters (explicit in X.509 keys and CV certificates)."""
     for curve in ecdsa_curves.curves:
         if curve.name not in _NAMED_CURVES:
             continue
         c = curve.curve
-        if (c.p(), c.a() % c.p(), c.b(), curve.order) != (p, a % p, b, n):
+        if (c.p(), c.a() % c.p(), c.b(), curve.order) != (p, a % p, b, order):
             continue
         size = (p.bit_length() + 7) // 8
         gx, gy = curve.generator.x(), curve.generator.y()
@@ -119,7 +125,7 @@ def certificate_key(cert: x509.Certificate) -> PublicKeyTypes:
     return load_public_key(bytes(parsed["tbs_certificate"]["subject_public_key_info"].dump()))
 
 
-def _der_ecdsa(signature: bytes) -> bytes:
+def der_ecdsa(signature: bytes) -> bytes:
     """ECDSA-Sig-Value as DER; a plain r||s signature (BSI TR-03111) is converted."""
     try:
         parsed = algos.DSASignature.load(signature, strict=True)
@@ -172,7 +178,7 @@ def verify_signature(
         elif name == "ecdsa":
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 raise SignatureError("ECDSA signature but the certificate key is not EC")
-            key.verify(_der_ecdsa(signature), data, ec.ECDSA(HASHES[hash_name]()))
+            key.verify(der_ecdsa(signature), data, ec.ECDSA(HASHES[hash_name]()))
         else:
             raise SignatureError(f"unsupported signature algorithm {algorithm['algorithm'].native}", True)
     except InvalidSignature:

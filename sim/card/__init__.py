@@ -12,10 +12,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.errors import CardRemovedError, NoCardError
+from sim.card import eac
 from sim.card.chip import Chip
+from sim.card.eac_chip import ChipKeys
 from sim.card.faults import Faults, parse_faults
 from sim.card.files import CardFiles, build_files
 from sim.card.pki import IssuerPki, issuer_pki
@@ -34,7 +36,23 @@ def _atr() -> bytes:
 
 
 PROFILES = ("cccd", "passport")
-VARIANTS = ("altered-dg", "bad-signature", "unknown-csca", "expired-signer", "revoked-signer")
+CA_CURVE = ec.SECP256R1()
+VARIANTS = (
+    "altered-dg", "bad-signature", "unknown-csca", "expired-signer", "revoked-signer",  # Passive Authentication
+    "clone", "stale-dg14", "wrong-dg14", "aa-unsupported",  # chip authenticity
+)  # fmt: skip
+#: what each variant should make a reader conclude (tests check every one)
+VARIANT_EXPECT = {
+    "altered-dg": "passive_auth",
+    "bad-signature": "passive_auth",
+    "unknown-csca": "passive_auth",
+    "expired-signer": "passive_auth",
+    "revoked-signer": "passive_auth",
+    "clone": "chip_auth active_auth",  # the files of a genuine card on another chip: AA and CA fail
+    "stale-dg14": "chip_auth",  # DG14 (signed) announces an old key the chip no longer has
+    "wrong-dg14": "passive_auth chip_auth",  # DG14 swapped for the cloner's key: CA "passes", PA fails on DG14
+    "aa-unsupported": "",  # DG14 announces an AA algorithm readers do not run: not judged, not a clone
+}
 _PKI_CACHE: dict[tuple[int, str], IssuerPki] = {}
 _PKI_LOCK = threading.Lock()
 
@@ -115,7 +133,15 @@ def build_card(
     extended_length: bool = True,
     dg2_size: int = 20_000,
     ds_algorithm: str = "ecdsa",
+    aa_algorithm: str = "ecdsa",
+    aa_hash: str = "sha256",
+    eac_seed: int = 0,
 ) -> SimulatedCard:
+    """A card of ``profile`` for the person of ``seed``.
+
+    ``aa_algorithm`` "ecdsa" or "rsa" (ISO/IEC 9796-2 with ``aa_hash``); ``eac_seed``
+    names the EAC PKI whose CVCA the chip trusts (:func:`sim.card.eac.eac_pki`).
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
     if variant is not None and variant not in VARIANTS:
@@ -133,13 +159,27 @@ def build_card(
         keys = person.access_keys("passport")
         mrz_info = _mrz_information(str(keys["document_number"]), str(keys["birth"]), str(keys["expiry"]))
         can = None
+    ca_key = ec.generate_private_key(CA_CURVE)
+    aa_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048) if aa_algorithm == "rsa" else ec.generate_private_key(CA_CURVE)
+    )
+    other_ca = ec.generate_private_key(CA_CURVE)  # a stale key, or the cloner's
     files = build_files(
         person, mrz, pki, profile=profile, variant=variant, pace_cipher=pace_cipher, pace_curve=pace_curve,
-        dg2_size=dg2_size, ca_key=ec.generate_private_key(ec.SECP256R1()),
-        aa_key=ec.generate_private_key(ec.SECP256R1()),
+        dg2_size=dg2_size, ca_public=ca_key.public_key(), aa_public=aa_key.public_key(),
+        dg3=eac.dg3(person.id_number), stale_ca_public=other_ca.public_key(),
     )  # fmt: skip
+    chip_ca, chip_aa = ca_key, aa_key
+    if variant == "clone":
+        chip_ca = other_ca
+        chip_aa = rsa.generate_private_key(65537, 2048) if aa_algorithm == "rsa" else ec.generate_private_key(CA_CURVE)
+    elif variant == "wrong-dg14":
+        chip_ca = other_ca
+    trust = eac.eac_pki(eac_seed, today=today).trust_point
+    keys_on_chip = ChipKeys(chip_aa, aa_hash, chip_ca, trust, min(person.issued, today or dt.date.today()))
     chip = Chip(
-        files.files, mrz_info, can, pace=pace, pace_refused=fault_set.pace_refused, extended_length=extended_length
+        files.files, mrz_info, can, pace=pace, pace_refused=fault_set.pace_refused, extended_length=extended_length,
+        eac=keys_on_chip,
     )
     return SimulatedCard(profile, person, files, chip, pki, fault_set, variant)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ecdsa import curves, ellipticcurve
 
 from sim.card import cryptoutil as cu
+from sim.card.eac_chip import ChipKeys, EacMixin, TaState
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def parse_command(raw: bytes) -> Command | None:
     return None
 
 
-class Chip:
+class Chip(EacMixin):
     """Card state between power-ons; ``process`` is the whole card OS."""
 
     def __init__(
@@ -141,8 +142,11 @@ class Chip:
         pace_refused: str | None = None,
         extended_length: bool = True,
         random: Callable[[int], bytes] = os.urandom,
+        eac: ChipKeys | None = None,
     ) -> None:
         self.files = files
+        self.eac = eac or ChipKeys()
+        self.current_date = self.eac.personalised
         self.mrz_information = mrz_information
         self.can = can
         self.pace_enabled = pace
@@ -157,6 +161,10 @@ class Chip:
         self.session: Session | None = None
         self.bac_challenge: bytes | None = None
         self.pace_state: dict[str, object] = {}
+        self.pending_session: Session | None = None  # Chip Authentication's keys, used after its answer
+        self.ca_done = False
+        self.ca_ephemeral: bytes = b""  # Comp(PK_IFD) of the terminal's CA key
+        self.ta = TaState()
 
     # --- dispatch -----------------------------------------------------------------------------------
 
@@ -175,7 +183,10 @@ class Chip:
                 self.session = None
                 return sw(0x6988)
             data, status = self._dispatch(inner)
-            return self._wrap(data, status)
+            answer = self._wrap(data, status)
+            if self.pending_session is not None:
+                self.session, self.pending_session = self.pending_session, None
+            return answer
         if cmd.cla not in (0x00, 0x10):
             return sw(0x6E00)
         if self.session is not None and cmd.ins not in (0x22, 0x86, 0x84, 0x82):
@@ -192,10 +203,15 @@ class Chip:
             0x82: self._external_authenticate,
             0x22: self._mse,
             0x86: self._general_authenticate,
+            0x88: self._internal_authenticate,
+            0x2A: self._pso_verify_certificate,
         }.get(cmd.ins)
         if handler is None:
             return b"", 0x6D00
         return handler(cmd)
+
+    def _new_session(self, cipher: str, k_enc: bytes, k_mac: bytes, via: str) -> Session:
+        return Session(cipher, k_enc, k_mac, 0, via)
 
     # --- files --------------------------------------------------------------------------------------
 
@@ -227,7 +243,11 @@ class Chip:
             return True
         if self.session is None:
             return False
-        return name != "dg3"  # fingerprints need Terminal Authentication (not offered by this chip)
+        if name == "dg3":
+            return bool(self.ta.rights & 0x01)  # fingerprints: only after Terminal Authentication granting them
+        if name == "dg4":
+            return bool(self.ta.rights & 0x02)
+        return True
 
     def _read_from(self, name: str, offset: int, le: int | None) -> tuple[bytes, int]:
         if name not in self.files:
@@ -281,10 +301,15 @@ class Chip:
         return cu.derive(seed, 1, "3DES"), cu.derive(seed, 2, "3DES")
 
     def _get_challenge(self, cmd: Command) -> tuple[bytes, int]:
+        if self.session is not None:
+            self.ta.challenge = self.random(8)  # Terminal Authentication's r_PICC
+            return self.ta.challenge, 0x9000
         self.bac_challenge = self.random(8)
         return self.bac_challenge, 0x9000
 
     def _external_authenticate(self, cmd: Command) -> tuple[bytes, int]:
+        if self.session is not None:
+            return self._ta_external_authenticate(cmd)
         challenge, self.bac_challenge = self.bac_challenge, None
         if challenge is None or len(cmd.data) != 40:
             return b"", 0x6985
@@ -302,11 +327,14 @@ class Chip:
         seed = bytes(a ^ b for a, b in zip(k_ifd, k_ic, strict=True))
         ssc = int.from_bytes(challenge[4:] + rnd_ifd[4:], "big")
         self.session = Session("3DES", cu.derive(seed, 1, "3DES"), cu.derive(seed, 2, "3DES"), ssc, "BAC")
+        self.ca_done, self.ta = False, TaState(id_picc=self.mrz_information[:10].encode("ascii"))
         return e_ic + m_ic, 0x9000
 
     # --- PACE ---------------------------------------------------------------------------------------
 
     def _mse(self, cmd: Command) -> tuple[bytes, int]:
+        if self.session is not None and (cmd.p1, cmd.p2) in ((0x41, 0xA6), (0x41, 0xA4), (0x81, 0xB6), (0x81, 0xA4)):
+            return self._mse_eac(cmd)
         if cmd.p1 != 0xC1 or cmd.p2 != 0xA4:
             return b"", 0x6A86
         if not self.pace_enabled or self.pace_refused == "mse":
@@ -333,6 +361,8 @@ class Chip:
         return b"", 0x9000
 
     def _general_authenticate(self, cmd: Command) -> tuple[bytes, int]:
+        if self.session is not None and self.ta.ca_oid:
+            return self._ca_general_authenticate(cmd)
         st = self.pace_state
         if not st:
             return b"", 0x6985
@@ -393,6 +423,9 @@ class Chip:
                 k_enc = st["k_enc"]
                 assert isinstance(k_enc, bytes)
                 self.session = Session(cipher, k_enc, k_mac, 0, "PACE")
+                pk_ic = st["pk_ic"]
+                assert isinstance(pk_ic, bytes)
+                self.ca_done, self.ta = False, TaState(id_picc=pk_ic[1 : 1 + size])
                 self.pace_state = {}
                 return enc_tlv(0x7C, enc_tlv(0x86, t_ic)), 0x9000
         except (KeyError, ValueError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from asn1crypto import algos, core
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sim.card.pki import IssuerPki, signed_data
 from sim.population import Person
@@ -58,11 +58,12 @@ PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
 TA = "0.4.0.127.0.7.2.2.2"
 AA = "2.23.136.1.1.5"
 ECDSA_SHA256 = "0.4.0.127.0.7.1.1.4.1.3"
+ECDSA_RIPEMD160 = "0.4.0.127.0.7.1.1.4.1.6"  # announced by the "aa-unsupported" variant
 
 
-def security_infos(pace_cipher: str, pace_curve: str, ca_key: ec.EllipticCurvePrivateKey | None) -> bytes:
+def security_infos(pace_cipher: str, pace_curve: str, eac: bool) -> bytes:
     infos = [tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve]))]
-    if ca_key is not None:
+    if eac:
         infos.append(tlv(0x30, oid(CA_ECDH_AES128) + integer(1) + integer(1)))
         infos.append(tlv(0x30, oid(TA) + integer(1)))
     return tlv(0x31, b"".join(infos))
@@ -125,6 +126,22 @@ class _Lso(core.Sequence):  # type: ignore[misc]
     _fields = [("version", core.Integer), ("alg", algos.DigestAlgorithm), ("hashes", _DgHashes)]  # noqa: RUF012
 
 
+def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def dg14_content(pace_cipher: str, pace_curve: str, ca_public: ec.EllipticCurvePublicKey, aa_oid: str | None) -> bytes:
+    infos = [
+        tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve])),
+        tlv(0x30, oid(CA_ECDH_AES128) + integer(1) + integer(1)),
+        tlv(0x30, oid(PK_ECDH) + _spki(ca_public) + integer(1)),
+        tlv(0x30, oid(TA) + integer(1)),
+    ]
+    if aa_oid is not None:
+        infos.append(tlv(0x30, oid(AA) + integer(1) + oid(aa_oid)))
+    return tlv(0x6E, tlv(0x31, b"".join(infos)))
+
+
 def build_files(
     person: Person,
     mrz_lines: tuple[str, ...],
@@ -135,30 +152,29 @@ def build_files(
     pace_cipher: str,
     pace_curve: str,
     dg2_size: int,
-    ca_key: ec.EllipticCurvePrivateKey,
-    aa_key: ec.EllipticCurvePrivateKey,
+    ca_public: ec.EllipticCurvePublicKey,
+    aa_public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    dg3: bytes,
+    stale_ca_public: ec.EllipticCurvePublicKey | None = None,
 ) -> CardFiles:
+    """The card's files, signed by the issuer PKI; ``variant`` makes a tampered or cloned card's files.
+
+    ``stale_ca_public`` is the Chip Authentication key DG14 announces for the
+    "stale-dg14" and "wrong-dg14" variants (the chip holds another).
+    """
     files: dict[str, bytes] = {}
-    files["cardaccess"] = security_infos(pace_cipher, pace_curve, ca_key if profile == "cccd" else None)
+    files["cardaccess"] = security_infos(pace_cipher, pace_curve, profile == "cccd")
     mrz = "".join(mrz_lines).encode("ascii")
     files["dg1"] = tlv(0x61, tlv(0x5F1F, mrz))
     files["dg2"] = face_image(person, dg2_size)
-    files["dg3"] = tlv(0x63, tlv(0x7F61, integer(0)))  # present, but only after Terminal Authentication
-    ca_spki = ca_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    dg14 = [
-        tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve])),
-        tlv(0x30, oid(CA_ECDH_AES128) + integer(1) + integer(1)),
-        tlv(0x30, oid(PK_ECDH) + ca_spki + integer(1)),
-        tlv(0x30, oid(TA) + integer(1)),
-        tlv(0x30, oid(AA) + integer(1) + oid(ECDSA_SHA256)),
-    ]
-    files["dg14"] = tlv(0x6E, tlv(0x31, b"".join(dg14)))
-    aa_spki = aa_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    files["dg15"] = tlv(0x6F, aa_spki)
+    files["dg3"] = dg3  # present, but only after Terminal Authentication
+    if isinstance(aa_public, rsa.RSAPublicKey):
+        aa_oid = None  # RSA: the trailer names the hash, no ActiveAuthenticationInfo needed
+    else:
+        aa_oid = ECDSA_RIPEMD160 if variant == "aa-unsupported" else ECDSA_SHA256
+    announced = stale_ca_public if variant == "stale-dg14" and stale_ca_public is not None else ca_public
+    files["dg14"] = dg14_content(pace_cipher, pace_curve, announced, aa_oid)
+    files["dg15"] = tlv(0x6F, _spki(aa_public))
     groups = ["dg1", "dg2", "dg3", "dg14", "dg15"]
     tags = [0x61, 0x75, 0x63, 0x6E, 0x6F]
     if profile == "cccd":
@@ -176,6 +192,9 @@ def build_files(
     }.get(variant or "", pki.signer)
     sod = signed_data("2.23.136.1.1.1", lso, signer, corrupt=variant == "bad-signature")
     files["sod"] = tlv(0x77, sod.dump())
+    if variant == "wrong-dg14" and stale_ca_public is not None:
+        # DG14 swapped after the state signed it, to announce a key the cloner holds: the hash check fails
+        files["dg14"] = dg14_content(pace_cipher, pace_curve, stale_ca_public, aa_oid)
     if variant == "altered-dg":
         # data changed after the state signed it: the hash check of DG1/DG13 must fail
         key = "dg13" if profile == "cccd" else "dg1"
