@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from agent.card.keys import AccessKeys, MrzKey
 from agent.transport import pcsc
@@ -36,3 +36,6 @@ def pcscd_card(pcscd: Pcscd, card: SimulatedCard, reinsert_delay: float | None =
 
 
 Opener = Callable[[SimulatedCard], CardTransport]
+
+#: puts a card on a reader and yields the agent's transport to it (the ``serve`` fixture in conftest)
+Serve = Callable[[SimulatedCard], AbstractContextManager[CardTransport]]

@@ -11,12 +11,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from agent.transport.base import CardTransport
+from agent.transport.pcsc import PcscTransport
+from sim.card import InProcessReader, SimulatedCard
 from sim.infra import pcscd as pcscd_infra
 from sim.infra.mosquitto import Mosquitto, start_mosquitto
+from tests.card_fixtures import Serve, pcscd_card
 
 # Only a path here: the directory is created when the fixture first starts pcscd,
 # so a session that never needs pcscd leaves nothing behind.
@@ -36,6 +41,30 @@ def pcscd() -> Iterator[pcscd_infra.Pcscd]:
     finally:
         daemon.stop()
         shutil.rmtree(_PCSCD_DIR, ignore_errors=True)
+
+
+@pytest.fixture(params=["inprocess", pytest.param("pcscd", marks=pytest.mark.pcscd)])
+def serve(request: pytest.FixtureRequest) -> Serve:
+    """A function that puts a card on a reader and yields the agent's transport to it, in-process or via pcscd."""
+    if request.param == "inprocess":
+
+        @contextmanager
+        def inprocess(card: SimulatedCard) -> Iterator[CardTransport]:
+            yield InProcessReader(card)
+
+        return inprocess
+    daemon: pcscd_infra.Pcscd = request.getfixturevalue("pcscd")
+
+    @contextmanager
+    def via_pcscd(card: SimulatedCard) -> Iterator[CardTransport]:
+        with pcscd_card(daemon, card):
+            transport = PcscTransport(daemon.reader_names[0])
+            try:
+                yield transport
+            finally:
+                transport.close()
+
+    return via_pcscd
 
 
 @pytest.fixture

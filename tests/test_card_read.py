@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,37 +14,9 @@ from agent.card.errors import AccessDenied, CardError
 from agent.card.read import read_document
 from agent.card.trust import TrustStore
 from agent.errors import CardRemovedError
-from agent.transport.base import CardTransport
-from agent.transport.pcsc import PcscTransport
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.infra.pcscd import Pcscd
-from tests.card_fixtures import keys_of, pcscd_card
-
-Serve = Callable[[SimulatedCard], AbstractContextManager[CardTransport]]
-
-
-@pytest.fixture(params=["inprocess", pytest.param("pcscd", marks=pytest.mark.pcscd)])
-def serve(request: pytest.FixtureRequest) -> Serve:
-    """A function that puts a card on a reader and yields the agent's transport to it."""
-    if request.param == "inprocess":
-
-        @contextmanager
-        def inprocess(card: SimulatedCard) -> Iterator[CardTransport]:
-            yield InProcessReader(card)
-
-        return inprocess
-    daemon: Pcscd = request.getfixturevalue("pcscd")
-
-    @contextmanager
-    def via_pcscd(card: SimulatedCard) -> Iterator[CardTransport]:
-        with pcscd_card(daemon, card):
-            transport = PcscTransport(daemon.reader_names[0])
-            try:
-                yield transport
-            finally:
-                transport.close()
-
-    return via_pcscd
+from tests.card_fixtures import Serve, keys_of, pcscd_card
 
 
 def trust_of(card: SimulatedCard, tmp_path: Path) -> TrustStore:

@@ -11,12 +11,11 @@ protocol OID) then GENERAL AUTHENTICATE with the key in DO80 of a 7C template.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dh, ec
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from agent.card import crypto, tlv
@@ -93,7 +92,10 @@ def choose(infos: SecurityInfos) -> CaChoice | None:
         except SignatureError as exc:
             errors.append(f"DG14 key unusable: {exc}")
             continue
-        if not isinstance(public, ec.EllipticCurvePublicKey if kind == "ECDH" else dh.DHPublicKey):
+        if kind == "DH":
+            errors.append("Chip Authentication with finite-field DH is not supported (ECDH only)")
+            continue
+        if not isinstance(public, ec.EllipticCurvePublicKey):
             errors.append(f"DG14 announces {kind} but its key is a {type(public).__name__}")
             continue
         return CaChoice(oid, kind, cipher, info.key_id if info else key.key_id, public)
@@ -110,17 +112,11 @@ class CaOutcome:
 def _ephemeral(choice: CaChoice) -> tuple[bytes, bytes, bytes]:
     """(our public key as sent, its compressed form, the shared secret K)."""
     chip = choice.public_key
-    if isinstance(chip, ec.EllipticCurvePublicKey):
-        sk = ec.generate_private_key(chip.curve)
-        pub = sk.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        size = (chip.curve.key_size + 7) // 8
-        return pub, pub[1 : 1 + size], sk.exchange(ec.ECDH(), chip)
-    assert isinstance(chip, dh.DHPublicKey)
-    dh_sk = chip.parameters().generate_private_key()
-    size = (chip.key_size + 7) // 8
-    y = dh_sk.public_key().public_numbers().y.to_bytes(size, "big")
-    shared = dh_sk.exchange(chip).rjust(size, b"\x00")
-    return y, hashlib.sha1(y).digest(), shared  # noqa: S324 - Comp() for DH is SHA-1 (TR-03110-3, A.2.2.3)
+    assert isinstance(chip, ec.EllipticCurvePublicKey)
+    sk = ec.generate_private_key(chip.curve)
+    pub = sk.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    size = (chip.curve.key_size + 7) // 8
+    return pub, pub[1 : 1 + size], sk.exchange(ec.ECDH(), chip)
 
 
 def chip_authentication(sm: SecureChannel, choice: CaChoice) -> CaOutcome:

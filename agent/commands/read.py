@@ -2,9 +2,13 @@
 
 Access keys, one of: ``--mrz`` (the printed MRZ lines), ``--doc-number/--birth YYMMDD/--expiry``,
 ``--id-number --birth DDMMYYYY [--issued DDMMYYYY]`` (a CCCD: CAN and MRZ keys are
-derived), ``--qr`` (the QR code on the CCCD front), ``--can``.  Exit status 0 when the
-chip was read and Passive Authentication passed (or was not asked for), 1 when it
-failed, 2 for bad input, 3 for reader or card errors.
+derived), ``--qr`` (the QR code on the CCCD front), ``--can``.  Active and Chip
+Authentication run whenever DG15 / DG14 are read; ``--files ...,dg3`` with
+``--terminal DIR`` (the terminal's CV certificates and key) runs Terminal
+Authentication and reads the fingerprints.  Exit status 0 when the chip was read and
+every check that ran passed, 1 when Passive, Active or Chip Authentication failed
+(tampered data or a cloned chip), 2 for bad input (including unusable terminal
+credentials), 3 for reader or card errors.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     keys.add_argument("--can", help="card access number (6 digits; a CCCD's is the last 6 digits of the ID)")
     parser.add_argument("--files", default="com,dg1,dg13,dg14,dg15", help="comma-separated files to read")
     parser.add_argument("--trust", type=Path, help="trust anchors directory (CSCA certificates, CRLs, master lists)")
+    parser.add_argument(
+        "--terminal", type=Path, metavar="DIR",
+        help="Terminal Authentication credentials (*.cvcert chain CVCA, DV, terminal; terminal.key): needed for dg3",
+    )  # fmt: skip
     parser.add_argument(
         "--chunk-size", type=int, default=0, help="bytes per READ BINARY (default: 223, or 4096 extended)"
     )
@@ -65,6 +73,7 @@ def access_keys(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.card.cvc import CvcError, load_credentials
     from agent.card.read import read_document
     from agent.card.trust import TrustStore
     from agent.transport.pcsc import PcscTransport, wait_for_card
@@ -72,20 +81,25 @@ def run(args: argparse.Namespace) -> int:
     keys = access_keys(args)
     files = [f.strip() for f in args.files.split(",") if f.strip()]
     trust = TrustStore.from_directory(args.trust) if args.trust else None
+    try:
+        terminal = load_credentials(args.terminal) if args.terminal else None
+    except CvcError as exc:
+        raise InputError(f"--terminal: {exc}", field="terminal") from None
     if args.wait:
         wait_for_card(args.reader, args.wait)
     with PcscTransport(args.reader) as transport:
         result = read_document(
-            transport, keys, files, chunk_size=args.chunk_size, extended_length=not args.no_extended, trust=trust
-        )
+            transport, keys, files, chunk_size=args.chunk_size, extended_length=not args.no_extended, trust=trust,
+            terminal=terminal,
+        )  # fmt: skip
     out = result.as_dict()
     if args.json:
         json.dump(out, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
         print(render(out))
-    pa = result.passive_auth
-    return 1 if pa is not None and not pa.valid else 0
+    checks = (result.passive_auth, result.active_auth, result.chip_auth)
+    return 1 if any(r is not None and r.valid is False for r in checks) else 0
 
 
 def render(out: dict[str, Any]) -> str:
@@ -112,5 +126,15 @@ def render(out: dict[str, Any]) -> str:
     lines.append(
         f"passive auth {verdict}" + (f" at {pa['failed_step']}: {pa['detail']}" if pa.get("failed_step") else "")
     )
+    labels = (("active_auth", "active auth "), ("chip_auth", "chip auth   "), ("terminal_auth", "terminal auth"))
+    for key, label in labels:
+        r = out[key]
+        if r["valid"] is None and not r.get("failed_step"):
+            continue
+        verdict = {True: "VALID", False: "FAILED", None: "not run"}[r["valid"]]
+        where = f" at {r['failed_step']}: {r['detail']}" if r.get("failed_step") else ""
+        lines.append(f"{label} {verdict}{' (' + r['algorithm'] + ')' if r.get('algorithm') else ''}{where}")
+    for finger in out.get("dg3", {}).get("fingers", []):
+        lines.append(f"fingerprint {finger['position']}, {finger['format']} {finger['width']}x{finger['height']}")
     lines.append(f"{out['apdus']} APDUs, {out['bytes']} bytes, {out['seconds']:.3f} s")
     return "\n".join(lines)
