@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=["cccd", "passport"], default="cccd")
     parser.add_argument("--seed", type=int, default=0, help="which simulated person (reproducible)")
     parser.add_argument("--vpcd-port", type=int, default=35963, help="vpcd port of the reader (default 35963)")
-    parser.add_argument("--variant", choices=VARIANTS, help="a tampered or cloned card (fails passive, chip or active authentication)")
+    parser.add_argument("--variant", choices=VARIANTS, help="a tampered or cloned card (see sim.card.VARIANT_EXPECT)")
     parser.add_argument("--faults", help="e.g. remove@7, rf-error@9, random-rf=0.05,seed=1, pace-refused")
     parser.add_argument("--no-pace", action="store_true", help="a chip without PACE (BAC only)")
     parser.add_argument("--no-extended-length", action="store_true", help="a chip that refuses extended length")
