@@ -43,6 +43,8 @@ class ReaderConfig:
     extended_length: bool = True
     trust_dir: str = "/etc/gate-agent/trust"  # CSCA certificates, CRLs, master lists
     files: list[str] = field(default_factory=lambda: ["dg1", "dg13", "dg14", "dg15"])
+    #: Terminal Authentication credentials (*.cvcert chain, terminal.key); "" = none: DG3 (fingerprints) stays closed
+    terminal_credentials: str = ""
 
 
 @dataclass(frozen=True)

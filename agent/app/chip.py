@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agent.app.model import ChipFacts, Identity
 from agent.app.ports import ChipRead
+from agent.card.cvc import CvcError, TerminalCredentials, load_credentials
 from agent.card.keys import AccessKeys
 from agent.card.read import ReadResult, read_document
 from agent.card.trust import TrustStore
@@ -47,12 +48,15 @@ def chip_read_from(result: ReadResult) -> ChipRead:
     else:
         raise GateAgentError("the chip gave neither DG13 nor DG1: no identity to check in")
     pa = result.passive_auth
+    reference = result.dg3.fingers[0].image if result.dg3 is not None and result.dg3.fingers else None
     facts = ChipFacts(
         access=result.access,
         passive_auth=None if pa is None else pa.valid,
         passive_auth_failed_step=None if pa is None else pa.failed_step,
+        chip_auth=None if result.chip_auth is None else result.chip_auth.valid,
+        active_auth=None if result.active_auth is None else result.active_auth.valid,
         card_expiry=expiry,
-        finger_reference=result.files.get("dg3"),
+        finger_reference=reference,
     )
     return ChipRead(identity, facts, result.apdus, result.seconds)
 
@@ -71,15 +75,46 @@ class PcscChipReader:
         *,
         chunk_size: int = 0,
         extended_length: bool = True,
+        credentials_dir: Path | None = None,
     ) -> None:
         self.open_transport = open_transport
         self.files = files
         self.trust_dir = trust_dir
+        self.credentials_dir = credentials_dir
+        self._credentials: TerminalCredentials | None = None
+        self.credentials_status = "not configured"
         self.chunk_size = chunk_size
         self.extended_length = extended_length
         self._trust: TrustStore | None = None
         self._lock = threading.Lock()
         self.reload_trust()
+        self.reload_credentials()
+
+    def reload_credentials(self) -> None:
+        """(Re)load the Terminal Authentication chain; a missing or expired one leaves DG3 closed, nothing else."""
+        if self.credentials_dir is None:
+            return
+        try:
+            credentials: TerminalCredentials | None = load_credentials(self.credentials_dir)
+        except CvcError as exc:
+            log.error("terminal credentials unusable, fingerprints on chips cannot be read: %s", exc)
+            credentials, status = None, f"unusable: {exc}"
+        else:
+            assert credentials is not None
+            term = credentials.terminal
+            status = f"{term.chr} valid until {term.expiration}" + ("" if credentials.grants_dg3 else " (no DG3 right)")
+            log.info("terminal credentials: %s", status)
+        with self._lock:
+            self._credentials, self.credentials_status = credentials, status
+
+    @property
+    def credentials(self) -> TerminalCredentials | None:
+        with self._lock:
+            creds = self._credentials
+        if creds is not None and not creds.terminal.valid_on(dt.date.today()):
+            self.credentials_status = f"expired on {creds.terminal.expiration}"
+            return None
+        return creds
 
     def reload_trust(self) -> None:
         if self.trust_dir is None:
@@ -102,7 +137,8 @@ class PcscChipReader:
         try:
             trust = self.trust or (TrustStore() if self.trust_dir is not None else None)
             result = read_document(transport, keys, self.files, chunk_size=self.chunk_size,
-                                   extended_length=self.extended_length, trust=trust)  # fmt: skip
+                                   extended_length=self.extended_length, trust=trust,
+                                   terminal=self.credentials)  # fmt: skip
         finally:
             transport.close()
         return chip_read_from(result)

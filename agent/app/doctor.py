@@ -142,12 +142,39 @@ def check_trust_dir(cfg: Config) -> Iterable[Check]:
     yield Check("trust anchors", status, f"{len(files)} certificate, CRL and master list files in {trust}")
 
 
+def check_terminal_credentials(cfg: Config, today: dt.date | None = None) -> Iterable[Check]:
+    """The EAC chain (CVCA -> DV -> terminal) and key: without it the chip's fingerprints stay closed."""
+    from agent.card.cvc import CvcError, load_credentials
+
+    where = cfg.reader.terminal_credentials
+    if not where:
+        yield Check("terminal credentials", WARN if cfg.finger.enabled else OK,
+                    "not configured: fingerprints cannot be matched against the chip's DG3")  # fmt: skip
+        return
+    day = today or dt.date.today()
+    try:
+        creds = load_credentials(where, day)
+    except CvcError as exc:
+        yield Check("terminal credentials", FAIL, f"{where}: {exc}")
+        return
+    term = creds.terminal
+    left = (term.expiration - day).days
+    if not creds.grants_dg3:
+        yield Check("terminal credentials", FAIL, f"{term.chr} does not grant reading DG3 (fingerprints)")
+    elif left < 7:
+        yield Check("terminal credentials", WARN, f"{term.chr} expires in {left} days ({term.expiration})")
+    else:
+        yield Check("terminal credentials", OK, f"{term.chr} via {creds.chain[1].chr}, valid until {term.expiration}")
+
+
 def check_ssl_support(cfg: Config) -> Iterable[Check]:
     yield Check("openssl", OK, ssl.OPENSSL_VERSION)
 
 
 #: checks run in this order; device layers append theirs (see agent.app.wiring)
-CHECKS: list[CheckFn] = [check_state_dir, check_clock, check_trust_dir, check_brokers, check_certificates]
+CHECKS: list[CheckFn] = [
+    check_state_dir, check_clock, check_trust_dir, check_terminal_credentials, check_brokers, check_certificates,
+]  # fmt: skip
 
 
 def run_checks(cfg: Config, checks: Iterable[CheckFn] | None = None) -> list[Check]:

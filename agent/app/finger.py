@@ -19,7 +19,8 @@ class ModuleFinger:
             return self.module.capture_live(cancel, timeout)
 
     def match(self, reference: bytes) -> FingerFacts:
+        """1:1 against the chip's DG3 image: the module turns it into features in buffer 2."""
         with self._lock:
-            result = self.module.verify_reference(reference, self.threshold)
+            result = self.module.verify_reference(reference, self.threshold, image=True)
         status = FingerStatus.MATCH if result.matched else FingerStatus.NO_MATCH
         return FingerFacts(status, result.score)

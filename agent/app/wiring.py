@@ -126,6 +126,8 @@ class CommandHandler:
                 return True, f"{added} added or changed, {removed} removed"
             if kind == "trust_update":
                 return self._trust(body)
+            if kind == "terminal_credentials":
+                return self._credentials(body)
             if kind == "policy":
                 table = body.get("policy")
                 if not isinstance(table, Mapping):
@@ -171,6 +173,49 @@ class CommandHandler:
         return True, f"{len(files)} trust files installed"
 
 
+    def _credentials(self, body: Mapping[str, Any]) -> tuple[bool, str]:
+        """Replace the Terminal Authentication chain and key: the new set must load and verify first.
+
+        Files are swapped one by one (each atomically); a power cut in between leaves a set that
+        fails to load at start, which the status reports, and the gate keeps working without DG3.
+        """
+        import tempfile
+
+        from agent.card.cvc import CvcError, load_credentials
+
+        files = body.get("files")
+        target = self.cfg.reader.terminal_credentials
+        if not target:
+            return False, "reader.terminal_credentials is not configured on this terminal"
+        if not isinstance(files, Mapping) or not files:
+            return False, "files must map file names to contents"
+        for name, data in files.items():
+            name = str(name)
+            if not isinstance(data, bytes) or "/" in name or name.startswith(".") or \
+                    not (name.endswith(".cvcert") or name == "terminal.key"):  # fmt: skip
+                return False, f"bad credentials file {name!r} (only *.cvcert and terminal.key)"
+        directory = Path(target)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryDirectory(dir=directory.parent) as staging:
+            for name, data in files.items():
+                path = Path(staging) / str(name)
+                path.write_bytes(b"")
+                path.chmod(0o600)
+                path.write_bytes(data)
+            try:
+                credentials = load_credentials(staging)
+            except CvcError as exc:
+                return False, f"credentials rejected: {exc}"
+            for old in directory.glob("*.cvcert"):
+                if old.name not in files:
+                    old.unlink()
+            for name in files:
+                os.replace(Path(staging) / str(name), directory / str(name))
+        self.reader.reload_credentials()
+        term = credentials.terminal
+        return True, f"terminal credentials installed: {term.chr} until {term.expiration}"
+
+
 def build_runtime(cfg: Config) -> Runtime:
     """Every part of the terminal from the config (devices, queue, uplink, outputs)."""
     from agent.app.attendant import AttendantSocket
@@ -197,9 +242,13 @@ def build_runtime(cfg: Config) -> Runtime:
         reader_profile = profiles.load(r.profile, "reader")
         chunk = chunk or int(reader_profile["chunk_size"])
         extended = extended and bool(reader_profile["extended_length"])  # the hardware's limit wins
+    files = list(r.files)
+    if r.terminal_credentials and cfg.finger.enabled and "dg3" not in files:
+        files.append("dg3")  # the chip's fingerprint reference, for the 1:1 match on the module
     reader = PcscChipReader(
-        lambda: PcscTransport(r.name), list(r.files), Path(r.trust_dir), chunk_size=chunk, extended_length=extended
-    )
+        lambda: PcscTransport(r.name), files, Path(r.trust_dir), chunk_size=chunk, extended_length=extended,
+        credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
+    )  # fmt: skip
     finger = None
     if cfg.finger.enabled:
         from agent.app.finger import ModuleFinger
@@ -236,7 +285,8 @@ def build_runtime(cfg: Config) -> Runtime:
         sources.append(ScannerSource(sc.qr_url, "qr", baud))
 
     def extra_status() -> dict[str, Any]:
-        out: dict[str, Any] = {"queue": queue.stats(), "eligibility": {"records": len(cache), "fresh": cache.fresh}}
+        out: dict[str, Any] = {"queue": queue.stats(), "eligibility": {"records": len(cache), "fresh": cache.fresh},
+                               "terminal_credentials": reader.credentials_status}  # fmt: skip
         if uplink is not None:
             out["uplink"] = {"connected": uplink.connected, "published": uplink.stats.published,
                              "acked": uplink.stats.acked, "broker": uplink.stats.broker}  # fmt: skip
@@ -248,6 +298,7 @@ def build_runtime(cfg: Config) -> Runtime:
         flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
         flow.output = build_outputs(fresh)
         reader.reload_trust()
+        reader.reload_credentials()
 
     closers: list[Callable[[], None]] = [queue.close]
     if finger is not None:
