@@ -48,6 +48,7 @@ class Kind(enum.StrEnum):
     EXPIRED = "expired"  # insurance ended
     CHILD_NO_CARD = "child_no_card"  # under 6, no chip card: the attendant enters the ID number
     TAMPERED = "tampered"  # chip data altered after signing: passive authentication fails
+    CLONED = "cloned"  # a genuine card's files on another chip: chip and active authentication fail
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Mix:
     expired: float = 0.03
     child_no_card: float = 0.06
     tampered: float = 0.01
+    cloned: float = 0.01
 
 
 def make_patients(
@@ -150,6 +152,7 @@ def make_patients(
             (mix.uninsured, Kind.UNINSURED),
             (mix.expired, Kind.EXPIRED),
             (mix.tampered, Kind.TAMPERED),
+            (mix.cloned, Kind.CLONED),
             (mix.problem_rate, None),
         ]
         kind: Kind = Kind.INSURED
@@ -247,4 +250,5 @@ EXPECTED_DEFAULT: dict[Kind, tuple[str, ...]] = {
     Kind.EXPIRED: ("refer_desk",),
     Kind.CHILD_NO_CARD: ("admitted_provisional",),
     Kind.TAMPERED: ("refused",),
+    Kind.CLONED: ("refused",),
 }

@@ -38,6 +38,9 @@ from sim.infra.mosquitto import Mosquitto, start_mosquitto
 from sim.infra.pcscd import Pcscd, start_pcscd
 from sim.scanner import PtyScanner, scan_text
 
+#: the card a patient of this kind carries (genuine unless named)
+CARD_VARIANTS = {Kind.TAMPERED: "altered-dg", Kind.CLONED: "clone"}
+
 log = logging.getLogger(__name__)
 FACILITY = "01001"
 
@@ -262,7 +265,7 @@ class Clinic:
             else:
                 faults = f"remove@{rng.randint(3, 12)}" if rng.random() < self.faults.card_pull else None
                 card = build_card("cccd", patient.card_seed, person=patient.person, faults=faults,
-                                  variant="altered-dg" if patient.kind is Kind.TAMPERED else None)  # fmt: skip
+                                  variant=CARD_VARIANTS.get(patient.kind))  # fmt: skip
                 # (the clinic cannot ask the gates' pcscds itself: libpcsclite binds a process to one daemon)
                 gate.plug.insert(card)
                 if not gate.plug.wait_connected(10):

@@ -29,6 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from agent.transport.pcsc import wait_for_card
     from sim.card import build_card
+    from sim.card.eac import eac_pki
     from sim.card.vpcd import VpcdPlug
     from sim.infra.pcscd import start_pcscd
 
@@ -38,7 +39,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         os.environ.update(daemon.env)  # libpcsclite reads the socket path once, at first use
         env = dict(os.environ)
-        for title, variant in (("genuine card", None), ("tampered card (data changed after signing)", "altered-dg")):
+        terminal = eac_pki(0).write_credentials(work / "terminal")
+        cards = (
+            ("genuine card, with Terminal Authentication and its fingerprint reference (DG3)", None),
+            ("tampered card (data changed after signing)", "altered-dg"),
+            ("cloned chip (a genuine card's files copied onto another chip)", "clone"),
+        )
+        for title, variant in cards:
             card = build_card("cccd", args.seed, variant=variant)
             trust = work / "trust"
             card.write_trust(str(trust))
@@ -50,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                 cmd = [
                     sys.executable, "-m", "agent", "read", "--reader", daemon.reader_names[0],
                     "--id-number", p.id_number, "--birth", p.birth.strftime("%d%m%Y"),
-                    "--files", "com,dg1,dg2,dg13,dg14,dg15", "--trust", str(trust), "--wait", "10",
+                    "--files", "com,dg1,dg2,dg3,dg13,dg14,dg15", "--trust", str(trust), "--wait", "10",
+                    "--terminal", str(terminal),
                 ]  # fmt: skip
                 res = subprocess.run(cmd, env=env, timeout=120, check=False)
                 expected = 0 if variant is None else 1
