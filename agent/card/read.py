@@ -200,7 +200,8 @@ def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCre
     else:
         try:
             terminal_authentication(session.send, terminal, session.id_picc(), session.chip_auth.ephemeral_compressed)
-            result.terminal_auth = AuthResult.passed(terminal.terminal.public_key.oid)
+            family, digest = terminal.terminal.public_key.algorithm
+            result.terminal_auth = AuthResult.passed(f"TA-{family.upper()}-{digest.upper()}")
         except TerminalAuthError as exc:
             result.terminal_auth = AuthResult.failed(exc.step, exc.detail)
         except CardError as exc:
