@@ -403,3 +403,26 @@ def test_dataclass_results_serialise() -> None:
     r = read_document(InProcessReader(card), keys_of(card), ["dg14", "dg15"])
     json.dumps(r.as_dict())
     assert dataclasses.asdict(r.chip_auth)["valid"] is True  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("oid", [cvc.ID_TA + ".1.2", cvc.ID_TA + ".1.4", cvc.ID_TA + ".2.5"])
+def test_ta_signatures_of_each_family(oid: str, rsa_key: rsa.RSAPrivateKey) -> None:
+    key = ec.generate_private_key(ec.SECP384R1()) if cvc.TA_ALGORITHMS[oid][0] == "ecdsa" else rsa_key
+    data = os.urandom(48)
+    sig = cvc.sign_ta(key, oid, data)
+    assert cvc.verify_ta_signature(key.public_key(), oid, sig, data)
+    assert not cvc.verify_ta_signature(key.public_key(), oid, sig, data[::-1])
+    with pytest.raises(cvc.CvcError):
+        cvc.sign_ta(key, cvc.ID_TA + ".9.9", data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_as_dg3_or_dg15_are_parse_errors_or_results(data: bytes) -> None:
+    for candidate in (data, b"\x63" + bytes([len(data) & 0x7F]) + data):
+        try:
+            parse_dg3(candidate)
+        except ParseError:
+            pass
+        result = aa.active_authentication(lambda c: ResponseApdu(b"", 0x9000), candidate, None)
+        assert result.valid is None and result.failed_step in ("dg15", "algorithm")
