@@ -24,7 +24,8 @@ def test_clinic_with_faults(tmp_path: Path) -> None:
     finally:
         codes = clinic.teardown()
     assert set(codes.values()) == {0}  # SIGTERM: each daemon finished and flushed
-    assert {Kind.TAMPERED.value, Kind.CLONED.value, Kind.CHILD_NO_CARD.value, Kind.INSURED.value} <= set(summary["kinds"])
+    kinds = {Kind.TAMPERED, Kind.CLONED, Kind.CHILD_NO_CARD, Kind.INSURED}
+    assert {k.value for k in kinds} <= set(summary["kinds"])
     assert summary["unexpected"] == []
     assert summary["shown"] == 24 and summary["shown_missing_at_hub"] == []
     assert summary["at_hub"] == 24
