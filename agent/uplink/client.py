@@ -356,8 +356,9 @@ class Uplink:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         code = getattr(reason, "value", reason)
-        self._connect_result = int(code) if not getattr(reason, "is_failure", code != 0) else int(code) or 1
-        if self._connect_result != 0:
+        result = int(code) if not getattr(reason, "is_failure", code != 0) else int(code) or 1
+        if result != 0:
+            self._connect_result = result
             return
         self.stats.connects += 1
         for topic in (self.topics.ack, self.topics.cmd, self.topics.reply):
@@ -367,6 +368,9 @@ class Uplink:
             self._inflight.clear()  # everything unacknowledged goes again
             self._cursor = {0: 0, 1: 0}
         log.info("connected to the broker")
+        # last: the connection thread lets the sender publish once it sees the result; resetting the
+        # cursor after that would send the first events twice
+        self._connect_result = 0
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if self._connected.is_set():
