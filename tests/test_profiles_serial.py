@@ -13,9 +13,12 @@ import pytest
 
 from agent import profiles
 from agent.app.ports import KeysEntered, Trigger
+from agent.card.errors import InputError
+from agent.card.read import read_document
 from agent.config import parse_config
 from agent.errors import ConfigError
 from agent.scan.source import ScannerSource, parse_scan
+from sim.card import InProcessReader, build_card
 from sim.finger import synthetic
 from sim.population import make_person
 from sim.scanner import PtyScanner, scan_text
@@ -97,6 +100,19 @@ def test_scan_parsing() -> None:
     assert isinstance(keys, KeysEntered) and keys.id_number == person.id_number and keys.keys.can == person.can
     mrz = parse_scan("\n".join(person.td1()), "mrz")
     assert isinstance(mrz, KeysEntered) and mrz.keys.mrz_keys[0].document_number == person.id_number[3:]
+    plain = parse_scan(f" {person.id_number}\r\n", "qr")
+    assert isinstance(plain, KeysEntered) and plain.id_number == person.id_number
+    assert plain.keys.can == person.id_number[-6:] and plain.keys.mrz_keys == ()
+    with pytest.raises(InputError, match="province code"):
+        parse_scan("999" + person.id_number[3:], "qr")
+
+
+def test_a_plain_id_number_opens_a_cccd_with_pace_can() -> None:
+    card = build_card("cccd", seed=9)
+    scan = parse_scan(card.person.id_number, "qr")
+    assert scan is not None
+    result = read_document(InProcessReader(card), scan.keys, ["dg1", "dg13"])
+    assert result.access == "PACE" and result.dg13 is not None and result.dg13.id_number == card.person.id_number
 
 
 @pytest.mark.pty

@@ -3,9 +3,11 @@
 Both kinds of scanner send text lines over a serial port (``serial_for_url``: a
 device, a pty, ``socket://``).  An MRZ reader sends the 2 or 3 MRZ lines of a
 document; a QR scanner sends the CCCD front QR code (``ID|old ID|name|...``) or a
-plain 12-digit ID number (then the attendant's date of birth is still needed, so
-that is reported, not guessed).  A bad scan is logged with the field that failed
-and ignored: the patient scans again.
+plain 12-digit ID number (typed on the scanner's keypad or scanned from a barcode).
+A plain ID number gives the CAN (its last 6 digits), which opens a CCCD with PACE;
+a chip without PACE needs the MRZ keys, hence the date of birth, and the read then
+fails as "wrong keys" for the attendant to enter it.  A bad scan is logged with the
+field that failed and ignored: the patient scans again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from collections.abc import Callable
 
 from agent.app.ports import KeysEntered, Trigger
-from agent.card.cccd import parse_card_qr
+from agent.card.cccd import PersonalId, parse_card_qr
 from agent.card.errors import InputError
 from agent.card.keys import AccessKeys
 from agent.card.mrz import parse_mrz
@@ -30,6 +32,9 @@ _MRZ_LINE = re.compile(r"^[A-Z0-9<]{30}$|^[A-Z0-9<]{44}$")
 def parse_scan(text: str, kind: str) -> KeysEntered | None:
     """A complete scan -> keys; None when more lines are needed; InputError when it is wrong."""
     text = text.strip()
+    if kind == "qr" and re.fullmatch(r"[0-9]{12}", text):
+        pid = PersonalId(text)  # province code checked: a wrong scan is an InputError
+        return KeysEntered(AccessKeys(can=pid.can), "qr", pid.number)
     if kind == "qr" or "|" in text:
         qr = parse_card_qr(text)
         return KeysEntered(qr.access_keys(), "qr", qr.id_number)
