@@ -426,3 +426,15 @@ def test_any_bytes_as_dg3_or_dg15_are_parse_errors_or_results(data: bytes) -> No
             pass
         result = aa.active_authentication(lambda c: ResponseApdu(b"", 0x9000), candidate, None)
         assert result.valid is None and result.failed_step in ("dg15", "algorithm")
+
+
+@pytest.mark.parametrize("cipher", ["3DES", "3DES-implicit", "AES-192", "AES-256"])
+def test_chip_authentication_ciphers(serve: Serve, cipher: str, credentials: cvc.TerminalCredentials) -> None:
+    """3DES goes by MSE:Set KAT, AES by MSE:Set AT + GENERAL AUTHENTICATE; the session goes on under the new keys."""
+    card = build_card("cccd", seed=49, ca_cipher=cipher)
+    with serve(card) as transport:
+        r = read_document(transport, keys_of(card), ALL_FILES, terminal=credentials)
+    assert r.chip_auth is not None and r.chip_auth.valid, r.chip_auth
+    assert r.chip_auth.algorithm == f"CA-ECDH-{cipher.removesuffix('-implicit')}"
+    assert r.terminal_auth is not None and r.terminal_auth.valid and r.dg3 is not None  # read under the CA keys
+    assert card.chip.session is not None and card.chip.session.via == "CA"

@@ -155,7 +155,9 @@ class ChipSession:
             self._read_once(file_spec("dg14").sfi, 0, 1, "dg14")
         except (CardError, ParseError) as exc:
             self.sm = None
-            raise ChipAuthError("keys", f"the chip does not answer under the agreed keys ({exc})") from exc
+            raise ChipAuthError(
+                "keys", f"the chip cannot go on under the agreed keys, so it lacks DG14's private key: a copy ({exc})"
+            ) from exc
         self.chip_auth = outcome
         return outcome
 

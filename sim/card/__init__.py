@@ -136,6 +136,7 @@ def build_card(
     aa_algorithm: str = "ecdsa",
     aa_hash: str = "sha256",
     eac_seed: int = 0,
+    ca_cipher: str = "AES-128",
 ) -> SimulatedCard:
     """A card of ``profile`` for the person of ``seed``.
 
@@ -167,7 +168,7 @@ def build_card(
     files = build_files(
         person, mrz, pki, profile=profile, variant=variant, pace_cipher=pace_cipher, pace_curve=pace_curve,
         dg2_size=dg2_size, ca_public=ca_key.public_key(), aa_public=aa_key.public_key(),
-        dg3=eac.dg3(person.id_number), stale_ca_public=other_ca.public_key(),
+        dg3=eac.dg3(person.id_number), stale_ca_public=other_ca.public_key(), ca_cipher=ca_cipher,
     )  # fmt: skip
     chip_ca, chip_aa = ca_key, aa_key
     if variant == "clone":

@@ -54,6 +54,8 @@ PACE_OIDS = {"3DES": "0.4.0.127.0.7.2.2.4.2.1", "AES-128": "0.4.0.127.0.7.2.2.4.
              "AES-192": "0.4.0.127.0.7.2.2.4.2.3", "AES-256": "0.4.0.127.0.7.2.2.4.2.4"}  # fmt: skip
 CURVE_IDS = {"secp256r1": 12, "brainpoolP256r1": 13, "brainpoolP384r1": 16, "secp384r1": 15}
 CA_ECDH_AES128 = "0.4.0.127.0.7.2.2.3.2.2"
+CA_ECDH = {"3DES": "0.4.0.127.0.7.2.2.3.2.1", "AES-128": CA_ECDH_AES128, "AES-192": "0.4.0.127.0.7.2.2.3.2.3",
+           "AES-256": "0.4.0.127.0.7.2.2.3.2.4"}  # fmt: skip
 PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
 TA = "0.4.0.127.0.7.2.2.2"
 AA = "2.23.136.1.1.5"
@@ -130,11 +132,15 @@ def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def dg14_content(pace_cipher: str, pace_curve: str, ca_public: ec.EllipticCurvePublicKey, aa_oid: str | None) -> bytes:
-    infos = [
-        tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve])),
-        tlv(0x30, oid(CA_ECDH_AES128) + integer(1) + integer(1)),
-        tlv(0x30, oid(PK_ECDH) + _spki(ca_public) + integer(1)),
+def dg14_content(
+    pace_cipher: str, pace_curve: str, ca_public: ec.EllipticCurvePublicKey, aa_oid: str | None, ca_cipher: str
+) -> bytes:
+    """DG14; ``ca_cipher`` "3DES-implicit" leaves ChipAuthenticationInfo out (which means 3DES, 9303-11 9.2.5)."""
+    infos = [tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve]))]
+    if ca_cipher != "3DES-implicit":
+        infos.append(tlv(0x30, oid(CA_ECDH[ca_cipher]) + integer(1) + integer(1)))
+    infos += [
+        tlv(0x30, oid(PK_ECDH) + _spki(ca_public) + (integer(1) if ca_cipher != "3DES-implicit" else b"")),
         tlv(0x30, oid(TA) + integer(1)),
     ]
     if aa_oid is not None:
@@ -156,6 +162,7 @@ def build_files(
     aa_public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     dg3: bytes,
     stale_ca_public: ec.EllipticCurvePublicKey | None = None,
+    ca_cipher: str = "AES-128",
 ) -> CardFiles:
     """The card's files, signed by the issuer PKI; ``variant`` makes a tampered or cloned card's files.
 
@@ -173,7 +180,7 @@ def build_files(
     else:
         aa_oid = ECDSA_RIPEMD160 if variant == "aa-unsupported" else ECDSA_SHA256
     announced = stale_ca_public if variant == "stale-dg14" and stale_ca_public is not None else ca_public
-    files["dg14"] = dg14_content(pace_cipher, pace_curve, announced, aa_oid)
+    files["dg14"] = dg14_content(pace_cipher, pace_curve, announced, aa_oid, ca_cipher)
     files["dg15"] = tlv(0x6F, _spki(aa_public))
     groups = ["dg1", "dg2", "dg3", "dg14", "dg15"]
     tags = [0x61, 0x75, 0x63, 0x6E, 0x6F]
@@ -194,7 +201,7 @@ def build_files(
     files["sod"] = tlv(0x77, sod.dump())
     if variant == "wrong-dg14" and stale_ca_public is not None:
         # DG14 swapped after the state signed it, to announce a key the cloner holds: the hash check fails
-        files["dg14"] = dg14_content(pace_cipher, pace_curve, stale_ca_public, aa_oid)
+        files["dg14"] = dg14_content(pace_cipher, pace_curve, stale_ca_public, aa_oid, ca_cipher)
     if variant == "altered-dg":
         # data changed after the state signed it: the hash check of DG1/DG13 must fail
         key = "dg13" if profile == "cccd" else "dg1"
