@@ -71,6 +71,7 @@ class FingerprintModule:
         self._lock = threading.RLock()
         self.stats = {"retries": 0, "resyncs": 0, "resets": 0, "bytes_out": 0, "bytes_in": 0}
         self.transfer_seconds = 0.0
+        self._line_busy_until = 0.0  # a write returns before the UART has sent it all: replies come later
 
     @classmethod
     def open(cls, url: str, profile: ModuleProfile | None = None) -> FingerprintModule:
@@ -122,7 +123,7 @@ class FingerprintModule:
             try:
                 start = time.monotonic()
                 self._send(command_packet(name, *args, address=self.profile.address))
-                reply = self._receive(start + timeout)
+                reply = self._receive(max(start, self._line_busy_until) + timeout)
             except (FrameError, TransportTimeoutError) as exc:
                 last = exc
                 log.debug("%s: %s (attempt %d)", name, exc, attempt + 1)
@@ -180,10 +181,15 @@ class FingerprintModule:
             size = self.profile.packet_size
             start = time.monotonic()
             chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+            sent = 0
             for i, chunk in enumerate(chunks):
                 pid = PID_END if i == len(chunks) - 1 else PID_DATA
-                self._send(Packet(pid, chunk, self.profile.address))
-            self.transfer_seconds += time.monotonic() - start
+                packet = Packet(pid, chunk, self.profile.address)
+                sent += len(packet.to_bytes())
+                self._send(packet)
+            # 8N1: 10 bits a byte; the module answers the next command only once all of it arrived
+            self._line_busy_until = start + sent * 10 / self.profile.baud
+            self.transfer_seconds += sent * 10 / self.profile.baud
 
     # --- the commands -------------------------------------------------------------------------------
 

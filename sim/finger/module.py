@@ -114,6 +114,7 @@ class SimModule:
         self._captures = 0
         self._pending_download: tuple[str, int] | None = None
         self._download = bytearray()
+        self.busy_seconds = 0.0  # modelled processing time (capture, features, match, ...) so far
 
     # --- control ------------------------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class SimModule:
 
     def _wait(self, seconds: float) -> None:
         if self.speed:
+            self.busy_seconds += seconds * self.speed
             time.sleep(seconds * self.speed)
 
     def _uart(self, data: bytes) -> bytes:
@@ -329,6 +331,7 @@ class PtyModule:
         self.link.symlink_to(os.ttyname(self.slave))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="sim-finger", daemon=True)
+        self.uart_seconds = 0.0  # modelled time on the serial line so far
 
     def start(self) -> PtyModule:
         self._thread.start()
@@ -361,16 +364,26 @@ class PtyModule:
                 payload = buffer[9 : 7 + length]
                 check = int.from_bytes(buffer[7 + length : 9 + length], "big")
                 buffer = buffer[9 + length :]
+                self._line(9 + length)  # the frame took this long to arrive over the module's UART
                 total = (pid + (length >> 8) + (length & 0xFF) + sum(payload)) & 0xFFFF
                 if total != check:
                     answer = self.module._reply(RECV_ERR)
                 else:
                     answer = self.module.handle(pid, payload)
                 if answer:
+                    wire = self.module._uart(answer)
+                    self._line(len(wire))
                     try:
-                        os.write(self.master, self.module._uart(answer))
+                        os.write(self.master, wire)
                     except OSError:
                         return
+
+    def _line(self, count: int) -> None:
+        """Model the UART: 10 bits a byte (8N1) at the profile's baud rate, scaled by the module's speed."""
+        if self.module.speed:
+            seconds = count * 10 / self.module.profile.baud * self.module.speed
+            self.uart_seconds += seconds
+            time.sleep(seconds)
 
     def stop(self) -> None:
         self._stop.set()
