@@ -15,16 +15,17 @@ pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mar
 
 
 def test_clinic_with_faults(tmp_path: Path) -> None:
-    mix = Mix(problem_rate=0.2, uninsured=0.1, expired=0.1, child_no_card=0.1, tampered=0.1, cloned=0.1)
+    mix = Mix(problem_rate=0.2, uninsured=0.1, expired=0.1, child_no_card=0.1, tampered=0.1, cloned=0.1,
+              borrowed_card=0.1)
     faults = parse_faults("broker-down=3@4,power-cut@9,card-pull=0.15")
-    clinic = Clinic(2, 24, tmp_path, seed=6, faults=faults, progress=False, mix=mix)
+    clinic = Clinic(2, 24, tmp_path, seed=8, faults=faults, progress=False, mix=mix)
     try:
         clinic.setup()
         summary = clinic.run()
     finally:
         codes = clinic.teardown()
     assert set(codes.values()) == {0}  # SIGTERM: each daemon finished and flushed
-    kinds = {Kind.TAMPERED, Kind.CLONED, Kind.CHILD_NO_CARD, Kind.INSURED}
+    kinds = {Kind.TAMPERED, Kind.CLONED, Kind.BORROWED_CARD, Kind.CHILD_NO_CARD, Kind.INSURED}
     assert {k.value for k in kinds} <= set(summary["kinds"])
     assert summary["unexpected"] == []
     assert summary["shown"] == 24 and summary["shown_missing_at_hub"] == []

@@ -127,3 +127,30 @@ def test_sim_card_command_plugs_into_pcscd(pcscd: Pcscd, tmp_path) -> None:  # t
     bad = subprocess.run([sys.executable, "-m", "sim", "card", "--faults", "nope"], capture_output=True, text=True,
                          timeout=60, env=os.environ)  # fmt: skip
     assert bad.returncode == 2 and "unknown fault" in bad.stderr
+
+
+def test_modelled_contactless_link_takes_its_time() -> None:
+    """At 424 kbit/s every APDU costs its bytes' air time (with 20 % framing); the read takes at least that."""
+    import time as _time
+
+    from agent.card.read import read_document
+    from sim.card import InProcessReader
+    from tests.card_fixtures import keys_of
+
+    card = build_card("cccd", seed=5, link_kbps=424)
+    sizes: list[int] = []
+    original = card.chip.process
+
+    def counting(apdu: bytes) -> bytes:
+        answer = original(apdu)
+        sizes.append(len(apdu) + len(answer))
+        return answer
+
+    card.chip.process = counting  # type: ignore[method-assign]
+    start = _time.perf_counter()
+    read_document(InProcessReader(card), keys_of(card), ["dg1", "dg2"])
+    wall = _time.perf_counter() - start
+    modelled = sum(sizes) * 8 * 1.2 / 424_000
+    assert card.link_seconds == pytest.approx(modelled)
+    assert modelled > 0.3  # a 20 KB face image is most of a second of air time
+    assert wall >= modelled

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,9 @@ class SimulatedCard:
     atr: bytes = field(default_factory=_atr)
     present: bool = True
     apdu_count: int = 0
+    #: model the contactless link: sleep per APDU for its bytes at this rate (ISO 14443 framing ~20 %); None = off
+    link_kbps: float | None = None
+    link_seconds: float = 0.0  # modelled air time so far
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -106,7 +110,12 @@ class SimulatedCard:
                 return None
             if action == "rf-error":
                 return b"\x6f"  # a truncated answer: what a reader reports when the RF link broke mid-frame
-            return self.chip.process(apdu)
+            answer = self.chip.process(apdu)
+        if self.link_kbps:
+            seconds = (len(apdu) + len(answer)) * 8 * 1.2 / (self.link_kbps * 1000)
+            self.link_seconds += seconds
+            time.sleep(seconds)
+        return answer
 
     def reinsert(self) -> None:
         with self._lock:
@@ -137,6 +146,7 @@ def build_card(
     aa_hash: str = "sha256",
     eac_seed: int = 0,
     ca_cipher: str = "AES-128",
+    link_kbps: float | None = None,
 ) -> SimulatedCard:
     """A card of ``profile`` for the person of ``seed``.
 
@@ -182,7 +192,7 @@ def build_card(
         files.files, mrz_info, can, pace=pace, pace_refused=fault_set.pace_refused, extended_length=extended_length,
         eac=keys_on_chip,
     )
-    return SimulatedCard(profile, person, files, chip, pki, fault_set, variant)
+    return SimulatedCard(profile, person, files, chip, pki, fault_set, variant, link_kbps=link_kbps)
 
 
 def _cd(data: str) -> str:

@@ -49,6 +49,7 @@ class Kind(enum.StrEnum):
     CHILD_NO_CARD = "child_no_card"  # under 6, no chip card: the attendant enters the ID number
     TAMPERED = "tampered"  # chip data altered after signing: passive authentication fails
     CLONED = "cloned"  # a genuine card's files on another chip: chip and active authentication fail
+    BORROWED_CARD = "borrowed_card"  # someone else's genuine card (a relative's): the finger does not match
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class Mix:
     child_no_card: float = 0.06
     tampered: float = 0.01
     cloned: float = 0.01
+    borrowed_card: float = 0.02
 
 
 def make_patients(
@@ -153,6 +155,7 @@ def make_patients(
             (mix.expired, Kind.EXPIRED),
             (mix.tampered, Kind.TAMPERED),
             (mix.cloned, Kind.CLONED),
+            (mix.borrowed_card, Kind.BORROWED_CARD),
             (mix.problem_rate, None),
         ]
         kind: Kind = Kind.INSURED
@@ -251,4 +254,5 @@ EXPECTED_DEFAULT: dict[Kind, tuple[str, ...]] = {
     Kind.CHILD_NO_CARD: ("admitted_provisional",),
     Kind.TAMPERED: ("refused",),
     Kind.CLONED: ("refused",),
+    Kind.BORROWED_CARD: ("refer_desk",),
 }

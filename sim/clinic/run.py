@@ -1,11 +1,17 @@
 """A whole clinic: hub, broker, T gates (real ``gate-agent run`` daemons, each with its own pcscd, card
-reader and QR scanner) and N patients arriving, with faults on demand.
+reader, fingerprint module and QR scanner) and N patients arriving, with faults on demand.
 
-Every patient goes to a gate: a card is put on the reader and its QR code scanned (or,
-for a child without a card, the attendant enters the ID number); the clinic waits for
-the outcome the gate shows (the daemon's recorder output), takes the card back, and
-notes what it expected for that kind of patient.  At the end it checks that every
+Every patient goes to a gate: puts a finger on the sensor, a card on the reader and
+scans its QR code (or, for a child without a card, the attendant enters the ID
+number); the clinic waits for the outcome the gate shows (the daemon's recorder
+output), takes the card back, and notes what it expected for that kind of patient.
+The gates hold EAC terminal credentials, so they read each card's fingerprint
+reference (DG3) and match it on the module.  At the end the clinic checks that every
 outcome shown reached the hub exactly once.
+
+``real_times`` models the devices: the contactless link at 424 kbit/s and the
+fingerprint module's UART and processing times from its profile; without it they
+answer as fast as they can (a quick demo).
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from agent.app.attendant import send
 from agent.errors import GateAgentError
 from agent.uplink.events import load_signing_key
 from sim.card import build_card, shared_pki
+from sim.card.eac import eac_pki, finger_identity
 from sim.card.vpcd import VpcdPlug
 from sim.clinic.patients import EXPECTED_DEFAULT, Kind, Mix, Patient, insurance_record, make_patients
+from sim.finger.module import PROFILES, PtyModule, SimModule
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto, start_mosquitto
 from sim.infra.pcscd import Pcscd, start_pcscd
@@ -77,7 +85,7 @@ def parse_faults(spec: str | None) -> Faults:
 class Gate:
     """One terminal: its pcscd, reader plug, QR scanner and gate-agent daemon."""
 
-    def __init__(self, index: int, work: Path, broker: str, trust: Path) -> None:
+    def __init__(self, index: int, work: Path, broker: str, trust: Path, terminal: Path, real_times: bool) -> None:
         self.name = f"gate-{index + 1}"
         self.dir = work / self.name
         self.dir.mkdir(parents=True)
@@ -85,6 +93,8 @@ class Gate:
         self.reader = self.pcscd.reader_names[0]
         self.plug = VpcdPlug(None, self.pcscd.vpcd_ports[0]).start()
         self.scanner = PtyScanner(self.dir / "qr")
+        self.finger = SimModule(PROFILES["r307"], speed=1.0 if real_times else 0.0)
+        self.finger_port = PtyModule(self.finger, self.dir / "finger").start()
         self.state = self.dir / "state"
         self.key = load_signing_key(self.state / "terminal.key")
         self.recorder = self.dir / "outcomes.jsonl"
@@ -97,6 +107,11 @@ state_dir = "{self.state}"
 [reader]
 name = "{self.reader}"
 trust_dir = "{trust}"
+terminal_credentials = "{terminal}"
+[finger]
+enabled = true
+url = "{self.dir / "finger"}"
+profile = "r307"
 [scanners]
 qr_url = "{self.dir / "qr"}"
 [timeouts]
@@ -153,6 +168,7 @@ ack_timeout = 10.0
                 code = -9
         self.plug.stop()
         self.scanner.close()
+        self.finger_port.stop()
         self.pcscd.stop()
         self.log.close()
         return code
@@ -188,8 +204,9 @@ class Visit:
 class Clinic:
     def __init__(self, terminals: int, patients: int, out: Path, *, seed: int = 0, province: str | None = None,
                  broker: str | None = None, faults: Faults | None = None, progress: bool = True,
-                 mix: Mix | None = None) -> None:  # fmt: skip
+                 mix: Mix | None = None, real_times: bool = False) -> None:  # fmt: skip
         self.out = out
+        self.real_times = real_times
         self.work = out / "work"
         self.seed = seed
         self.faults = faults or Faults()
@@ -217,7 +234,9 @@ class Clinic:
             self.broker_url = self.mosquitto.url
         trust = self.work / "trust"
         shared_pki().write_trust(trust)
-        self.gates = [Gate(i, self.work, self.broker_url, trust) for i in range(self.terminals)]
+        terminal = eac_pki(0).write_credentials(self.work / "terminal")
+        self.gates = [Gate(i, self.work, self.broker_url, trust, terminal, self.real_times)
+                      for i in range(self.terminals)]  # fmt: skip
         records = [r for r in (insurance_record(p, FACILITY, self.today) for p in self.patients) if r is not None]
         self.records = records
         keys = {g.name: g.key.public_key() for g in self.gates}
@@ -265,30 +284,36 @@ class Clinic:
             else:
                 faults = f"remove@{rng.randint(3, 12)}" if rng.random() < self.faults.card_pull else None
                 card = build_card("cccd", patient.card_seed, person=patient.person, faults=faults,
-                                  variant=CARD_VARIANTS.get(patient.kind))  # fmt: skip
+                                  variant=CARD_VARIANTS.get(patient.kind),
+                                  link_kbps=424 if self.real_times else None)  # fmt: skip
+                holder = "someone else" if patient.kind is Kind.BORROWED_CARD else patient.person.id_number
+                gate.finger.place(finger_identity(holder))
                 # (the clinic cannot ask the gates' pcscds itself: libpcsclite binds a process to one daemon)
                 gate.plug.insert(card)
                 if not gate.plug.wait_connected(10):
                     gate.plug.remove()
                     continue
+                start = time.monotonic()  # the card is on the reader: the patient's wait starts
                 gate.scanner.emit(scan_text(patient.person, "qr"))
             deadline = time.monotonic() + 30
             shown = None
+            shown_at = 0.0
             while time.monotonic() < deadline:
                 got = gate.outcomes()
                 if len(got) > before:
-                    shown = got[before]
+                    shown, shown_at = got[before], time.monotonic()
                     break
                 if gate.plug.card is not None and not gate.plug.card.present and patient.kind is not Kind.CHILD_NO_CARD:
                     break  # the card was pulled mid-read: take it and try again
                 time.sleep(0.02)
             if patient.kind is not Kind.CHILD_NO_CARD:
                 gate.plug.remove()
-                time.sleep(0.6)  # pcscd polls the virtual reader: let it see the card go
+                gate.finger.remove()
+                time.sleep(0.6)  # pcscd polls the virtual reader: let it see the card go (after the decision)
             if shown is not None:
                 visit.outcome, visit.reason = str(shown["outcome"]), str(shown["reason"])
                 visit.event_id = shown.get("event_id")
-                visit.seconds = time.monotonic() - start
+                visit.seconds = shown_at - start
                 return visit
             time.sleep(0.5)
         return visit

@@ -18,6 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--province", help="draw patients from this province's figures (default: national)")
     parser.add_argument("--faults", help="broker-down=SECONDS@K, power-cut@K, card-pull=P (comma separated)")
     parser.add_argument("--out", type=Path, required=True, help="writes outcomes.jsonl and summary.json here")
+    parser.add_argument("--real-times", action="store_true",
+                        help="model device times (424 kbit/s chip link, fingerprint UART and processing)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     clinic = Clinic(args.terminals, args.patients, args.out, seed=args.seed, province=args.province,
-                    broker=args.broker, faults=faults)  # fmt: skip
+                    broker=args.broker, faults=faults, real_times=args.real_times)  # fmt: skip
     try:
         clinic.setup()
         summary = clinic.run()
