@@ -1,0 +1,108 @@
+"""Decision latency at a gate with modelled devices, against the critical path; the daemon's RSS and CPU.
+
+One gate (a real ``gate-agent run`` with its pcscd, QR scanner and fingerprint module)
+and N insured patients, with the devices' times modelled: the chip link at 424 kbit/s
+and the R307 module's UART (57600 baud) and processing times.  For each check-in:
+
+* latency: card on the reader -> decision shown (the recorder output);
+* chip read: what the daemon logs for the read (PACE, AA, CA, TA, DG3, PA);
+* finger capture: the module's capture and feature extraction (runs during the read);
+* reference match: the DG3 image down to the module, its features, the match;
+* critical path = max(chip read, finger capture) + reference match.
+
+    .venv/bin/python bench/clinic.py [--patients 30] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.clinic.patients import Mix  # noqa: E402
+from sim.clinic.run import Clinic, Gate  # noqa: E402
+
+READ = re.compile(r"agent\.card\.read: read \S+ via \w+: (\d+) APDUs, ([0-9.]+) s")
+TICK = 100  # clock ticks per second (/proc/PID/stat), as on every Linux we run on
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="6 patients, 2 s idle")
+    args = parser.parse_args()
+    patients = 6 if args.quick else args.patients
+    idle_seconds = 2.0 if args.quick else 5.0
+    out = Path(tempfile.mkdtemp(prefix="bench-clinic-"))
+    only_insured = Mix(problem_rate=0, uninsured=0, expired=0, child_no_card=0, tampered=0, cloned=0, borrowed_card=0)
+    clinic = Clinic(1, patients, out, seed=1, progress=False, mix=only_insured, real_times=True)
+    try:
+        clinic.setup()
+        gate: Gate = clinic.gates[0]
+        assert gate.process is not None
+        pid = gate.process.pid
+        time.sleep(1.0)
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(idle_seconds)
+        idle_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+        idle_rss = rss_mb(pid)
+        uart0, busy0 = gate.finger_port.uart_seconds, gate.finger.busy_seconds
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        summary = clinic.run()
+        busy_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+        busy_rss = rss_mb(pid)
+        module_total = (gate.finger_port.uart_seconds - uart0) + (gate.finger.busy_seconds - busy0)
+    finally:
+        clinic.teardown()
+    reads = [(int(m[1]), float(m[2])) for m in READ.finditer((gate.dir / "agent.log").read_text())]
+    visits = sorted(clinic.visits, key=lambda v: v.patient.index)
+    latencies = [v.seconds for v in visits if v.seconds is not None]
+    assert summary["as_expected"] == patients, summary["unexpected"]
+    assert len(reads) == len(latencies), (len(reads), len(latencies))
+    profile = gate.finger.profile
+    capture = profile.t_image + profile.t_features  # during the chip read
+    per_checkin_module = module_total / len(latencies)
+    reference_match = per_checkin_module - capture
+    chip = [seconds for _, seconds in reads]
+    critical = [max(c, capture) + reference_match for c in chip]
+    ratios = [lat / crit for lat, crit in zip(latencies, critical, strict=True)]
+    print(f"{patients} check-ins at one gate, chip link 424 kbit/s, {profile.name} at {profile.baud} baud")
+    print(f"{'':<28} {'p50':>8} {'p95':>8}")
+    for label, values in (("decision latency s", latencies), ("chip read s", chip), ("critical path s", critical),
+                          ("latency / critical path", ratios)):  # fmt: skip
+        print(f"{label:<28} {statistics.median(values):>8.3f} {pct(values, 0.95):>8.3f}")
+    print(f"{'APDUs per read':<28} {statistics.median(a for a, _ in reads):>8.0f}")
+    print(f"{'finger capture s (modelled)':<28} {capture:>8.3f}")
+    print(f"{'reference match s (modelled)':<28} {reference_match:>8.3f}   (DG3 image down the UART, features, match)")
+    print(f"check-ins per minute per terminal: {summary['checkins_per_minute_per_terminal']}")
+    print(f"daemon RSS: idle {idle_rss:.1f} MB, busy {busy_rss:.1f} MB")
+    print(f"daemon CPU: idle {idle_cpu:.1f} %, busy {busy_cpu:.1f} % (of one core)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
