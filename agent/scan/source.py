@@ -90,7 +90,9 @@ class ScannerSource:
             buffer = b""
             try:
                 while not self._stop.is_set():
-                    chunk = port.read(256)  # type: ignore[attr-defined]
+                    # what is buffered now, else wait (up to the port timeout) for one byte: a whole
+                    # line goes on at once instead of waiting out the timeout for a full block
+                    chunk = port.read(port.in_waiting or 1)  # type: ignore[attr-defined]
                     if not chunk:
                         if lines:  # a pause ends a multi-line MRZ that did not parse yet
                             lines = []
