@@ -69,10 +69,13 @@ class Daemon:
         config_path: Path,
         build: Callable[[Config], Runtime] | None = None,
         notifier: Notifier | None = None,
-        heartbeat: float = HEARTBEAT_SECONDS,
+        heartbeat: float | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.config = load_config(self.config_path)
+        if heartbeat is None:  # [uplink] heartbeat, validated with the rest of [uplink] when the uplink starts
+            value = self.config.uplink.get("heartbeat", HEARTBEAT_SECONDS)
+            heartbeat = float(value) if isinstance(value, int | float) and value > 0 else HEARTBEAT_SECONDS
         if build is None:
             from agent.app.wiring import build_runtime
 

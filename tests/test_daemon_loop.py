@@ -158,3 +158,11 @@ def test_attendant_requests(tmp_path: Path) -> None:
         server.stop()
     assert got == [ManualEntry("001090012345")]
     assert not (tmp_path / "a.sock").exists()
+
+
+def test_heartbeat_period_comes_from_the_uplink_table(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(CONFIG.format(state=tmp_path / "state") + "\n[uplink]\nheartbeat = 7.5\n")
+    assert Daemon(cfg).heartbeat == 7.5
+    cfg.write_text(CONFIG.format(state=tmp_path / "state"))
+    assert Daemon(cfg).heartbeat == 30.0
