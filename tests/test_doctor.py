@@ -116,3 +116,63 @@ def test_doctor_command_fails_on_a_broken_terminal(tmp_path: Path) -> None:
         [sys.executable, "-m", "agent", "doctor", "--config", str(cfg_path)], capture_output=True, text=True, timeout=60
     )
     assert table.stdout.splitlines()[0].split() == ["CHECK", "STATUS", "DETAIL"]
+
+
+@pytest.mark.pcscd
+def test_pcscd_and_reader(tmp_path: Path, pcscd: object) -> None:
+    from sim.infra.pcscd import Pcscd
+
+    assert isinstance(pcscd, Pcscd)
+    cfg = parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(tmp_path)},
+                        "reader": {"name": pcscd.reader_names[0][:6]}})  # fmt: skip
+    checks = {c.name: c for c in doctor.check_pcscd(cfg)}
+    assert checks["pcscd"].status == doctor.OK and checks["reader"].status == doctor.OK
+    cfg = parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(tmp_path)},
+                        "reader": {"name": "OMNIKEY 5022"}})  # fmt: skip
+    checks = {c.name: c for c in doctor.check_pcscd(cfg)}
+    assert checks["reader"].status == doctor.FAIL and "no reader matches 'OMNIKEY 5022'" in checks["reader"].detail
+
+
+@pytest.mark.pty
+def test_serial_devices_against_their_profiles(tmp_path: Path) -> None:
+    from sim.finger.module import PROFILES, PtyModule, SimModule
+
+    def cfg(profile: str, url: Path, qr: str = "") -> object:
+        return parse_config({
+            "terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(tmp_path)},
+            "finger": {"enabled": True, "url": str(url), "profile": profile},
+            "scanners": {"qr_url": qr},
+        })  # fmt: skip
+
+    served = PtyModule(SimModule(PROFILES["r307"], speed=0), tmp_path / "finger").start()
+    try:
+        (check,) = doctor.check_serial_devices(cfg("r307", tmp_path / "finger"))  # type: ignore[arg-type]
+        assert check.status == doctor.OK and "capacity 1000, packet 128, 57600 baud" in check.detail
+        (check,) = doctor.check_serial_devices(cfg("r503", tmp_path / "finger"))  # type: ignore[arg-type]
+        assert check.status == doctor.WARN and "capacity 1000 (profile 200)" in check.detail
+    finally:
+        served.stop()
+    checks = list(doctor.check_serial_devices(cfg("r307", tmp_path / "gone", str(tmp_path / "no-qr"))))  # type: ignore[arg-type]
+    assert [c.status for c in checks] == [doctor.FAIL, doctor.FAIL]
+    assert checks[1].name == "QR scanner"
+
+
+def test_queue_health(tmp_path: Path) -> None:
+    from agent.store.queue import EventQueue
+
+    def cfg(capacity: int) -> object:
+        return parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(tmp_path),
+                                          "queue_capacity": capacity}})  # fmt: skip
+
+    (check,) = doctor.check_queue(cfg(10))  # type: ignore[arg-type]
+    assert check.status == doctor.OK and "not created yet" in check.detail
+    queue = EventQueue(tmp_path / "queue", capacity=10)
+    for i in range(9):
+        queue.append(f"event-{i}", b"body")
+    queue.close()
+    (check,) = doctor.check_queue(cfg(100))  # type: ignore[arg-type]
+    assert check.status == doctor.OK and check.detail.startswith("9 pending of 100")
+    (check,) = doctor.check_queue(cfg(10))  # type: ignore[arg-type]
+    assert check.status == doctor.WARN
+    (check,) = doctor.check_queue(cfg(9))  # type: ignore[arg-type]
+    assert check.status == doctor.FAIL and "full" in check.detail

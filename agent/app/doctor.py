@@ -28,6 +28,7 @@ from agent.errors import GateAgentError
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE_BYTES = 200 * 1024 * 1024
 CERT_WARN_DAYS = 30
+QUEUE_WARN_AGE = 24 * 3600.0  # seconds an event may wait for the hub before the doctor warns
 SYNC_FLAG = Path("/run/systemd/timesync/synchronized")
 
 
@@ -167,13 +168,102 @@ def check_terminal_credentials(cfg: Config, today: dt.date | None = None) -> Ite
         yield Check("terminal credentials", OK, f"{term.chr} via {creds.chain[1].chr}, valid until {term.expiration}")
 
 
+def check_pcscd(cfg: Config) -> Iterable[Check]:
+    """pcscd answers and the configured reader is there (a card need not be)."""
+    from agent.transport.pcsc import list_readers
+
+    try:
+        names = list_readers()
+    except GateAgentError as exc:
+        yield Check("pcscd", FAIL, str(exc))
+        return
+    yield Check("pcscd", OK, f"{len(names)} reader(s)")
+    wanted = cfg.reader.name
+    matches = [n for n in names if wanted.lower() in n.lower()]
+    if matches:
+        yield Check("reader", OK, matches[0] + (f" (matches {wanted!r})" if wanted else ""))
+    else:
+        yield Check("reader", FAIL, f"no reader matches {wanted!r} (readers: {', '.join(names) or 'none'})")
+
+
+def check_serial_devices(cfg: Config) -> Iterable[Check]:
+    """The fingerprint module answers and reports what its profile says; the scanners' ports open."""
+    from agent import profiles
+
+    if cfg.finger.enabled:
+        from agent.bio.module import FingerprintModule
+
+        try:
+            profile = profiles.fingerprint_profile(cfg.finger.profile)
+            module = FingerprintModule.open(cfg.finger.url, profile)
+        except GateAgentError as exc:
+            yield Check("fingerprint module", FAIL, str(exc))
+        else:
+            try:
+                module.handshake()
+                params = module.system_parameters()
+            except GateAgentError as exc:
+                yield Check("fingerprint module", FAIL, f"{cfg.finger.url}: {exc}")
+            else:
+                odd = [f"{name} {got} (profile {want})" for name, got, want in (
+                    ("packet size", params.packet_size, profile.packet_size),
+                    ("capacity", params.capacity, profile.capacity),
+                    ("baud", params.baud, profile.baud),
+                ) if got != want]  # fmt: skip
+                detail = f"{cfg.finger.profile} at {cfg.finger.url}: capacity {params.capacity}, " \
+                         f"packet {params.packet_size}, {params.baud} baud"  # fmt: skip
+                yield Check("fingerprint module", WARN if odd else OK,
+                            detail + (f"; differs from its profile: {', '.join(odd)}" if odd else ""))  # fmt: skip
+            finally:
+                module.close()
+    for kind, url in (("MRZ scanner", cfg.scanners.mrz_url), ("QR scanner", cfg.scanners.qr_url)):
+        if not url:
+            continue
+        import serial
+
+        try:
+            serial.serial_for_url(url, timeout=0.1).close()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            yield Check(kind, FAIL, f"{url}: {exc}")
+        else:
+            yield Check(kind, OK, f"{url} opens")
+
+
+def check_queue(cfg: Config) -> Iterable[Check]:
+    """The event queue opens, is not near its capacity, and nothing waits for the hub too long."""
+    from agent.store.queue import EventQueue
+
+    path = cfg.state_dir / "queue"
+    if not path.is_dir():
+        yield Check("queue", OK, f"{path} not created yet (no check-in so far)")
+        return
+    try:
+        queue = EventQueue(path, capacity=cfg.terminal.queue_capacity, read_only=True)
+    except GateAgentError as exc:
+        yield Check("queue", FAIL, f"{path}: {exc}")
+        return
+    try:
+        stats = queue.stats()
+    finally:
+        queue.close()
+    pending, capacity, age = stats["pending"], stats["capacity"], stats["oldest_pending_age"]
+    detail = f"{pending} pending of {capacity}" + (f", oldest {age / 3600:.1f} h" if age is not None else "")
+    if pending >= capacity:
+        yield Check("queue", FAIL, detail + ": full, new check-ins are refused")
+    elif pending > 0.8 * capacity or (age is not None and age > QUEUE_WARN_AGE):
+        yield Check("queue", WARN, detail + ": the hub is not taking events")
+    else:
+        yield Check("queue", OK, detail)
+
+
 def check_ssl_support(cfg: Config) -> Iterable[Check]:
     yield Check("openssl", OK, ssl.OPENSSL_VERSION)
 
 
-#: checks run in this order; device layers append theirs (see agent.app.wiring)
+#: checks run in this order
 CHECKS: list[CheckFn] = [
-    check_state_dir, check_clock, check_trust_dir, check_terminal_credentials, check_brokers, check_certificates,
+    check_state_dir, check_queue, check_clock, check_pcscd, check_serial_devices, check_trust_dir,
+    check_terminal_credentials, check_brokers, check_certificates,
 ]  # fmt: skip
 
 
