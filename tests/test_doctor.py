@@ -152,9 +152,18 @@ def test_serial_devices_against_their_profiles(tmp_path: Path) -> None:
         assert check.status == doctor.WARN and "capacity 1000 (profile 200)" in check.detail
     finally:
         served.stop()
-    checks = list(doctor.check_serial_devices(cfg("r307", tmp_path / "gone", str(tmp_path / "no-qr"))))  # type: ignore[arg-type]
+    broken = cfg("r307", tmp_path / "gone", str(tmp_path / "no-qr"))
+    checks = list(doctor.check_serial_devices(broken))  # type: ignore[arg-type]
     assert [c.status for c in checks] == [doctor.FAIL, doctor.FAIL]
     assert checks[1].name == "QR scanner"
+    # beside a running daemon the serial lines are left alone
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "attendant.sock"))
+        server.listen()
+        (check,) = doctor.check_serial_devices(broken)  # type: ignore[arg-type]
+    assert check.status == doctor.OK and "not probed" in check.detail
 
 
 def test_queue_health(tmp_path: Path) -> None:

@@ -186,10 +186,28 @@ def check_pcscd(cfg: Config) -> Iterable[Check]:
         yield Check("reader", FAIL, f"no reader matches {wanted!r} (readers: {', '.join(names) or 'none'})")
 
 
+def daemon_running(cfg: Config) -> bool:
+    """A gate-agent serves this state directory (its attendant socket accepts connections)."""
+    path = cfg.state_dir / "attendant.sock"
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def check_serial_devices(cfg: Config) -> Iterable[Check]:
     """The fingerprint module answers and reports what its profile says; the scanners' ports open."""
     from agent import profiles
 
+    if daemon_running(cfg):
+        # two processes on one serial line garble each other's frames: leave the devices to the daemon
+        yield Check("serial devices", OK, "in use by the running gate-agent: not probed (stop it to probe them)")
+        return
     if cfg.finger.enabled:
         from agent.bio.module import FingerprintModule
 

@@ -51,7 +51,7 @@ class ChipFacts:
     card_expiry: dt.date | None = None
     finger_reference: bytes | None = field(
         default=None, repr=False
-    )  # DG3 record, when Terminal Authentication allowed it
+    )  # DG3's first finger image, when Terminal Authentication opened it (goes to the module, never stored)
 
     @property
     def clone_suspected(self) -> bool:
