@@ -438,3 +438,18 @@ def test_chip_authentication_ciphers(serve: Serve, cipher: str, credentials: cvc
     assert r.chip_auth.algorithm == f"CA-ECDH-{cipher.removesuffix('-implicit')}"
     assert r.terminal_auth is not None and r.terminal_auth.valid and r.dg3 is not None  # read under the CA keys
     assert card.chip.session is not None and card.chip.session.via == "CA"
+
+
+def test_a_chip_without_terminal_authentication_keeps_dg3_without_blame(credentials: cvc.TerminalCredentials) -> None:
+    from agent.card import tlv as agent_tlv
+    from sim.card.files import TA, oid, tlv
+
+    card = build_card("cccd", seed=51)
+    entries = agent_tlv.parse_single(card.files.files["dg14"], 0x6E).child(0x31).children()
+    kept = [e.to_bytes() for e in entries if not e.value.startswith(oid(TA))]
+    assert len(kept) == len(entries) - 1
+    card.files.files["dg14"] = tlv(0x6E, tlv(0x31, b"".join(kept)))
+    r = read_document(InProcessReader(card), keys_of(card), ALL_FILES, terminal=credentials)
+    assert r.chip_auth is not None and r.chip_auth.valid
+    assert r.terminal_auth is not None and r.terminal_auth.valid is None and r.terminal_auth.failed_step == "chip"
+    assert "dg3" in r.denied

@@ -193,7 +193,9 @@ def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCre
             result.chip_auth = AuthResult.failed(failure.failed_step or "keys", failure.detail, choice.describe())
     if not dg3:
         return
-    if terminal is None:
+    if infos is not None and not infos.terminal_auth:
+        result.terminal_auth = AuthResult.skipped("chip", "DG14 announces no Terminal Authentication")
+    elif terminal is None:
         result.terminal_auth = AuthResult.skipped("credentials", "no terminal credentials configured")
     elif session.chip_auth is None:
         result.terminal_auth = AuthResult.skipped("chip_auth", "TA needs a successful Chip Authentication first")
