@@ -41,9 +41,12 @@ class ReaderConfig:
     profile: str = ""  # firmware_profiles/<profile>.toml; "" = generic
     chunk_size: int = 0  # bytes per READ BINARY; 0 = the profile's (or 223)
     extended_length: bool = True
-    trust_dir: str = "/etc/gate-agent/trust"  # CSCA certificates, CRLs, master lists
+    #: CSCA certificates, CRLs, master lists; in the state directory so that the hub can update them
+    #: (the service's /etc is read-only under ProtectSystem=strict)
+    trust_dir: str = "/var/lib/gate-agent/trust"
     files: list[str] = field(default_factory=lambda: ["dg1", "dg13", "dg14", "dg15"])
-    #: Terminal Authentication credentials (*.cvcert chain, terminal.key); "" = none: DG3 (fingerprints) stays closed
+    #: Terminal Authentication credentials (*.cvcert chain, terminal.key); "" = none: DG3 (fingerprints) stays
+    #: closed.  Keep them under the state directory (e.g. /var/lib/gate-agent/terminal) for hub updates.
     terminal_credentials: str = ""
 
 

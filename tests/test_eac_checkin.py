@@ -179,6 +179,13 @@ def test_hub_replaces_terminal_credentials_atomically(tmp_path: Path) -> None:
     assert reader.credentials is not None
     assert reader.credentials.terminal.expiration == dt.date.today() + dt.timedelta(days=60)
     assert (target / "terminal.key").stat().st_mode & 0o077 == 0
+    # renewed certificates for the same key: the key stays
+    renewed = sim_eac.eac_pki(0, terminal_days=(-1, 90))
+    ok, reason = handler({"type": "terminal_credentials",
+                          "files": {f"{k}.cvcert": v for k, v in renewed.certificates.items()}})  # fmt: skip
+    assert ok, reason
+    assert reader.credentials is not None
+    assert reader.credentials.terminal.expiration == dt.date.today() + dt.timedelta(days=90)
 
 
 def _pem(key: object) -> bytes:

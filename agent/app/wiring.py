@@ -172,7 +172,6 @@ class CommandHandler:
         self.reader.reload_trust()
         return True, f"{len(files)} trust files installed"
 
-
     def _credentials(self, body: Mapping[str, Any]) -> tuple[bool, str]:
         """Replace the Terminal Authentication chain and key: the new set must load and verify first.
 
@@ -202,6 +201,11 @@ class CommandHandler:
                 path.write_bytes(b"")
                 path.chmod(0o600)
                 path.write_bytes(data)
+            if "terminal.key" not in files and (directory / "terminal.key").exists():
+                # renewed certificates for the same key: keep the key
+                (Path(staging) / "terminal.key").write_bytes(b"")
+                (Path(staging) / "terminal.key").chmod(0o600)
+                (Path(staging) / "terminal.key").write_bytes((directory / "terminal.key").read_bytes())
             try:
                 credentials = load_credentials(staging)
             except CvcError as exc:
@@ -209,8 +213,9 @@ class CommandHandler:
             for old in directory.glob("*.cvcert"):
                 if old.name not in files:
                     old.unlink()
-            for name in files:
-                os.replace(Path(staging) / str(name), directory / str(name))
+            for name in [*files, "terminal.key"]:
+                if (Path(staging) / str(name)).exists():
+                    os.replace(Path(staging) / str(name), directory / str(name))
         self.reader.reload_credentials()
         term = credentials.terminal
         return True, f"terminal credentials installed: {term.chr} until {term.expiration}"
