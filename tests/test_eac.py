@@ -453,3 +453,44 @@ def test_a_chip_without_terminal_authentication_keeps_dg3_without_blame(credenti
     assert r.chip_auth is not None and r.chip_auth.valid
     assert r.terminal_auth is not None and r.terminal_auth.valid is None and r.terminal_auth.failed_step == "chip"
     assert "dg3" in r.denied
+
+
+@pytest.mark.parametrize("cipher", ["3DES", "AES-128", "AES-256"])
+def test_chip_authentication_with_finite_field_dh(
+    serve: Serve, cipher: str, credentials: cvc.TerminalCredentials
+) -> None:
+    card = build_card("cccd", seed=52, ca_kind="DH", ca_cipher=cipher)
+    with serve(card) as transport:
+        r = read_document(transport, keys_of(card), ALL_FILES, terminal=credentials)
+    assert r.chip_auth is not None and r.chip_auth.valid and r.chip_auth.algorithm == f"CA-DH-{cipher}", r.chip_auth
+    assert r.terminal_auth is not None and r.terminal_auth.valid and r.dg3 is not None  # Comp() of a DH key: SHA-1
+
+
+def test_a_dh_clone_fails_and_bad_dh_keys_are_refused() -> None:
+    from agent.card.ca import parse_dh_key
+    from sim.card.dh import DhKey, dh_key
+
+    card = build_card("cccd", seed=53, ca_kind="DH", variant="clone")
+    r = read_document(InProcessReader(card), keys_of(card), ["dg14", "dg15"])
+    assert r.chip_auth is not None and r.chip_auth.valid is False and r.chip_auth.failed_step == "keys"
+    good = dh_key()
+    parsed = parse_dh_key(good.spki())
+    assert (parsed.p, parsed.g, parsed.q, parsed.y) == (good.p, good.g, good.q, good.y)
+    outside = DhKey(good.p, good.g, good.q, 0)  # y = 1: a degenerate public value
+    with pytest.raises(ParseError, match="out of range"):
+        parse_dh_key(outside.spki())
+
+    class NotInSubgroup(DhKey):
+        @property
+        def y(self) -> int:
+            return self.p - 2  # order 2 * something, not q
+
+    with pytest.raises(ParseError, match="subgroup"):
+        parse_dh_key(NotInSubgroup(good.p, good.g, good.q, 5).spki())
+    with pytest.raises(ParseError):
+        parse_dh_key(b"\x30\x03\x02\x01\x01")
+    # without extended length the DH key does not fit a command: not judged, never a false clone alarm
+    card = build_card("cccd", seed=53, ca_kind="DH", extended_length=False)
+    r = read_document(InProcessReader(card), keys_of(card), ["dg14", "dg15"], extended_length=False)
+    assert r.chip_auth is not None and r.chip_auth.valid is None and r.chip_auth.failed_step == "extended"
+    assert r.active_auth is not None and r.active_auth.valid

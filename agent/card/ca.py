@@ -1,19 +1,23 @@
 """Chip Authentication version 1 (ICAO 9303-11, 6.2; BSI TR-03110-1/-3): ephemeral-static key agreement.
 
 The terminal sends an ephemeral public key on the chip's domain parameters (from
-DG14); both sides derive new secure-messaging keys from the shared secret, and the
-session restarts with SSC 0.  Only the original chip holds the private key whose
-public half DG14 carries, so a copy of the files cannot continue the session: the
-first response under the new keys does not verify.  3DES uses MSE:Set KAT
+DG14: an elliptic curve, or a finite-field DH group p, g, q); both sides derive new
+secure-messaging keys from the shared secret, and the session restarts with SSC 0.
+Only the original chip holds the private key whose public half DG14 carries, so a
+copy of the files cannot continue the session: the first response under the new
+keys does not verify.  3DES uses MSE:Set KAT
 (``00 22 41 A6``, DO91 ephemeral key); AES uses MSE:Set AT (``00 22 41 A4``, DO80
 protocol OID) then GENERAL AUTHENTICATE with the key in DO80 of a 7C template.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from dataclasses import dataclass, field
 
+from asn1crypto import keys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -46,10 +50,43 @@ class CaChoice:
     kind: str  # "DH" / "ECDH"
     cipher: str
     key_id: int | None
-    public_key: PublicKeyTypes = field(repr=False)
+    public_key: PublicKeyTypes | DhPublicKey = field(repr=False)
 
     def describe(self) -> str:
         return f"CA-{self.kind}-{self.cipher}"
+
+
+@dataclass(frozen=True)
+class DhPublicKey:
+    """A finite-field Diffie-Hellman key of DG14 (X9.42 ``dhpublicnumber``: p, g, q and y)."""
+
+    p: int
+    g: int
+    q: int | None
+    y: int
+
+    @property
+    def size(self) -> int:
+        return (self.p.bit_length() + 7) // 8
+
+
+def parse_dh_key(spki: bytes) -> DhPublicKey:
+    """The DH key in a SubjectPublicKeyInfo, checked: 1 < y < p - 1 and, with q, y in the order-q subgroup."""
+    try:
+        info = keys.PublicKeyInfo.load(spki, strict=True)
+        if info["algorithm"]["algorithm"].native != "dh":
+            raise ParseError(f"not a DH key: {info['algorithm']['algorithm'].native}", "DG14")
+        params = info["algorithm"]["parameters"]
+        p, g = int(params["p"].native), int(params["g"].native)
+        q = params["q"].native
+        y = int(info["public_key"].parsed.native)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ParseError(f"malformed DH public key: {exc}", "DG14") from None
+    if p.bit_length() < 1024 or not 1 < g < p - 1 or not 1 < y < p - 1:
+        raise ParseError("DH domain parameters or public value out of range (p of 1024 bits at least)", "DG14")
+    if q is not None and pow(y, int(q), p) != 1:
+        raise ParseError("the DH public value is not in the subgroup of order q", "DG14")
+    return DhPublicKey(p, g, None if q is None else int(q), y)
 
 
 def _split(oid: str, prefix: str) -> tuple[int, int] | None:
@@ -87,14 +124,15 @@ def choose(infos: SecurityInfos) -> CaChoice | None:
         if kind is None:
             errors.append(f"unsupported key type {key.oid}")
             continue
+        public: PublicKeyTypes | DhPublicKey
         try:
-            public = load_public_key(key.subject_public_key_info)
-        except SignatureError as exc:
+            public = parse_dh_key(key.subject_public_key_info) if kind == "DH" else \
+                load_public_key(key.subject_public_key_info)  # fmt: skip
+        except (SignatureError, ParseError) as exc:
             errors.append(f"DG14 key unusable: {exc}")
             continue
         if kind == "DH":
-            errors.append("Chip Authentication with finite-field DH is not supported (ECDH only)")
-            continue
+            return CaChoice(oid, kind, cipher, info.key_id if info else key.key_id, public)
         if not isinstance(public, ec.EllipticCurvePublicKey):
             errors.append(f"DG14 announces {kind} but its key is a {type(public).__name__}")
             continue
@@ -112,6 +150,13 @@ class CaOutcome:
 def _ephemeral(choice: CaChoice) -> tuple[bytes, bytes, bytes]:
     """(our public key as sent, its compressed form, the shared secret K)."""
     chip = choice.public_key
+    if isinstance(chip, DhPublicKey):
+        # finite-field DH as TR-03110 specifies it: the modular exponentiations are Python's, the key
+        # and the secret are length-of-p octet strings; Comp() of a DH key is its SHA-1
+        x = secrets.randbelow((chip.q or chip.p - 1) - 2) + 2
+        public = pow(chip.g, x, chip.p).to_bytes(chip.size, "big")
+        shared = pow(chip.y, x, chip.p).to_bytes(chip.size, "big")
+        return public, hashlib.sha1(public).digest(), shared  # noqa: S324 - TR-03110-3 A.2.2.3
     assert isinstance(chip, ec.EllipticCurvePublicKey)
     sk = ec.generate_private_key(chip.curve)
     pub = sk.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)

@@ -184,6 +184,11 @@ def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCre
             result.chip_auth = AuthResult.skipped("dg14", "DG14 announces no Chip Authentication key")
     elif "dg14" in result.missing:
         result.chip_auth = AuthResult.skipped("dg14", "the chip has no DG14")
+    if choice is not None and isinstance(choice.public_key, ca.DhPublicKey) and not session.use_extended:
+        # a DH public value (256 bytes and more) does not fit a short APDU: not the chip's fault
+        result.chip_auth = AuthResult.skipped("extended", "DH Chip Authentication needs extended-length APDUs",
+                                              choice.describe())  # fmt: skip
+        choice = None
     if choice is not None:
         try:
             session.run_chip_auth(choice)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from agent.errors import CardRemovedError, NoCardError
 from sim.card import eac
 from sim.card.chip import Chip
+from sim.card.dh import dh_key
 from sim.card.eac_chip import ChipKeys
 from sim.card.faults import Faults, parse_faults
 from sim.card.files import CardFiles, build_files
@@ -146,6 +147,7 @@ def build_card(
     aa_hash: str = "sha256",
     eac_seed: int = 0,
     ca_cipher: str = "AES-128",
+    ca_kind: str = "ECDH",
     link_kbps: float | None = None,
 ) -> SimulatedCard:
     """A card of ``profile`` for the person of ``seed``.
@@ -170,11 +172,14 @@ def build_card(
         keys = person.access_keys("passport")
         mrz_info = _mrz_information(str(keys["document_number"]), str(keys["birth"]), str(keys["expiry"]))
         can = None
-    ca_key = ec.generate_private_key(CA_CURVE)
+    if ca_kind not in ("ECDH", "DH"):
+        raise ValueError(f"unknown Chip Authentication kind {ca_kind!r} (ECDH or DH)")
+    new_ca_key = dh_key if ca_kind == "DH" else (lambda: ec.generate_private_key(CA_CURVE))
+    ca_key = new_ca_key()
     aa_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
         rsa.generate_private_key(65537, 2048) if aa_algorithm == "rsa" else ec.generate_private_key(CA_CURVE)
     )
-    other_ca = ec.generate_private_key(CA_CURVE)  # a stale key, or the cloner's
+    other_ca = new_ca_key()  # a stale key, or the cloner's
     files = build_files(
         person, mrz, pki, profile=profile, variant=variant, pace_cipher=pace_cipher, pace_curve=pace_curve,
         dg2_size=dg2_size, ca_public=ca_key.public_key(), aa_public=aa_key.public_key(),

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sim.card import cryptoutil as cu
+from sim.card.dh import DhKey
 from sim.card.eac import plain_verify
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class ChipKeys:
 
     aa_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = field(default=None, repr=False)
     aa_hash: str = "sha256"
-    ca_key: ec.EllipticCurvePrivateKey | None = field(default=None, repr=False)
+    ca_key: ec.EllipticCurvePrivateKey | DhKey | None = field(default=None, repr=False)
     trust_point: tuple[str, ec.EllipticCurvePublicKey] | None = field(default=None, repr=False)
     personalised: dt.date = dt.date(2021, 1, 1)
 
@@ -172,13 +173,20 @@ class EacMixin:
         key = self.eac.ca_key
         if key is None:
             return b"", 0x6A80
-        try:
-            peer = ec.EllipticCurvePublicKey.from_encoded_point(key.curve, public)
-        except ValueError:
-            return b"", 0x6A80
-        shared = key.exchange(ec.ECDH(), peer)
-        size = (key.curve.key_size + 7) // 8
-        self.ca_ephemeral = public[1 : 1 + size]
+        if isinstance(key, DhKey):
+            y = int.from_bytes(public, "big")
+            if len(public) != key.size or not 1 < y < key.p - 1 or pow(y, key.q, key.p) != 1:
+                return b"", 0x6A80
+            shared = pow(y, key.x, key.p).to_bytes(key.size, "big")
+            self.ca_ephemeral = hashlib.sha1(public).digest()  # noqa: S324 - Comp() of a DH key
+        else:
+            try:
+                peer = ec.EllipticCurvePublicKey.from_encoded_point(key.curve, public)
+            except ValueError:
+                return b"", 0x6A80
+            shared = key.exchange(ec.ECDH(), peer)
+            size = (key.curve.key_size + 7) // 8
+            self.ca_ephemeral = public[1 : 1 + size]
         self.pending_session = self._new_session(cipher, cu.derive(shared, 1, cipher), cu.derive(shared, 2, cipher),
                                                  "CA")  # fmt: skip
         self.ca_done = True

@@ -15,6 +15,7 @@ from asn1crypto import algos, core
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sim.card.dh import DhKey
 from sim.card.pki import IssuerPki, signed_data
 from sim.population import Person
 
@@ -57,6 +58,8 @@ CA_ECDH_AES128 = "0.4.0.127.0.7.2.2.3.2.2"
 CA_ECDH = {"3DES": "0.4.0.127.0.7.2.2.3.2.1", "AES-128": CA_ECDH_AES128, "AES-192": "0.4.0.127.0.7.2.2.3.2.3",
            "AES-256": "0.4.0.127.0.7.2.2.3.2.4"}  # fmt: skip
 PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
+PK_DH = "0.4.0.127.0.7.2.2.1.1"
+CA_DH = {name: value.replace(".3.2.", ".3.1.") for name, value in CA_ECDH.items()}
 TA = "0.4.0.127.0.7.2.2.2"
 AA = "2.23.136.1.1.5"
 ECDSA_SHA256 = "0.4.0.127.0.7.1.1.4.1.3"
@@ -128,19 +131,24 @@ class _Lso(core.Sequence):  # type: ignore[misc]
     _fields = [("version", core.Integer), ("alg", algos.DigestAlgorithm), ("hashes", _DgHashes)]  # noqa: RUF012
 
 
-def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | DhKey) -> bytes:
+    if isinstance(key, DhKey):
+        return key.spki()
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def dg14_content(
-    pace_cipher: str, pace_curve: str, ca_public: ec.EllipticCurvePublicKey, aa_oid: str | None, ca_cipher: str
+    pace_cipher: str, pace_curve: str, ca_public: ec.EllipticCurvePublicKey | DhKey, aa_oid: str | None,
+    ca_cipher: str,
 ) -> bytes:
     """DG14; ``ca_cipher`` "3DES-implicit" leaves ChipAuthenticationInfo out (which means 3DES, 9303-11 9.2.5)."""
     infos = [tlv(0x30, oid(PACE_OIDS[pace_cipher]) + integer(2) + integer(CURVE_IDS[pace_curve]))]
     if ca_cipher != "3DES-implicit":
-        infos.append(tlv(0x30, oid(CA_ECDH[ca_cipher]) + integer(1) + integer(1)))
+        ca_oids = CA_DH if isinstance(ca_public, DhKey) else CA_ECDH
+        infos.append(tlv(0x30, oid(ca_oids[ca_cipher]) + integer(1) + integer(1)))
+    key_id = integer(1) if ca_cipher != "3DES-implicit" else b""
     infos += [
-        tlv(0x30, oid(PK_ECDH) + _spki(ca_public) + (integer(1) if ca_cipher != "3DES-implicit" else b"")),
+        tlv(0x30, oid(PK_DH if isinstance(ca_public, DhKey) else PK_ECDH) + _spki(ca_public) + key_id),
         tlv(0x30, oid(TA) + integer(1)),
     ]
     if aa_oid is not None:
@@ -158,10 +166,10 @@ def build_files(
     pace_cipher: str,
     pace_curve: str,
     dg2_size: int,
-    ca_public: ec.EllipticCurvePublicKey,
+    ca_public: ec.EllipticCurvePublicKey | DhKey,
     aa_public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     dg3: bytes,
-    stale_ca_public: ec.EllipticCurvePublicKey | None = None,
+    stale_ca_public: ec.EllipticCurvePublicKey | DhKey | None = None,
     ca_cipher: str = "AES-128",
 ) -> CardFiles:
     """The card's files, signed by the issuer PKI; ``variant`` makes a tampered or cloned card's files.
