@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pace", action="store_true", help="a chip without PACE (BAC only)")
     parser.add_argument("--no-extended-length", action="store_true", help="a chip that refuses extended length")
     parser.add_argument("--dg2-size", type=int, default=20_000, help="face image size in bytes")
+    parser.add_argument("--aa", choices=["ecdsa", "rsa"], default="ecdsa", help="Active Authentication key type")
+    parser.add_argument("--ca", choices=["ECDH", "DH"], default="ECDH", help="Chip Authentication key type")
     parser.add_argument("--trust-out", type=Path, help="write the CSCA, CRL and master list here")
     parser.add_argument("--reinsert-delay", type=float, default=1.0, help="seconds before a pulled card returns")
 
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = build_card(
             args.profile, args.seed, variant=args.variant, faults=args.faults, pace=not args.no_pace,
-            extended_length=not args.no_extended_length, dg2_size=args.dg2_size,
+            extended_length=not args.no_extended_length, dg2_size=args.dg2_size, aa_algorithm=args.aa,
+            ca_kind=args.ca,
         )  # fmt: skip
     except (FaultSpecError, ValueError) as exc:
         print(f"python -m sim card: error: {exc}", file=sys.stderr)
