@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import shutil
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -273,10 +272,6 @@ def check_queue(cfg: Config) -> Iterable[Check]:
         yield Check("queue", WARN, detail + ": the hub is not taking events")
     else:
         yield Check("queue", OK, detail)
-
-
-def check_ssl_support(cfg: Config) -> Iterable[Check]:
-    yield Check("openssl", OK, ssl.OPENSSL_VERSION)
 
 
 #: checks run in this order

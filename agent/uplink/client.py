@@ -22,6 +22,9 @@ paho facts this module is built around (references.md): QoS 1 messages live in
 paho's memory only; publish from one thread; never wait on a publish inside a
 callback.  So every publish goes through one outbox drained by the sender thread,
 and callbacks only record what arrived.
+
+Why one piece: those rules tie the connection, the sender thread and the command
+and query paths to one paho client and one outbox.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import GateAgentError
 from agent.store.errors import StoreError
-from agent.store.queue import EventQueue, decode_cbor
+from agent.store.queue import EventQueue
 from agent.uplink.config import Topics, UplinkConfig
 from agent.uplink.delivery import DeliveryWindow
 
@@ -319,7 +323,7 @@ class Uplink:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             body = decode_cbor(bytes(message.payload), 8 * 1024 * 1024)
-        except StoreError as exc:
+        except CborError as exc:
             log.warning("ignoring a malformed message on %s: %s", message.topic, exc)
             return
         if message.topic == self.topics.ack:

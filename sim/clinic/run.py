@@ -77,7 +77,7 @@ class FaultRecord:
 FAULT_KINDS = ("broker-down", "power-cut", "card-pull")
 
 
-def parse_faults(spec: str | None) -> ClinicFaults:
+def parse_clinic_faults(spec: str | None) -> ClinicFaults:
     """``broker-down=S@K``, ``power-cut@K`` (repeatable), ``card-pull=P``; comma separated."""
     faults = ClinicFaults()
     for item in (spec or "").split(","):
