@@ -5,7 +5,8 @@
 For each size and backend, two fresh subprocesses (so one backend's memory never
 inflates another's numbers):
 
-* ``apply``: stream a synthetic snapshot into the store; report the time and the peak RSS.
+* ``apply``: stream a synthetic snapshot into the store; report the time and the peak RSS;
+  then one delta (100 records changed, 100 removed) and its time.
   For SQLite, a second snapshot is then applied while a thread keeps looking up, to show
   what readers see during an apply.
 * ``hold``: a new process opens what ``apply`` left (the daemon's restart), answers random
@@ -22,6 +23,7 @@ from __future__ import annotations
 import abc
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import random
@@ -118,6 +120,10 @@ class Backend(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def delta(self, upserts: list[dict[str, Any]], deletes: list[str]) -> None:
+        """Apply a delta to what ``apply`` wrote, durably."""
+
+    @abc.abstractmethod
     def open(self) -> None:
         raise NotImplementedError
 
@@ -139,6 +145,9 @@ class SqliteBackend(Backend):
     def apply(self, n: int) -> int:
         self.cache = self._cache()
         return int(self.cache.apply_snapshot(records(n), AS_OF))
+
+    def delta(self, upserts: list[dict[str, Any]], deletes: list[str]) -> None:
+        self.cache.apply_delta(upserts, deletes, AS_OF + dt.timedelta(minutes=1))
 
     def open(self) -> None:
         self.cache = self._cache()
@@ -233,6 +242,19 @@ class TinyBackend(Backend):
         table.insert_multiple(Document(r, doc_id=int(r["id_number"])) for r in records(n))
         return len(table)
 
+    def delta(self, upserts: list[dict[str, Any]], deletes: list[str]) -> None:
+        from tinydb import TinyDB
+        from tinydb.middlewares import CachingMiddleware
+        from tinydb.table import Document
+
+        # Cached, then flushed once: without the middleware each upsert and remove rewrites the whole file.
+        db = TinyDB(storage=CachingMiddleware(self._storage()))
+        table = db.table("records")
+        for r in upserts:
+            table.upsert(Document(r, doc_id=int(r["id_number"])))
+        table.remove(doc_ids=[int(d) for d in deletes])
+        db.storage.flush()
+
     def open(self) -> None:
         from tinydb import TinyDB
         from tinydb.middlewares import CachingMiddleware
@@ -260,10 +282,26 @@ class DictJsonBackend(Backend):
     name = "dict+json"
 
     def apply(self, n: int) -> int:
-        from agent.app.eligibility import record_from_dict, record_to_dict
+        from agent.app.eligibility import record_from_dict
 
-        parsed = {r.id_number: r for r in (record_from_dict(item) for item in records(n))}
-        doc = {"as_of": AS_OF.isoformat(), "records": [record_to_dict(r) for r in parsed.values()]}
+        self.records = {r.id_number: r for r in (record_from_dict(item) for item in records(n))}
+        self._save()
+        return len(self.records)
+
+    def delta(self, upserts: list[dict[str, Any]], deletes: list[str]) -> None:
+        from agent.app.eligibility import record_from_dict
+
+        for item in upserts:
+            r = record_from_dict(item)
+            self.records[r.id_number] = r
+        for d in deletes:
+            self.records.pop(d, None)
+        self._save()
+
+    def _save(self) -> None:
+        from agent.app.eligibility import record_to_dict
+
+        doc = {"as_of": AS_OF.isoformat(), "records": [record_to_dict(r) for r in self.records.values()]}
         data = json.dumps(doc, ensure_ascii=False).encode()
         path = self.dir / "eligibility.json"
         fd = os.open(path.with_name(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -273,7 +311,6 @@ class DictJsonBackend(Backend):
         finally:
             os.close(fd)
         os.replace(path.with_name(".tmp"), path)
-        return len(parsed)
 
     def open(self) -> None:
         from agent.app.eligibility import record_from_dict
@@ -297,7 +334,7 @@ def worker(backend_name: str, phase: str, n: int, directory: Path, lookups: int)
     backend = BACKENDS[backend_name](directory)
     out: dict[str, Any] = {"rss_base_mb": rss_mb()}
     rng = random.Random(n)
-    hits = [id_number(rng.randrange(n)) for _ in range(lookups // 2)]
+    hits = [id_number(rng.randrange(n - 100)) for _ in range(lookups // 2)]  # the delta removes the last 100
     if phase == "apply":
         t0 = time.perf_counter()
         for _ in records(min(n, 20_000)):
@@ -306,6 +343,10 @@ def worker(backend_name: str, phase: str, n: int, directory: Path, lookups: int)
         t0 = time.perf_counter()
         count = backend.apply(n)
         out.update(apply_s=time.perf_counter() - t0, count=count, apply_peak_rss_mb=peak_rss_mb())
+        changed = [dict(r, facility_code="99001") for r in records(100, seed=12)]  # ids 0..99, new contents
+        t0 = time.perf_counter()
+        backend.delta(changed, [id_number(i) for i in range(n - 100, n)])
+        out["delta_s"] = time.perf_counter() - t0
         if isinstance(backend, SqliteBackend):
             out.update(backend.apply_while_reading(n, hits))
         return out
@@ -363,20 +404,24 @@ def main() -> None:
         return
 
     print(f"targets: lookup p99 <= {TARGET_P99_MS} ms, RSS < {TARGET_RSS_MB} MB; {args.lookups} lookups (half misses)")
-    head = (f"{'n':>8} {'backend':<10} {'apply s':>8} {'(gen s)':>7} {'apply peak MB':>13} {'open s':>7} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'p99/tgt':>8} {'RSS MB':>7} {'RSS/tgt':>8} {'file MB':>8}  (RSS before open)")  # fmt: skip
+    head = (f"{'n':>8} {'backend':<10} {'apply s':>8} {'(gen s)':>7} {'delta s':>8} {'apply peak MB':>13} "
+            f"{'open s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99/tgt':>8} {'RSS MB':>7} {'RSS/tgt':>8} {'file MB':>8}"
+            "  (RSS before open)")  # fmt: skip
     print(head)
     extra: list[str] = []
+    names = args.backends.split(",")
+    if "tinydb" in names and importlib.util.find_spec("tinydb") is None:
+        print("tinydb is not installed (it is in the dev extra: pip install -e '.[dev]'); comparing without it")
+        names.remove("tinydb")
     for n in (int(s) for s in args.sizes.split(",")):
-        for name in args.backends.split(","):
+        for name in names:
             with tempfile.TemporaryDirectory(prefix="elig-bench-") as tmp:
                 a = run_worker(name, "apply", n, Path(tmp), args.lookups)
                 h = run_worker(name, "hold", n, Path(tmp), args.lookups)
-            print(f"{n:>8} {name:<10} {a['apply_s']:>8.2f} {a['gen_s']:>7.2f} {a['apply_peak_rss_mb']:>13.1f} "
-                  f"{h['open_s']:>7.2f} "
-                  f"{h['p50_ms']:>8.4f} {h['p99_ms']:>8.4f} {h['p99_ms'] / TARGET_P99_MS:>8.4f} "
-                  f"{h['rss_mb']:>7.1f} {h['rss_mb'] / TARGET_RSS_MB:>8.2f} {h['file_mb']:>8.1f}  "
-                  f"(base {h['rss_base_mb']:.1f})", flush=True)  # fmt: skip
+            print(f"{n:>8} {name:<10} {a['apply_s']:>8.2f} {a['gen_s']:>7.2f} {a['delta_s']:>8.3f} "
+                  f"{a['apply_peak_rss_mb']:>13.1f} {h['open_s']:>7.2f} {h['p50_ms']:>8.4f} {h['p99_ms']:>8.4f} "
+                  f"{h['p99_ms'] / TARGET_P99_MS:>8.4f} {h['rss_mb']:>7.1f} {h['rss_mb'] / TARGET_RSS_MB:>8.2f} "
+                  f"{h['file_mb']:>8.1f}  (base {h['rss_base_mb']:.1f})", flush=True)  # fmt: skip
             if "during_p99_ms" in a:
                 extra.append(f"{n:>8} {name}: second snapshot applied in {a['reapply_s']:.2f} s while a thread looked "
                              f"up {a['during_lookups']} times: p50 {a['during_p50_ms']:.3f} ms, p99 "
