@@ -320,3 +320,15 @@ def test_lookups_see_old_or_new_never_a_mix_during_a_snapshot(tmp_path: Path) ->
     for as_of, facility in seen:
         assert as_of in expected and facility == expected[as_of]
     assert cache.lookup(ident(1)).record.facility_code == "22222"  # type: ignore[union-attr]
+
+
+def test_a_path_that_cannot_hold_a_database_falls_back_to_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "eligibility.db").mkdir()  # neither a database nor removable as a file
+    with caplog.at_level(logging.ERROR):
+        cache = open_cache(tmp_path)
+    assert "keeping it in memory" in caplog.text
+    assert cache.lookup(ident(1)).source is EligibilitySource.NONE
+    cache.apply_snapshot([rec(1)], NOW)
+    assert cache.lookup(ident(1)).record is not None and len(cache) == 1

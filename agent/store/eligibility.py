@@ -123,10 +123,15 @@ class EligibilityStore:
             return conn, conn
         try:
             return self._open_file()
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except (sqlite3.Error, StoreError, OSError) as exc:
             log.error("eligibility cache %s does not open (%s); removing it and starting empty", self.path, exc)
+        try:
             self._remove_files()
             return self._open_file()
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            log.error("eligibility cache %s cannot be created (%s); keeping it in memory until restart", self.path, exc)
+        self.path, self._read_lock, self._opened = None, self._write_lock, None
+        return self._open()
 
     def _open_file(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         assert self.path is not None
