@@ -332,3 +332,27 @@ def test_a_path_that_cannot_hold_a_database_falls_back_to_memory(
     assert cache.lookup(ident(1)).source is EligibilitySource.NONE
     cache.apply_snapshot([rec(1)], NOW)
     assert cache.lookup(ident(1)).record is not None and len(cache) == 1
+
+
+def test_the_daemon_builds_the_cache_under_the_queue_key(tmp_path: Path) -> None:
+    from agent.app.wiring import build_eligibility_cache
+    from agent.config import load_config
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (tmp_path / "agent.toml").write_text(
+        f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{state}"\n', encoding="utf-8"
+    )
+    cfg = load_config(tmp_path / "agent.toml")
+    legacy = [record_to_dict(record_from_dict(rec(i))) for i in range(5)]
+    (state / "eligibility.json").write_text(json.dumps({"as_of": NOW.isoformat(), "records": legacy}))
+    cache = build_eligibility_cache(cfg)
+    assert len(cache) == 5 and cache.lookup(ident(4)).record is not None
+    assert not (state / "eligibility.json").exists()
+    key = state / "queue" / "key"
+    assert len(key.read_bytes()) == 32 and key.stat().st_mode & 0o777 == 0o600
+    assert ident(4).encode() not in all_bytes(state)
+    cache.store.close()
+    assert build_eligibility_cache(cfg).lookup(ident(4)).record is not None
+    key.write_bytes(secrets.token_bytes(32))  # another key: the old rows cannot be opened, the cache starts empty
+    assert build_eligibility_cache(cfg).lookup(ident(4)).source is EligibilitySource.NONE
