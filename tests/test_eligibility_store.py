@@ -18,14 +18,15 @@ from typing import Any
 
 import pytest
 
-from agent.app.eligibility import (
+from agent.app.eligibility import (  # the model types through the module that uses them (they move to agent.model)
     EligibilityCache,
     EligibilityDataError,
+    EligibilitySource,
+    InsuranceRecord,
     open_eligibility_cache,
     record_from_dict,
     record_to_dict,
 )
-from agent.app.model import EligibilitySource, InsuranceRecord
 from agent.store.eligibility import EligibilityStore, StaleDataError
 from agent.store.errors import StoreError
 
