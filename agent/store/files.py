@@ -36,6 +36,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def unlink_durably(path: Path) -> None:
+    """Delete ``path`` and fsync its directory, so the deletion survives a power cut."""
+    path.unlink()
+    fsync_dir(path.parent)
+
+
 def write_durable(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` (created or truncated, ``mode``) and fsync it; no rename, no directory fsync.
 
