@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from ecdsa import curves
 
-from sim.card.files import oid, tlv
+from sim.card.der import oid, tlv
 from sim.finger import synthetic
 
 TA_ECDSA_SHA256 = "0.4.0.127.0.7.2.2.2.2.3"

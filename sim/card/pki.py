@@ -73,7 +73,7 @@ class IssuerPki:
             _fields = [("version", core.Integer), ("cert_list", CertSet)]  # noqa: RUF012
 
         content = MasterList({"version": 0, "cert_list": [cert]}).dump()
-        return signed_data("2.23.136.1.1.2", content, Signer(self.csca_key, self.csca)).dump()
+        return bytes(signed_data("2.23.136.1.1.2", content, Signer(self.csca_key, self.csca)).dump())
 
 
 def _cert(

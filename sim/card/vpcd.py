@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from sim.card import SimulatedCard
+from sim.card.card import SimulatedCard
 
 log = logging.getLogger(__name__)
 
