@@ -10,10 +10,13 @@ import sys
 
 import pytest
 
-from sim.card import build_card
+from sim.card import InProcessReader, build_card, seeded
 from sim.card.chip import Chip
+from sim.card.eac import eac_pki, load_eac_keys
 from sim.card.faults import FaultSpecError, parse_faults
 from sim.card.files import security_infos
+from sim.card.pki import PkiDirectoryError, issuer_pki
+from sim.card.pkidir import open_pki_directory
 from sim.infra.pcscd import Pcscd
 
 H = bytes.fromhex
@@ -96,8 +99,128 @@ def test_fault_specs() -> None:
         parse_faults("explode@3")
     with pytest.raises(FaultSpecError, match="between 0 and 1"):
         parse_faults("random-rf=2")
+    with pytest.raises(FaultSpecError, match="'once' must follow"):
+        parse_faults("once,remove@3")
+    with pytest.raises(FaultSpecError, match="count from 1"):
+        parse_faults("remove@0")
     a, b = parse_faults("random-rf=0.3,seed=4"), parse_faults("random-rf=0.3,seed=4")
     assert [a.action(i) for i in range(50)] == [b.action(i) for i in range(50)]
+
+
+def _session_until_pulled(card, apdus: int) -> int | None:  # type: ignore[no-untyped-def]
+    """Power the card on, send ``apdus`` SELECTs; the APDU number at which it was pulled, or None."""
+    card.reinsert()
+    for n in range(1, apdus + 1):
+        if card.process(H("00A4040C07A0000002471001")) is None:
+            return n
+    return None
+
+
+def test_remove_fault_is_per_insertion_by_default() -> None:
+    """remove@3 pulls the card at the 3rd APDU of every session: a retry after reinsertion is pulled again."""
+    card = build_card("cccd", seed=32, faults="remove@3")
+    assert [_session_until_pulled(card, 5) for _ in range(3)] == [3, 3, 3]
+
+
+def test_remove_fault_once_pulls_only_the_first_session() -> None:
+    card = build_card("cccd", seed=32, faults="remove@3,once,rf-error@2")
+    assert [_session_until_pulled(card, 5) for _ in range(3)] == [3, None, None]
+    card.reinsert()
+    assert card.process(H("00A4040C07A0000002471001")) == H("9000")
+    assert card.process(H("00A4040C07A0000002471001")) == H("6F")  # rf-error@2 (no "once") every session
+
+
+def test_a_read_retried_after_a_once_pull_completes() -> None:
+    from agent.card.read import read_document
+    from agent.errors import CardRemovedError
+    from tests.card_fixtures import keys_of
+
+    card = build_card("cccd", seed=33, faults="remove@6,once", dg2_size=1000)
+    with pytest.raises(CardRemovedError):
+        read_document(InProcessReader(card), keys_of(card), ["dg1"])
+    card.reinsert()
+    assert read_document(InProcessReader(card), keys_of(card), ["dg1"]).files["dg1"] == card.files.files["dg1"]
+
+
+# --- reproducible issuer PKI ---------------------------------------------------------------------------
+
+
+def test_hmac_drbg_nist_vector() -> None:
+    """SP 800-90A HMAC_DRBG SHA-256, CAVP case 0 (no reseed, no personalization): the second 1024-bit output."""
+    d = seeded.HmacDrbg(H("ca851911349384bffe89de1cbdc46e6831e44d34a4fb935ee285dd14b71a7488"),
+                        H("659ba96c601dc69fc902940805ec0ca8"))  # fmt: skip
+    d.generate(128)
+    assert d.generate(128) == H(
+        "e528e9abf2dece54d47c7e75e5fe302149f817ea9fb4bee6f4199697d04d5b89d54fbb978a15b5c443c9ec21036d2460"
+        "b6f73ebad0dc2aba6e624abf07745bc107694bb7547bb0995f70de25d6b29e2d3011bb19d27676c07162c8b5ccde06"
+        "68961df86803482cb37ed6d5c0bb8d50cf1f50d476aa0458bdaba806f48be9dcb8"
+    )
+
+
+def test_same_seed_same_issuer_pki_byte_for_byte(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import serialization
+
+    der = serialization.Encoding.DER
+    a, b, other = issuer_pki(5), issuer_pki(5), issuer_pki(6)
+    assert a.csca.public_bytes(der) == b.csca.public_bytes(der)
+    assert a.signer.cert.public_bytes(der) == b.signer.cert.public_bytes(der)
+    assert a.crl.public_bytes(der) == b.crl.public_bytes(der)
+    assert a.master_list() == b.master_list()
+    assert a.csca.public_bytes(der) != other.csca.public_bytes(der)
+    a.write_trust(tmp_path / "a")
+    b.write_trust(tmp_path / "b")
+    for name in ("csca.pem", "csca.crl", "masterlist.ml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # validity from the fixed epoch, not the clock: valid now and for years to come
+    assert a.csca.not_valid_before_utc.year == 2021 and a.csca.not_valid_after_utc.year >= 2036
+    assert a.expired_signer.cert.not_valid_after_utc.year == 2022
+    # the EAC PKI too: the CVCA certificate and the keys
+    assert eac_pki(5).certificates["cvca"] == eac_pki(5).certificates["cvca"] != eac_pki(6).certificates["cvca"]
+
+
+def test_rsa_keys_from_a_seed_are_reproducible_and_sound() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    k1, k2 = seeded.rsa_key(3, "ds:test", bits=1024), seeded.rsa_key(3, "ds:test", bits=1024)
+    assert k1.private_numbers() == k2.private_numbers() and k1.key_size == 1024
+    assert k1.private_numbers() != seeded.rsa_key(4, "ds:test", bits=1024).private_numbers()
+    signature = k1.sign(b"m", padding.PKCS1v15(), hashes.SHA256())
+    k2.public_key().verify(signature, b"m", padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_a_card_from_a_pki_directory_verifies_against_trust_written_earlier(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agent.card.pa import passive_authentication
+    from agent.card.trust import TrustStore
+
+    first = open_pki_directory(tmp_path / "pki", seed=8)
+    assert first.created and (first.trust / "csca.pem").exists()
+    anchors = {p.name: p.read_bytes() for p in first.trust.iterdir()}
+    gate_trust = TrustStore.from_directory(first.trust)  # what a gate installed "yesterday"
+    # "today": the directory is reused (another seed asked for changes nothing), the anchors are untouched
+    again = open_pki_directory(tmp_path / "pki", seed=99)
+    assert not again.created and again.issuer.seed == 8
+    assert {p.name: p.read_bytes() for p in again.trust.iterdir()} == anchors
+    card = build_card("cccd", seed=34, pki=again.issuer, dg2_size=1000)
+    dgs = {n: d for n, d in card.files.files.items() if n.startswith("dg") and n != "dg3"}
+    assert passive_authentication(card.files.files["sod"], dgs, gate_trust).valid
+    # a card of another PKI does not
+    stranger = build_card("cccd", seed=34, pki_seed=9, dg2_size=1000)
+    other = {n: d for n, d in stranger.files.files.items() if n.startswith("dg") and n != "dg3"}
+    assert passive_authentication(stranger.files.files["sod"], other, gate_trust).failed_step == "chain"
+    # the EAC keys kept there are those of the seed: the chip of such a card trusts that CVCA
+    assert again.eac().trust_point[1].public_numbers() == eac_pki(8).trust_point[1].public_numbers()
+    assert load_eac_keys(tmp_path / "pki")["is"].private_numbers() == eac_pki(8).terminal_key.private_numbers()
+
+
+def test_a_broken_pki_directory_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "partial" / "issuer").mkdir(parents=True)
+    with pytest.raises(PkiDirectoryError, match="partial PKI directory"):
+        open_pki_directory(tmp_path / "partial")
+    made = open_pki_directory(tmp_path / "pki", seed=1)
+    (made.path / "issuer" / "csca.key").write_bytes(b"not a key")
+    with pytest.raises(PkiDirectoryError, match="not a simulated issuer PKI"):
+        open_pki_directory(tmp_path / "pki")
 
 
 def test_population_cards_are_reproducible() -> None:
@@ -105,28 +228,74 @@ def test_population_cards_are_reproducible() -> None:
     assert build_card("cccd", 5).files.files["dg13"] == build_card("cccd", 5).files.files["dg13"]
 
 
+def _sim_card(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "sim", "card", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(10)
+
+
 @pytest.mark.pcscd
 def test_sim_card_command_plugs_into_pcscd(pcscd: Pcscd, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from agent.transport.pcsc import wait_for_card
+    from agent.card.read import read_document
+    from agent.card.trust import TrustStore
+    from agent.transport.pcsc import PcscTransport, wait_for_card
+    from tests.card_fixtures import keys_of
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim", "card", "--seed", "31", "--vpcd-port", str(pcscd.vpcd_ports[0]),
-         "--trust-out", str(tmp_path / "trust")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    port = str(pcscd.vpcd_ports[0])
+    proc = _sim_card("--seed", "31", "--vpcd-port", port, "--trust-out", str(tmp_path / "trust"),
+                     "--pki", str(tmp_path / "pki"), "--pki-seed", "4")  # fmt: skip
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())
         assert ready["event"] == "ready" and ready["keys"]["can"] == ready["person"]["id_number"][-6:]
+        assert ready["pki"]["created"] is True and ready["pki"]["seed"] == 4
         assert {p.name for p in (tmp_path / "trust").iterdir()} == {"csca.pem", "csca.crl", "masterlist.ml"}
+        assert (tmp_path / "trust" / "csca.pem").read_bytes() == (tmp_path / "pki" / "trust" / "csca.pem").read_bytes()
         wait_for_card(pcscd.reader_names[0], 10)
+        # a second card on the same vpcd port: refused, not "ready"
+        second = subprocess.run([sys.executable, "-m", "sim", "card", "--seed", "32", "--vpcd-port", port],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert second.returncode == 2, second
+        assert "already has a card" in second.stderr and '"ready"' not in second.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        assert _stop(proc) == 0
     wait_for_card(pcscd.reader_names[0], 10, present=False)
+    # the next day: the same PKI directory, reused; the gate's trust from the first run verifies the new card
+    anchors = (tmp_path / "pki" / "trust" / "csca.pem").read_bytes()
+    proc = _sim_card("--seed", "35", "--vpcd-port", port, "--pki", str(tmp_path / "pki"), "--dg2-size", "1000")
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready["pki"]["created"] is False and (tmp_path / "pki" / "trust" / "csca.pem").read_bytes() == anchors
+        wait_for_card(pcscd.reader_names[0], 10)
+        card = build_card("cccd", seed=35)  # the same person: the access keys only
+        transport = PcscTransport(pcscd.reader_names[0])
+        try:
+            result = read_document(transport, keys_of(card), ["dg1", "dg13"],
+                                   trust=TrustStore.from_directory(tmp_path / "trust"))  # fmt: skip
+        finally:
+            transport.close()
+        assert result.passive_auth is not None and result.passive_auth.valid, result.passive_auth
+    finally:
+        assert _stop(proc) == 0
+    wait_for_card(pcscd.reader_names[0], 10, present=False)
+
+
+def test_sim_card_command_refuses_bad_options(tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = subprocess.run([sys.executable, "-m", "sim", "card", "--faults", "nope"], capture_output=True, text=True,
                          timeout=60, env=os.environ)  # fmt: skip
     assert bad.returncode == 2 and "unknown fault" in bad.stderr
+    (tmp_path / "pki" / "eac").mkdir(parents=True)
+    partial = subprocess.run([sys.executable, "-m", "sim", "card", "--pki", str(tmp_path / "pki")],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert partial.returncode == 2 and "partial PKI directory" in partial.stderr
+    helped = subprocess.run([sys.executable, "-m", "sim", "card", "--help"], capture_output=True, text=True, timeout=60)
+    assert "K-th APDU of every session" in " ".join(helped.stdout.split())
 
 
 def test_modelled_contactless_link_takes_its_time() -> None:
