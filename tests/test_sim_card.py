@@ -323,3 +323,153 @@ def test_modelled_contactless_link_takes_its_time() -> None:
     assert card.link_seconds == pytest.approx(modelled)
     assert modelled > 0.3  # a 20 KB face image is most of a second of air time
     assert wall >= modelled
+
+
+# --- card variants: one registry, and what each adversarial chip does -------------------------------------
+
+
+def test_every_variant_is_registered_once_and_builds() -> None:
+    import argparse
+
+    from sim.card import REGISTRY, VARIANT_EXPECT, VARIANTS
+    from sim.card.variants import CONCLUSIONS
+    from sim.commands import card as card_command
+
+    parser = argparse.ArgumentParser()
+    card_command.configure(parser)
+    for name, spec in REGISTRY.items():
+        assert spec.name == name and spec.description and spec.conclusion in CONCLUSIONS, name
+        assert parser.parse_args(["--variant", name]).variant == name  # the CLI takes every variant, clones too
+        for profile in ("cccd", "passport"):
+            assert build_card(profile, seed=40, variant=name, dg2_size=500).variant == name
+    assert set(VARIANTS) == set(VARIANT_EXPECT) <= set(REGISTRY)
+    assert {"clone", "clone-hiding-dg14-dg15", "no-sfi", "hostile-chaining", "hostile-oversize",
+            "aa-unknown-trailer", "cardaccess-missing"} <= set(REGISTRY)  # fmt: skip
+    with pytest.raises(ValueError, match="unknown variant 'nope'"):
+        build_card("cccd", variant="nope")
+
+
+def test_variant_help_lists_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.__main__ import main
+    from sim.card import REGISTRY
+
+    assert main(["card", "--variant", "help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(REGISTRY)
+    assert [line.split()[1] for line in lines] == [v.conclusion for v in REGISTRY.values()]
+
+
+def _opened(variant: str, seed: int = 41):  # type: ignore[no-untyped-def]
+    """A card of ``variant`` and a reader session opened on it (the agent's session code as the reader)."""
+    from agent.card.session import ChipSession
+    from tests.card_fixtures import keys_of
+
+    card = build_card("cccd", seed=seed, variant=variant, dg2_size=1000)
+    reader = InProcessReader(card)
+    session = ChipSession(reader)
+    access = session.open(keys_of(card))
+    return card, reader, session, access
+
+
+def _send(session, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None):  # type: ignore[no-untyped-def]
+    from agent.card.apdu import CommandApdu
+
+    return session.send(CommandApdu(0x00, ins, p1, p2, data, le))
+
+
+def test_clone_hiding_dg14_dg15_answers_file_not_found_and_has_no_keys() -> None:
+    from agent.card.lds import parse_com
+    from agent.card.sod import parse_sod
+
+    card, _, session, _ = _opened("clone-hiding-dg14-dg15")
+    files = card.files.files
+    assert {14, 15} <= set(parse_sod(files["sod"]).dg_hashes)  # the signed files promise DG14 and DG15
+    assert {"dg14", "dg15"} <= set(parse_com(files["com"]).files)
+    assert _send(session, 0xA4, 0x02, 0x0C, b"\x01\x0e").sw == 0x6A82  # DG14
+    assert _send(session, 0xA4, 0x02, 0x0C, b"\x01\x0f").sw == 0x6A82  # DG15
+    assert _send(session, 0xB0, 0x80 | 14, 0, le=4).sw == 0x6A82
+    assert _send(session, 0xB0, 0x80 | 15, 0, le=4).sw == 0x6A82
+    assert _send(session, 0x88, 0x00, 0x00, bytes(8), le=256).sw == 0x6D00  # no AA key
+    read = _send(session, 0xB0, 0x81, 0, le=8)  # the rest reads as on the genuine card
+    assert read.sw == 0x9000 and read.data == files["dg1"][:8]
+
+
+def test_no_sfi_refuses_short_file_identifiers_and_reads_by_select() -> None:
+    card, _, session, _ = _opened("no-sfi")
+    assert _send(session, 0xB0, 0x81, 0x00, le=8).sw == 0x6A86  # READ BINARY, SFI 1
+    assert _send(session, 0xB1, 0x00, 0x01, bytes.fromhex("5401 00"), le=12).sw == 0x6A86  # odd INS, SFI in P2
+    assert _send(session, 0xA4, 0x02, 0x0C, b"\x01\x01").sw == 0x9000  # SELECT DG1 by identifier
+    head = _send(session, 0xB0, 0x00, 0x00, le=8)
+    rest = _send(session, 0xB0, 0x00, 0x08, le=len(card.files.files["dg1"]) - 8)
+    assert head.sw == rest.sw == 0x9000 and head.data + rest.data == card.files.files["dg1"]
+
+
+def test_hostile_chaining_answers_61xx_forever() -> None:
+    from agent.card.apdu import CommandApdu
+
+    _, reader, session, _ = _opened("hostile-chaining")
+    assert session.sm is not None
+    raw = reader.transmit(session.sm.protect(CommandApdu(0x00, 0xB0, 0x81, 0x00, le=16)).to_bytes())
+    assert raw[-2] == 0x61
+    for _ in range(200):  # a reader that follows 61xx never gets to the end
+        raw = reader.transmit(bytes.fromhex("00C0000000"))
+        assert len(raw) == 258 and raw[-2:] == b"\x61\x00"
+    assert reader.transmit(bytes.fromhex("0CC0000000"))[-2] == 0x61  # whatever class byte the reader uses
+
+
+def test_hostile_oversize_announces_huge_groups_and_reads_past_the_end() -> None:
+    from sim.card.variants import OVERSIZE
+
+    card, _, session, _ = _opened("hostile-oversize")
+    dg1 = _send(session, 0xB0, 0x81, 0x00, le=8)
+    assert dg1.sw == 0x9000 and dg1.data[:5] == bytes.fromhex("6183010000")  # DG1: 65536 bytes announced
+    dg2 = _send(session, 0xB0, 0x82, 0x00, le=8)
+    assert dg2.sw == 0x9000 and dg2.data[:6] == bytes.fromhex("758401000000")  # DG2: 16 MB announced
+    assert OVERSIZE == {"dg1": 65536, "dg2": 16 * 1024 * 1024}
+    assert len(card.files.files["dg1"]) < 200
+    past = _send(session, 0xB0, 0x70, 0x00, le=64)  # offset 0x7000 of DG2, far past its real end
+    assert past.sw == 0x9000 and past.data == b"\xff" * 64
+
+
+def test_aa_unknown_trailer_signs_with_hash_id_99_on_a_card_whose_sod_covers_dg15() -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from agent.card.lds import dg15_public_key
+    from agent.card.sod import parse_sod
+
+    card, _, session, _ = _opened("aa-unknown-trailer")
+    assert 15 in parse_sod(card.files.files["sod"]).dg_hashes
+    key = dg15_public_key(card.files.files["dg15"])
+    assert isinstance(key, rsa.RSAPublicKey)
+    answer = _send(session, 0x88, 0x00, 0x00, bytes(range(8)), le=256)
+    assert answer.sw == 0x9000
+    n, e = key.public_numbers().n, key.public_numbers().e
+    block = pow(int.from_bytes(answer.data, "big"), e, n)
+    block = block if block & 0xF == 0xC else n - block  # ISO/IEC 9796-2: J or n - J, the one ending in C
+    raw = block.to_bytes(256, "big")
+    assert raw[0] == 0x6A and raw[-2:] == b"\x99\xcc"
+
+
+def test_cardaccess_missing_while_dg14_announces_pace() -> None:
+    from agent.card.secinfo import parse_security_infos
+
+    card, reader, session, access = _opened("cardaccess-missing")
+    assert access == "BAC"  # no EF.CardAccess: the reader falls back to BAC
+    assert parse_security_infos(card.files.files["dg14"], "DG14").pace  # the signed DG14 promises PACE
+    read = _send(session, 0xB0, 0x8E, 0x00, le=4)  # DG14 is there, under BAC
+    assert read.sw == 0x9000
+    card.power_on()
+    assert reader.transmit(bytes.fromhex("00A4020C02011C")) == bytes.fromhex("6A82")  # EF.CardAccess
+    assert reader.transmit(bytes.fromhex("00B09C0004")) == bytes.fromhex("6A82")  # by SFI 1C
+    set_at = bytes.fromhex("0022C1A40F800A04007F00070202040202830101")
+    assert reader.transmit(set_at) == bytes.fromhex("6A80")  # PACE refused
+
+
+def test_the_variant_document_lists_the_registry() -> None:
+    from pathlib import Path
+
+    from sim.card import REGISTRY
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "card-variants.md").read_text()
+    for name, spec in REGISTRY.items():
+        assert f"| `{name}` | {spec.description} | `{spec.conclusion}` |" in text, name

@@ -27,12 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.card.chip import Quirks
+from sim.card.der import der_len, read_tlvs
 from sim.card.files import ECDSA_RIPEMD160, ECDSA_SHA256
 
 ACCEPTED, PASSIVE_AUTH_FAILED, CLONE_SUSPECTED, READ_ERROR = (
     "accepted", "passive_auth_failed", "clone_suspected", "read_error"
 )  # fmt: skip
 CONCLUSIONS = (ACCEPTED, PASSIVE_AUTH_FAILED, CLONE_SUSPECTED, READ_ERROR)
+#: an ISO/IEC 9796-2 trailer naming hash identifier 0x99, which ISO/IEC 10118-3 does not assign
+UNKNOWN_TRAILER = b"\x99\xcc"
+#: what the "hostile-oversize" data groups announce: DG1 64 KB, DG2 16 MB
+OVERSIZE = {"dg1": 0x10000, "dg2": 0x1000000}
 
 
 @dataclass
@@ -99,6 +104,28 @@ def _wrong_dg14(t: Tamper) -> None:
     t.ca_key = t.other_ca_key
 
 
+def _hide_dg14_dg15(t: Tamper) -> None:
+    t.hidden |= {"dg14", "dg15"}
+    t.ca_key = t.aa_key = None
+
+
+def _announce(data: bytes, length: int) -> bytes:
+    """The data group with its outer length replaced by ``length`` (and the real content after it)."""
+    ((tag, value),) = read_tlvs(data)
+    return tag.to_bytes((tag.bit_length() + 7) // 8, "big") + der_len(length) + value
+
+
+def _oversize(t: Tamper) -> None:
+    for name, length in OVERSIZE.items():
+        t.files[name] = _announce(t.files[name], length)
+    t.quirks = Quirks(reads_past_end=True)
+
+
+def _no_card_access(t: Tamper) -> None:
+    t.hidden.add("cardaccess")
+    t.pace = False
+
+
 _ENTRIES = (
     # Passive Authentication
     Variant("altered-dg", "DG13 (CCCD) or DG1 (passport) changed after signing", PASSIVE_AUTH_FAILED,
@@ -120,6 +147,20 @@ _ENTRIES = (
             PASSIVE_AUTH_FAILED, "passive_auth chip_auth", tamper=_wrong_dg14),
     Variant("aa-unsupported", "DG14 names an AA algorithm readers do not run (ECDSA-RIPEMD160): AA not judged, "
             "CA proves the chip", ACCEPTED, "", issue=_set(aa_oid=ECDSA_RIPEMD160)),
+    # adversarial cards
+    Variant("clone-hiding-dg14-dg15", "a genuine card's signed files (EF.SOD lists DG14 and DG15) on a chip that "
+            "answers 6A82 for DG14 and DG15 and has no chip keys", CLONE_SUSPECTED, tamper=_hide_dg14_dg15),
+    Variant("no-sfi", "a genuine card whose OS refuses READ BINARY by short file identifier (6A86): files must be "
+            "selected by identifier", ACCEPTED, tamper=_set(quirks=Quirks(no_sfi=True))),
+    Variant("hostile-chaining", "every read under secure messaging answers 61xx, and GET RESPONSE 61xx again, "
+            "forever", READ_ERROR, tamper=_set(quirks=Quirks(endless_chaining=True))),
+    Variant("hostile-oversize", "DG1 announces 64 KB and DG2 16 MB, and the chip returns filler past every "
+            "file's end", READ_ERROR, tamper=_oversize),
+    Variant("aa-unknown-trailer", "RSA Active Authentication answering with an unknown ISO/IEC 9796-2 trailer "
+            "(hash id 99) on a card whose EF.SOD covers DG15", CLONE_SUSPECTED,
+            issue=_set(aa_algorithm="rsa"), tamper=_set(aa_trailer=UNKNOWN_TRAILER)),
+    Variant("cardaccess-missing", "the signed DG14 announces PACE, but EF.CardAccess is absent and PACE refused "
+            "(a downgrade to BAC)", CLONE_SUSPECTED, tamper=_no_card_access),
 )  # fmt: skip
 
 #: every card variant by name
