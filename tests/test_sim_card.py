@@ -473,3 +473,17 @@ def test_the_variant_document_lists_the_registry() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "card-variants.md").read_text()
     for name, spec in REGISTRY.items():
         assert f"| `{name}` | {spec.description} | `{spec.conclusion}` |" in text, name
+
+
+def test_response_chain_splits_and_counts_what_is_left() -> None:
+    from sim.card.apdu import ResponseChain
+
+    chain = ResponseChain()
+    data = bytes(range(256)) * 2 + bytes(88)
+    first = chain.start(data, 0x9000)
+    assert first[:-2] == data[:256] and first[-2:] == H("6100")  # 344 left: 00 means 256 or more
+    second = chain.next(None)
+    assert second[:-2] == data[256:512] and second[-2:] == H("6158")  # 88 left
+    assert chain.next(0x58) == data[512:] + H("9000") and not chain.pending
+    assert chain.next(None) == H("6985")  # nothing waits
+    assert ResponseChain().start(b"\x01\x02", 0x6282) == H("01026282")  # a short answer keeps its status

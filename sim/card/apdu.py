@@ -83,32 +83,44 @@ def parse_command(raw: bytes) -> Command | None:
 
 
 class ResponseChain:
-    """Response chaining for T=1-less links: a long answer goes out in parts, each ending 61xx.
+    """Response chaining (7816-4 5.3.4): a long answer goes out in parts, each but the last ending 61xx.
 
-    ``start(data, status)`` gives the first part; each GET RESPONSE (00 C0 00 00 Le)
-    gives the next, and the last part ends with the real status word.  ``xx`` is
-    the count still waiting (00 means 256 or more, 7816-4 5.3.4).
+    :meth:`start` gives the first part; each GET RESPONSE (``xx C0 00 00 Le``) gives
+    the next, and the last part ends with the real status word.  ``xx`` in 61xx is the
+    count still waiting (00: 256 or more).  :meth:`start_endless` is a hostile chip's
+    version: after the first part, GET RESPONSE always has 256 more bytes.
     """
 
-    def __init__(self, part: int = 256) -> None:
+    def __init__(self, part: int = 256, filler: int = 0xFF) -> None:
         self.part = part
+        self.filler = filler
         self._rest = b""
         self._status = OK
+        self._endless = False
 
     @property
     def pending(self) -> bool:
-        return bool(self._rest)
+        return bool(self._rest) or self._endless
 
     def start(self, data: bytes, status: int) -> bytes:
-        self._rest, self._status = data, status
+        self._rest, self._status, self._endless = data, status, False
         return self.next(self.part)
 
+    def start_endless(self, first: bytes) -> bytes:
+        self._rest, self._endless = b"", True
+        return first + sw(MORE_DATA)
+
     def next(self, le: int | None) -> bytes:
+        """The answer to GET RESPONSE with ``le`` (None or 0: up to 256); 6985 when nothing waits."""
         count = min(self.part, le or 256)
+        if self._endless:
+            return bytes([self.filler]) * count + sw(MORE_DATA)
+        if not self._rest:
+            return sw(CONDITIONS_NOT_SATISFIED)
         out, self._rest = self._rest[:count], self._rest[count:]
         if self._rest:
-            return out + sw(MORE_DATA | min(len(self._rest), 0x100) & 0xFF)
+            return out + sw(MORE_DATA | (min(len(self._rest), 0x100) & 0xFF))
         return out + sw(self._status)
 
     def clear(self) -> None:
-        self._rest = b""
+        self._rest, self._endless = b"", False

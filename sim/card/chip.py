@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sim.card import apdu
 from sim.card import cryptoutil as cu
-from sim.card.apdu import Command, parse_command, sw
+from sim.card.apdu import Command, ResponseChain, parse_command, sw
 from sim.card.der import tlv, tlv_dict
 from sim.card.eac_chip import ChipKeys, EacApplet
 from sim.card.pace import Pace
@@ -89,7 +89,7 @@ class Chip:
         self.current: str | None = None
         self.session: Session | None = None
         self.bac_challenge: bytes | None = None
-        self.chaining = False  # a hostile chip is in its endless 61xx loop
+        self.chain = ResponseChain(filler=FILLER)  # answers waiting for GET RESPONSE
         self.pace.reset()
         self.eac.reset()
 
@@ -99,8 +99,9 @@ class Chip:
         cmd = parse_command(raw)
         if cmd is None:
             return sw(apdu.WRONG_LENGTH)
-        if cmd.ins == apdu.INS_GET_RESPONSE and self.chaining:
-            return bytes([FILLER]) * min(cmd.le or 256, 256) + sw(apdu.MORE_DATA)  # xx = 00: 256 more, again
+        if cmd.ins == apdu.INS_GET_RESPONSE and self.chain.pending:
+            return self.chain.next(cmd.le)  # transport-level chaining: any class byte
+        self.chain.clear()
         if cmd.extended and not self.extended_length:
             self.session = None
             return sw(apdu.WRONG_LENGTH)
@@ -117,8 +118,7 @@ class Chip:
             if pending is not None:
                 self.session = Session(pending.cipher, pending.k_enc, pending.k_mac, 0, "CA")
             if self.quirks.endless_chaining and inner.ins in (0xB0, 0xB1):
-                self.chaining = True
-                return answer[:-2] + sw(apdu.MORE_DATA)
+                return self.chain.start_endless(answer[:-2])
             return answer
         if cmd.cla not in (0x00, 0x10):
             return sw(apdu.CLA_NOT_SUPPORTED)
