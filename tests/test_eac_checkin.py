@@ -19,13 +19,13 @@ from agent.app.doctor import FAIL, OK, WARN, check_terminal_credentials
 from agent.app.eligibility import EligibilityCache, EligibilityChain, record_to_dict
 from agent.app.finger import ModuleFinger
 from agent.app.flow import CheckinFlow, FlowTimeouts
-from agent.app.model import FingerStatus, InsuranceRecord
+from agent.app.hub_commands import HubCommands
 from agent.app.outputs import MemoryOutput
 from agent.app.policy import Policy
 from agent.app.ports import CardInserted, KeysEntered
-from agent.app.wiring import CommandHandler
 from agent.bio.module import FingerprintModule
 from agent.config import Config, load_config
+from agent.model import FingerStatus, InsuranceRecord
 from agent.profiles import ModuleProfile
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
@@ -162,7 +162,7 @@ def test_hub_replaces_terminal_credentials_atomically(tmp_path: Path) -> None:
     old = sim_eac.eac_pki(0, terminal_days=(-1, 5)).write_credentials(target)
     cfg = _config(tmp_path, target)
     reader = PcscChipReader(lambda: InProcessReader(build_card()), ["dg1"], None, credentials_dir=target)
-    handler = CommandHandler(cfg, EligibilityCache(dt.timedelta(hours=1)), reader, None)  # type: ignore[arg-type]
+    handler = HubCommands(cfg, EligibilityCache(dt.timedelta(hours=1)), reader, None)  # type: ignore[arg-type]
     before = {p.name: p.read_bytes() for p in old.iterdir()}
     fresh = sim_eac.eac_pki(0, terminal_days=(-1, 60))
     files = {f"{k}.cvcert": v for k, v in fresh.certificates.items()}

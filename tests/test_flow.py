@@ -8,13 +8,13 @@ import pytest
 
 from agent.app.eligibility import EligibilityCache, EligibilityChain, EligibilityDataError, record_to_dict
 from agent.app.flow import CheckinFlow, FlowTimeouts, State
-from agent.app.model import ChipFacts, EligibilitySource, FingerStatus, InsuranceRecord
 from agent.app.outputs import MemoryOutput, RecorderOutput
 from agent.app.policy import Policy
 from agent.app.ports import CardInserted, CardRemoved, ChipRead, KeysEntered, ManualEntry
 from agent.card.errors import CardError
 from agent.card.keys import AccessKeys
 from agent.errors import CardRemovedError
+from agent.model import ChipFacts, EligibilitySource, FingerStatus, InsuranceRecord
 from tests.flow_fakes import PERSON, FakeFinger, FakeReader, MemorySink
 
 NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.codec.cbor import CborError, decode_cbor
 from agent.store import queue as q
 from agent.store.errors import KeyFileError, QueueFullError, StoreError
 
@@ -110,13 +111,21 @@ def test_purge_rewrites_partly_acknowledged_segments(tmp_path: Path, monkeypatch
 
 
 def test_strict_cbor() -> None:
-    assert q.decode_cbor(bytes.fromhex("a1616101")) == {"a": 1}
+    assert decode_cbor(bytes.fromhex("a1616101")) == {"a": 1}
+    with pytest.raises(CborError, match="trailing"):
+        decode_cbor(bytes.fromhex("a161610100"))
+    with pytest.raises(CborError, match="malformed"):
+        decode_cbor(bytes.fromhex("5bffffffffffffffff"))
+    with pytest.raises(CborError, match="limit"):
+        decode_cbor(b"\x40" * 100, limit=10)
+
+
+def test_a_damaged_meta_file_is_a_store_error(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    queue.close()
+    (tmp_path / "q" / "meta.cbor").write_bytes(bytes.fromhex("a161610100"))  # trailing byte
     with pytest.raises(StoreError, match="trailing"):
-        q.decode_cbor(bytes.fromhex("a161610100"))
-    with pytest.raises(StoreError, match="malformed"):
-        q.decode_cbor(bytes.fromhex("5bffffffffffffffff"))
-    with pytest.raises(StoreError, match="limit"):
-        q.decode_cbor(b"\x40" * 100, limit=10)
+        q.EventQueue(tmp_path / "q")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,13 +8,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.app.model import ChipFacts, Identity
 from agent.app.ports import ChipRead
 from agent.card.cvc import CvcError, TerminalCredentials, load_credentials
 from agent.card.keys import AccessKeys
 from agent.card.read import ReadResult, read_document
 from agent.card.trust import TrustStore
 from agent.errors import GateAgentError
+from agent.model import ChipFacts, Identity
 from agent.transport.base import CardTransport
 
 log = logging.getLogger(__name__)

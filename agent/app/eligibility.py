@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from agent.app.model import Eligibility, EligibilitySource, InsuranceRecord
 from agent.errors import GateAgentError
+from agent.model import Eligibility, EligibilitySource, InsuranceRecord
 
 log = logging.getLogger(__name__)
 

@@ -42,9 +42,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import ConfigError, GateAgentError
 from agent.store.errors import StoreError
-from agent.store.queue import EventQueue, decode_cbor
+from agent.store.queue import EventQueue
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +381,7 @@ class Uplink:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             body = decode_cbor(bytes(message.payload), 8 * 1024 * 1024)
-        except StoreError as exc:
+        except CborError as exc:
             log.warning("ignoring a malformed message on %s: %s", message.topic, exc)
             return
         if message.topic == self.topics.ack:

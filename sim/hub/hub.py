@@ -32,8 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.store.errors import StoreError
-from agent.store.queue import decode_cbor
+from agent.codec.cbor import CborError, decode_cbor
 from agent.uplink.events import EventError, open_sealed
 
 log = logging.getLogger(__name__)
@@ -191,7 +190,7 @@ class Hub:
         elif kind == "cmd/result":
             try:
                 result = decode_cbor(bytes(message.payload), 65536)
-            except StoreError:
+            except CborError:
                 return
             if isinstance(result, Mapping):
                 self.results[str(result.get("id"))] = dict(result)
@@ -224,7 +223,7 @@ class Hub:
         self.stats.queries += 1
         try:
             body = decode_cbor(bytes(message.payload), 4096)
-        except StoreError:
+        except CborError:
             return
         if not isinstance(body, Mapping):
             return
@@ -285,5 +284,5 @@ class Hub:
 def _json(payload: bytes) -> str:
     try:
         return json.dumps(decode_cbor(payload, 65536), default=str)
-    except StoreError:
+    except CborError:
         return "null"
