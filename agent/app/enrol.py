@@ -44,7 +44,7 @@ from agent.card import tlv
 from agent.card.cvc import CvcError, load_credentials, sign_ta
 from agent.config import Config
 from agent.errors import GateAgentError
-from agent.store.queue import write_atomic
+from agent.store.files import write_atomic
 from agent.uplink.events import load_signing_key, public_pem
 from agent.uplink.hubmsg import HubKeyError, fingerprint, load_public_key
 

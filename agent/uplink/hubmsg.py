@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent.errors import GateAgentError
-from agent.store.queue import write_atomic
+from agent.store.files import write_atomic
 from agent.uplink import cose
 
 log = logging.getLogger(__name__)
