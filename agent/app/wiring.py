@@ -26,8 +26,6 @@ from agent.app.policy import Policy
 from agent.app.ports import DeviceSource, Output, StatusPublisher
 from agent.app.sources import AttendantSocket, CardWatcherSource, ScannerSource
 from agent.config import Config
-from agent.errors import GateAgentError
-from agent.store.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +58,13 @@ def build_outputs(cfg: Config) -> MultiOutput:
 
 
 def build_eligibility_cache(cfg: Config) -> EligibilityCache:
-    """The cache, loaded from and saved to ``state_dir/eligibility.json`` (mode 0600)."""
-    path = cfg.state_dir / "eligibility.json"
+    """The cache in ``state_dir/eligibility.db``, sealed under the queue's key for now; imports an old JSON cache."""
+    from agent.app.eligibility import open_eligibility_cache
+    from agent.store.files import load_key
 
-    def save(doc: dict[str, Any]) -> None:
-        try:
-            write_json_atomic(path, doc)
-        except OSError as exc:
-            raise GateAgentError(f"cannot save the eligibility cache {path}: {exc}") from exc
-
-    cache = EligibilityCache(dt.timedelta(hours=cfg.eligibility.max_age_hours))
-    if path.exists():
-        try:
-            cache.load_document(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, GateAgentError) as exc:
-            log.error("eligibility cache %s unreadable, starting empty: %s", path, exc)
-    cache.on_change = save
-    return cache
+    (cfg.state_dir / "queue").mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = load_key(cfg.state_dir / "queue" / "key")
+    return open_eligibility_cache(cfg.state_dir, key, dt.timedelta(hours=cfg.eligibility.max_age_hours))
 
 
 def build_runtime(cfg: Config) -> Runtime:
