@@ -190,13 +190,16 @@ class HubVerifier:
     accepted: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def count_rejection(self, reason: str) -> None:
+        with self._lock:
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
     def open(self, data: bytes, kind: str) -> dict[str, Any]:
         """The verified ``body`` of a hub message of ``kind``; HubMessageError (counted, logged) otherwise."""
         try:
             body = self._open(data, kind)
         except HubMessageError as exc:
-            with self._lock:
-                self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
+            self.count_rejection(exc.reason)
             log.warning("rejected a hub %s message: %s", kind, exc.reason)
             raise
         with self._lock:
