@@ -134,3 +134,24 @@ def test_keys_stay_unless_renewed(tmp_path: Path) -> None:
     enrol.request(cfg, tmp_path / "req", renew=True)
     assert (cfg.state_dir / "tls" / "terminal.key").read_bytes() != key
     assert (cfg.state_dir / "terminal.key").read_bytes() == signing  # events stay verifiable
+
+
+def test_the_hub_command_line_enrols_a_terminal(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    config = _config(tmp_path)
+    assert _gate_agent("enroll", "--config", str(config), "--out", str(tmp_path / "req")).returncode == 0
+    pki = tmp_path / "pki"
+    make_pki(pki, "01001", [])
+    (tmp_path / "root.pem").write_bytes(shared_pki().csca.public_bytes(serialization.Encoding.PEM))
+    hub = subprocess.run([sys.executable, "-m", "sim", "hub", "enroll", "--terminal", "gate-1", "--request",
+                          str(tmp_path / "req"), "--out", str(tmp_path / "answer"), "--pki", str(pki),
+                          "--keys", str(tmp_path / "keys"), "--hub-key", str(tmp_path / "hub.key"),
+                          "--ml-root", str(tmp_path / "root.pem"), "--json"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert hub.returncode == 0, hub.stderr
+    printed = json.loads(hub.stdout)
+    done = _gate_agent("enroll", "--config", str(config), "--install", str(tmp_path / "answer"))
+    assert done.returncode == 0, done.stderr
+    assert printed["hub_key_fingerprint"] in done.stdout  # what the installer compares by eye
+    assert (tmp_path / "keys" / "gate-1.pub").exists()
