@@ -274,6 +274,18 @@ def check_queue(cfg: Config) -> Iterable[Check]:
         yield Check("queue", OK, detail)
 
 
+def check_queue_key(cfg: Config) -> Iterable[Check]:
+    """The key sealing the queue should not sit beside it (a pulled SD card would reveal the events)."""
+    from agent.store.keysource import beside_state, queue_key_file
+
+    path, _ = queue_key_file(cfg.state_dir, cfg.terminal.queue_key)  # KeyFileError: FAIL
+    if beside_state(path, cfg.state_dir):
+        advice = "load it as a systemd credential (queue-key) or set terminal.queue_key outside the state directory"
+        yield Check("queue key", WARN, f"{path} sits beside the queue: {advice}")
+    else:
+        yield Check("queue key", OK if path.exists() else WARN, f"{path}" + ("" if path.exists() else " (missing)"))
+
+
 def check_hub_trust(cfg: Config) -> Iterable[Check]:
     """Plain MQTT, and the hub key pinned at enrolment (without it every hub message is refused)."""
     if not cfg.uplink.get("broker_urls"):
@@ -303,7 +315,7 @@ def check_ssl_support(cfg: Config) -> Iterable[Check]:
 #: checks run in this order
 CHECKS: list[CheckFn] = [
     check_state_dir, check_queue, check_clock, check_pcscd, check_serial_devices, check_trust_dir,
-    check_terminal_credentials, check_brokers, check_certificates, check_hub_trust,
+    check_terminal_credentials, check_brokers, check_certificates, check_hub_trust, check_queue_key,
 ]  # fmt: skip
 
 

@@ -26,6 +26,8 @@ from agent.app.policy import Policy
 from agent.app.ports import DeviceSource, Output, StatusPublisher
 from agent.app.sources import AttendantSocket, CardWatcherSource, ScannerSource
 from agent.config import Config
+from agent.store.files import load_key
+from agent.store.keysource import queue_key_file
 from agent.uplink.config import UplinkConfig
 from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
 
@@ -62,10 +64,10 @@ def build_outputs(cfg: Config) -> MultiOutput:
 def build_eligibility_cache(cfg: Config) -> EligibilityCache:
     """The cache in ``state_dir/eligibility.db``, sealed under the queue's key for now; imports an old JSON cache."""
     from agent.app.eligibility import open_eligibility_cache
-    from agent.store.files import load_key
 
     (cfg.state_dir / "queue").mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = load_key(cfg.state_dir / "queue" / "key")
+    key_file, create = queue_key_file(cfg.state_dir, cfg.terminal.queue_key)
+    key = load_key(key_file, create=create)
     return open_eligibility_cache(cfg.state_dir, key, dt.timedelta(hours=cfg.eligibility.max_age_hours))
 
 
@@ -91,7 +93,10 @@ def build_runtime(cfg: Config) -> Runtime:
 
     state = cfg.state_dir
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity)
+    key_file, create = queue_key_file(state, cfg.terminal.queue_key)
+    if create and not key_file.exists() and key_file.parent != state / "queue":
+        load_key(key_file, create=True)  # made here once, outside the state directory
+    queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity, key_file=key_file)
     factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
     uplink = None
     if cfg.uplink.get("broker_urls"):
