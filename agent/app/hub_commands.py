@@ -187,7 +187,7 @@ class HubCommands:
         start: the status reports it and the gate keeps working without DG3 until the
         hub sends the credentials again.
         """
-        from agent.card.cvc import CvcError, load_credentials
+        from agent.card.cvc import CvcError, load_credentials, parse_cvc
 
         files = body.get("files")
         target = self.cfg.reader.terminal_credentials
@@ -221,7 +221,9 @@ class HubCommands:
                 credentials = load_credentials(staged)
             except CvcError as exc:
                 return False, f"credentials rejected: {exc}"
-            if credentials.chain[0].raw not in current.values():
+            root = credentials.chain[0]
+            trusted = {(c.chr, c.public_key.point) for c in (parse_cvc(raw) for raw in current.values())}
+            if (root.chr, root.public_key.point) not in trusted:  # same CVCA: same name and same key
                 return False, "credentials rejected: the chain does not start at the CVCA this terminal trusts"
             fsync_dir(staged)
             names = {p.name for p in staged.glob("*.cvcert")}
