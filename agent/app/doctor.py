@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import shutil
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -306,10 +305,6 @@ def check_hub_trust(cfg: Config) -> Iterable[Check]:
         yield Check("hub key", OK, f"pinned {fingerprint(load_public_key(pin))}")
     except HubKeyError as exc:
         yield Check("hub key", FAIL, str(exc))
-
-
-def check_ssl_support(cfg: Config) -> Iterable[Check]:
-    yield Check("openssl", OK, ssl.OPENSSL_VERSION)
 
 
 #: checks run in this order

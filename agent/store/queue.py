@@ -18,6 +18,12 @@ records, so acknowledged personal data does not linger.
 Event bodies are encrypted (AES-256-GCM, random 96-bit nonce, the sequence number
 and event id as associated data); only the sequence number, event id, priority and
 time travel in clear, so the operator commands can count and order without the key.
+
+Why one piece: the segments, ``acks.log`` and ``meta.cbor`` are one on-disk format
+kept consistent under one lock (a record is pending until its acknowledgement is
+durable, a sequence number is never reused); append, acknowledge, replay and purge
+each change several of those files, and split apart they would each need the
+whole invariant.  The file primitives it uses are in :mod:`agent.store.files`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ paho facts this module is built around (references.md): QoS 1 messages live in
 paho's memory only; publish from one thread; never wait on a publish inside a
 callback.  So every publish goes through one outbox drained by the sender thread,
 and callbacks only record what arrived.
+
+Why one piece: those rules tie the connection, the sender thread and the command
+and query paths to one paho client and one outbox.
 """
 
 from __future__ import annotations

@@ -60,15 +60,15 @@ FACILITY = "01001"
 
 
 @dataclass
-class Faults:
+class ClinicFaults:
     broker_down: tuple[int, float] | None = None  # after patient k, for s seconds
     power_cut: list[int] = field(default_factory=list)  # kill -9 a gate's daemon after these patients
     card_pull: float = 0.0  # probability a card is pulled mid-read (the patient tries again)
 
 
-def parse_faults(spec: str | None) -> Faults:
+def parse_clinic_faults(spec: str | None) -> ClinicFaults:
     """``broker-down=S@K``, ``power-cut@K`` (repeatable), ``card-pull=P``; comma separated."""
-    faults = Faults()
+    faults = ClinicFaults()
     for item in (spec or "").split(","):
         item = item.strip()
         if not item:
@@ -221,13 +221,13 @@ class Visit:
 
 class Clinic:
     def __init__(self, terminals: int, patients: int, out: Path, *, seed: int = 0, province: str | None = None,
-                 broker: str | None = None, faults: Faults | None = None, progress: bool = True,
+                 broker: str | None = None, faults: ClinicFaults | None = None, progress: bool = True,
                  mix: Mix | None = None, real_times: bool = False) -> None:  # fmt: skip
         self.out = out
         self.real_times = real_times
         self.work = out / "work"
         self.seed = seed
-        self.faults = faults or Faults()
+        self.faults = faults or ClinicFaults()
         self.today = dt.date.today()
         self.patients = make_patients(patients, seed, province, mix or Mix(), self.today)
         self.terminals = terminals
