@@ -57,6 +57,8 @@ _INFO = b"gate-agent eligibility v1 "
 _STATE_AAD = b"gate-agent eligibility state v1"
 _NONCE = 12
 _SALT = 16
+_CACHE_KIB = -2000  # SQLite's default page cache (2 MB), negative = KiB
+_SNAPSHOT_CACHE_KIB = -8000  # while a snapshot is written (measured in bench/eligibility.py)
 
 
 class StaleDataError(StoreError):
@@ -121,10 +123,15 @@ class EligibilityStore:
             return conn, conn
         try:
             return self._open_file()
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except (sqlite3.Error, StoreError, OSError) as exc:
             log.error("eligibility cache %s does not open (%s); removing it and starting empty", self.path, exc)
+        try:
             self._remove_files()
             return self._open_file()
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            log.error("eligibility cache %s cannot be created (%s); keeping it in memory until restart", self.path, exc)
+        self.path, self._read_lock, self._opened = None, self._write_lock, None
+        return self._open()
 
     def _open_file(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         assert self.path is not None
@@ -133,9 +140,9 @@ class EligibilityStore:
         writer = self._connect(str(self.path))
         reader: sqlite3.Connection | None = None
         try:
+            self._init_schema(writer)  # before WAL: auto_vacuum can only be chosen while the file is empty
             writer.execute("PRAGMA journal_mode=WAL")
             writer.execute("PRAGMA synchronous=FULL")
-            self._init_schema(writer)
             check = writer.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise StoreError(f"integrity check: {check[0] if check else 'no answer'}")
@@ -263,6 +270,7 @@ class EligibilityStore:
                     held = self._held(conn)
                     if held is not None and as_of < held.state.as_of:
                         raise StaleDataError("snapshot is older than the cache")
+                    conn.execute(f"PRAGMA cache_size={_SNAPSHOT_CACHE_KIB}")  # random-order inserts: 2x faster
                     conn.execute("DROP TABLE IF EXISTS records_next")
                     conn.execute("CREATE TABLE records_next (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
                     conn.executemany(
@@ -276,6 +284,9 @@ class EligibilityStore:
                     conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('state', ?)", (blob,))
             except sqlite3.Error as exc:
                 raise StoreError(f"eligibility snapshot not stored: {exc}") from exc
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.execute(f"PRAGMA cache_size={_CACHE_KIB}")  # and give the pages back
             self._opened = _Sealed(blob, StoreState(as_of, count), salt, aead)
             self._compact()
         return int(count)
@@ -323,7 +334,8 @@ class EligibilityStore:
         if self.path is None:
             return
         try:
-            self._writer.execute("PRAGMA incremental_vacuum").fetchall()
+            # executescript steps the pragma to the end; execute() would free one page per call
+            self._writer.executescript("PRAGMA incremental_vacuum;")
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
             log.warning("eligibility cache compaction skipped: %s", exc)
