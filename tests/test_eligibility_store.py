@@ -25,7 +25,7 @@ from agent.app.eligibility import (
     record_from_dict,
     record_to_dict,
 )
-from agent.app.model import EligibilitySource, InsuranceRecord
+from agent.model import EligibilitySource, InsuranceRecord
 from agent.store.eligibility import EligibilityStore, StaleDataError
 from agent.store.errors import StoreError
 

@@ -14,8 +14,9 @@ import pytest
 
 from agent.errors import ConfigError
 from sim.card.eac import finger_identity
-from sim.finger.control import resolve_identity, send
+from sim.finger.control import resolve_identity
 from sim.finger.module import PROFILES, load_profile, profile_names
+from sim.infra.control import send
 from sim.population import make_person
 from tests.sim_procs import child, sim
 

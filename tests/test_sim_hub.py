@@ -111,3 +111,16 @@ def test_progress_bar_on_a_terminal_lines_otherwise() -> None:
     quiet = _Terminal()
     Reporter(quiet=True, out=quiet)("gate-2", event)
     assert quiet.getvalue() == ""
+
+
+def test_insured_records_of_simulated_people() -> None:
+    import datetime as dt
+
+    from sim.commands.hub import insured_records
+    from sim.population import make_person
+
+    (record,) = insured_records("12", "01001")
+    assert record["id_number"] == make_person(12).id_number and record["facility_code"] == "01001"
+    assert record["valid_from"] <= dt.date.today().isoformat() <= record["valid_to"]
+    with pytest.raises(ValueError):
+        insured_records("twelve", "01001")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.infra.net import wait_for
 from tests.sim_procs import card_port_flag, child, sim
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.slow]
@@ -49,14 +50,21 @@ def test_reader_card_and_gate_agent_read(tmp_path: Path) -> None:
 
 
 def test_reader_prints_shell_exports(tmp_path: Path) -> None:
-    with child(sim("reader", "--workdir", str(tmp_path / "pcscd")), stderr_path=tmp_path / "r.err") as reader:
+    env_file = tmp_path / "reader.env"
+    argv = sim("reader", "--workdir", str(tmp_path / "pcscd"), "--env-file", str(env_file))
+    with child(argv, stderr_path=tmp_path / "r.err") as reader:
         lines = [reader.readline(30) for _ in range(5)]
         exports = dict(re.findall(r"^export (\w+)=(.*)$", "\n".join(lines), re.M))
         assert exports["PCSCLITE_CSOCK_NAME"].endswith("pcscd.comm")
         assert int(exports["GATE_SIM_VPCD_PORT1"]) == int(exports["GATE_SIM_VPCD_PORT0"]) + 1
         tail = reader.wait_for(lambda line: line.startswith("# plug a card"), 5)
         assert f"{card_port_flag()} {exports['GATE_SIM_VPCD_PORT0']}" in tail
+        wait_for(env_file.exists, 5, "the environment file")
+        sourced = subprocess.run(["bash", "-c", f'. "{env_file}" && echo "$PCSCLITE_CSOCK_NAME $GATE_SIM_READER0"'],
+                                 capture_output=True, text=True, timeout=10)  # fmt: skip
+        assert sourced.stdout.strip() == f"{exports['PCSCLITE_CSOCK_NAME']} Gate Sim Reader 00 00"
         assert reader.stop(sig=2) == 0  # Ctrl-C
+    assert not env_file.exists()
 
 
 def test_shell_lines_are_quoted() -> None:

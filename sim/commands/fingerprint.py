@@ -54,8 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.errors import ConfigError
-    from sim.finger.control import Controller, SocketControl, open_fifo, resolve_identity, serve_lines, start_thread
+    from sim.finger.control import Controller, resolve_identity
     from sim.finger.module import PtyModule, SimModule, load_profile, parse_sim_faults
+    from sim.infra.control import SocketControl, open_fifo, serve_lines, start_thread
 
     try:
         faults = parse_sim_faults(args.faults)

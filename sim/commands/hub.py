@@ -44,6 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     enrol.add_argument("--eac-seed", type=int, default=0, help="seed of the simulated EAC PKI (CVCA, DV)")
     enrol.add_argument("--json", action="store_true")
     parser.add_argument("--eligibility", type=Path, help="JSON list of insurance records to answer queries with")
+    parser.add_argument("--insured", help="comma-separated person seeds (`sim card --seed`) the insurer has valid "
+                        "records of, registered at --facility; added to --eligibility")  # fmt: skip
     parser.add_argument("--push", action="store_true", help="push the eligibility data to every known terminal")
     parser.add_argument("--username")
     parser.add_argument("--password")
@@ -70,6 +72,26 @@ def tls_files(args: argparse.Namespace) -> tuple[str, str, str] | None:
         if not Path(path).is_file():
             raise ValueError(f"{path}: no such file")
     return str(given[0]), str(given[1]), str(given[2])
+
+
+def insured_records(seeds: str, facility: str) -> list[dict[str, Any]]:
+    """Valid insurance records, at ``facility``, of the simulated people of these seeds."""
+    import datetime as dt
+
+    from sim.population import make_person
+
+    today = dt.date.today()
+    records = []
+    for item in seeds.split(","):
+        seed = int(item.strip())
+        person = make_person(seed)
+        records.append({
+            "id_number": person.id_number, "card_number": f"GD4{person.province_code[1:]}{seed:010d}",
+            "valid_from": dt.date(today.year, 1, 1).isoformat(), "valid_to": dt.date(today.year, 12, 31).isoformat(),
+            "facility_code": facility, "benefit_level": 4, "category": "employees", "full_name": person.full_name,
+            "birth": person.birth.isoformat(), "sex": person.sex,
+        })  # fmt: skip
+    return records
 
 
 def event_line(terminal: str, event: Mapping[str, Any]) -> str:
@@ -151,6 +173,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"python -m sim hub: error: {exc}", file=sys.stderr)
         return 2
     records = json.loads(args.eligibility.read_text()) if args.eligibility else []
+    try:
+        records += insured_records(args.insured, args.facility) if args.insured else []
+    except ValueError:
+        print(f"python -m sim hub: error: --insured takes person seeds, e.g. 12,13 (not {args.insured!r})",
+              file=sys.stderr)  # fmt: skip
+        return 2
     reporter = Reporter(args.quiet)
     hub = Hub(args.broker, args.facility, args.db, load_keys(args.keys), {r["id_number"]: r for r in records},
               args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key).start()  # fmt: skip

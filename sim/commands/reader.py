@@ -28,6 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="first vpcd port (the second reader is PORT+1; default: free ports)")
     parser.add_argument("--name", default="Gate Sim Reader", help="reader name (pcscd appends ' 00 00', ' 00 01')")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of shell lines")
+    parser.add_argument("--env-file", type=Path, help="also write the shell lines here once the readers are up "
+                        "(for `. FILE` in other shells); removed on exit")  # fmt: skip
 
 
 def describe(daemon: Any) -> dict[str, Any]:
@@ -83,10 +85,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         info = describe(daemon)
         print(json.dumps(info) if args.json else render(info), flush=True)
+        if args.env_file:
+            tmp = args.env_file.with_name(args.env_file.name + ".tmp")
+            tmp.write_text(render(info) + "\n")
+            tmp.replace(args.env_file)
         while not stop.wait(0.5):
             if daemon.process is not None and not daemon.alive():
                 print(f"python -m sim reader: error: pcscd exited (see {info['log']})", file=sys.stderr)
                 return 1
     finally:
         daemon.stop()
+        if args.env_file:
+            args.env_file.unlink(missing_ok=True)
     return 0

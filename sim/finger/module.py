@@ -64,11 +64,14 @@ def load_profile(name: str) -> SimProfile:
     from agent import profiles
 
     data = profiles.load(name, "fingerprint")
-    return SimProfile(
+    profile = SimProfile(
         name=name, capacity=data["capacity"], packet_size=data["packet_size"],
         packet_code=PACKET_CODES[data["packet_size"]], template_size=data["template_size"], baud=data["baud"],
-        address=data["address"], password=data["password"], **TIMES.get(name, {}),
+        address=data["address"], password=data["password"],
     )  # fmt: skip
+    for key, seconds in TIMES.get(name, {}).items():
+        setattr(profile, key, seconds)
+    return profile
 
 
 def profile_names() -> list[str]:
