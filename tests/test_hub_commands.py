@@ -146,6 +146,39 @@ def test_a_rejected_credentials_set_leaves_the_old_files_untouched(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")] == []  # the staging is gone
 
 
+def test_a_cvca_link_certificate_must_chain_to_the_current_cvca(tmp_path: Path) -> None:
+    """CVCA rollover (TR-03110-3 2.2.1): the new CVCA comes as a link certificate signed by the one trusted now."""
+    target = tmp_path / "terminal"
+    sim_eac.eac_pki(0).write_credentials(target)
+    commands = _commands(_config(tmp_path, target), target)
+    old_cvca = sim_eac.seeded_key(0, "cvca")
+    terminal_key = sim_eac.seeded_key(0, "is").public_key()
+    today = dt.date.today()
+    until = today + dt.timedelta(days=90)
+
+    def chain(link_signer: object) -> dict[str, bytes]:
+        new_cvca, dv = sim_eac.seeded_key(7, "cvca"), sim_eac.seeded_key(7, "dv")
+        ca, dvr, tr = sim_eac.ROLE_CVCA | 3, sim_eac.ROLE_DV_DOMESTIC | 3, sim_eac.ROLE_IS | 3
+        return {
+            "link.cvcert": sim_eac.make_cvc(car="VNCVCA00001", chr_="VNCVCA00002", public_key=new_cvca.public_key(),
+                                            role_rights=ca, effective=today, expiration=until,
+                                            signer=link_signer, with_domain=True),  # type: ignore[arg-type]
+            "dv2.cvcert": sim_eac.make_cvc(car="VNCVCA00002", chr_="VNDVBHYT00002", public_key=dv.public_key(),
+                                           role_rights=dvr, effective=today, expiration=until, signer=new_cvca),
+            "is2.cvcert": sim_eac.make_cvc(car="VNDVBHYT00002", chr_="VNISGATE00002", public_key=terminal_key,
+                                           role_rights=tr, effective=today, expiration=until, signer=dv),
+        }  # fmt: skip
+
+    forged = chain(sim_eac.seeded_key(8, "cvca"))  # a "link" the trusted CVCA did not sign
+    ok, reason = commands({"type": "terminal_credentials", "files": forged})
+    assert not ok and "VNCVCA00002 does not verify with VNCVCA00001" in reason, reason
+    ok, reason = commands({"type": "terminal_credentials", "files": chain(old_cvca)})
+    assert ok, reason
+    assert commands.reader.credentials is not None
+    assert [c.chr for c in commands.reader.credentials.chain] == [
+        "VNCVCA00001", "VNCVCA00002", "VNDVBHYT00002", "VNISGATE00002"]  # fmt: skip
+
+
 def test_policy_is_saved_only_when_valid(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     commands = _commands(cfg)
