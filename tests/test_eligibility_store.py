@@ -27,6 +27,7 @@ from agent.app.eligibility import (  # the model types through the module that u
     record_from_dict,
     record_to_dict,
 )
+from agent.model import EligibilitySource, InsuranceRecord
 from agent.store.eligibility import EligibilityStore, StaleDataError
 from agent.store.errors import StoreError
 
