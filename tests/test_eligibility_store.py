@@ -21,8 +21,6 @@ import pytest
 from agent.app.eligibility import (  # the model types through the module that uses them (they move to agent.model)
     EligibilityCache,
     EligibilityDataError,
-    EligibilitySource,
-    InsuranceRecord,
     open_eligibility_cache,
     record_from_dict,
     record_to_dict,

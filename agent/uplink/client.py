@@ -47,7 +47,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import ConfigError, GateAgentError
 from agent.store.errors import StoreError
 from agent.store.queue import EventQueue
