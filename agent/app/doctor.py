@@ -79,8 +79,7 @@ def check_clock(cfg: Config, flag: Path = SYNC_FLAG) -> Iterable[Check]:
 
 
 def _broker_urls(cfg: Config) -> list[str]:
-    urls = cfg.uplink.get("broker_urls", [])
-    return [str(u) for u in urls] if isinstance(urls, list) else []
+    return list(cfg.uplink.broker_urls)
 
 
 def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
@@ -111,7 +110,7 @@ def check_certificates(cfg: Config, now: dt.datetime | None = None) -> Iterable[
     """Expiry of the TLS files named in [uplink] (ca, cert)."""
     now = now or dt.datetime.now(dt.UTC)
     for key in ("tls_ca", "tls_cert"):
-        name = cfg.uplink.get(key)
+        name = getattr(cfg.uplink, key)
         if not name:
             continue
         path = Path(str(name))
@@ -134,7 +133,7 @@ def check_certificates(cfg: Config, now: dt.datetime | None = None) -> Iterable[
 
 
 def check_trust_dir(cfg: Config) -> Iterable[Check]:
-    trust = Path(cfg.reader.trust_dir)
+    trust = cfg.trust_dir
     if not trust.is_dir():
         yield Check("trust anchors", FAIL, f"{trust} does not exist: passive authentication cannot pass")
         return

@@ -11,18 +11,21 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import profiles
 from agent.app.chip import PcscChipReader
+from agent.app.effective_policy import effective_policy, pushed_path
 from agent.app.eligibility import EligibilityCache
 from agent.app.flow import CheckinFlow, FlowTimeouts
 from agent.app.outputs import GpioOutput, LogOutput, MultiOutput, RecorderOutput, ScreenOutput
-from agent.app.policy import Policy
 from agent.app.ports import CardInserted, CardRemoved, Output, Trigger
 from agent.config import Config
 from agent.daemon import DeviceSource, Runtime
 from agent.errors import GateAgentError
+
+if TYPE_CHECKING:
+    from agent.uplink.client import UplinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,20 @@ def build_outputs(cfg: Config) -> MultiOutput:
         elif kind == "gpio":
             outs.append(GpioOutput(o.gpio_chip, o.gpio_relay_line, o.gpio_green_line, o.gpio_red_line, o.relay_seconds))
     return MultiOutput(outs)
+
+
+def uplink_client_config(cfg: Config) -> UplinkConfig:
+    """The uplink's settings from the validated ``[uplink]`` table ("" means not set)."""
+    from agent.uplink.client import UplinkConfig
+
+    u = cfg.uplink
+    return UplinkConfig(
+        broker_urls=tuple(u.broker_urls), facility_id=cfg.terminal.facility_id, terminal_id=cfg.terminal.terminal_id,
+        username=u.username or None, password=u.password or None, tls_ca=u.tls_ca or None,
+        tls_cert=u.tls_cert or None, tls_key=u.tls_key or None, protocol=u.protocol, keepalive=u.keepalive,
+        inflight=u.inflight, rate=u.rate, ack_timeout=u.ack_timeout, backoff_min=u.backoff_min,
+        backoff_max=u.backoff_max, heartbeat=u.heartbeat,
+    )  # fmt: skip
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
@@ -132,8 +149,8 @@ class CommandHandler:
                 table = body.get("policy")
                 if not isinstance(table, Mapping):
                     return False, "policy must be a table"
-                policy = Policy.from_config(dict(table))
-                write_json_atomic(self.cfg.state_dir / "policy.json", dict(table))
+                policy = effective_policy(self.cfg, dict(table))  # validated before anything is written
+                write_json_atomic(pushed_path(self.cfg), dict(table))
                 self.flow.policy = policy
                 return True, "policy applied"
         except (ValueError, TypeError) as exc:
@@ -162,7 +179,7 @@ class CommandHandler:
                 check.add_certificate(data, str(name))
             else:
                 return False, f"unknown trust file type {name!r}"
-        trust_dir = Path(self.cfg.reader.trust_dir)
+        trust_dir = self.cfg.trust_dir
         trust_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             path = trust_dir / str(name)
@@ -228,7 +245,7 @@ def build_runtime(cfg: Config) -> Runtime:
     from agent.scan.source import ScannerSource
     from agent.store.queue import EventQueue
     from agent.transport.pcsc import PcscTransport
-    from agent.uplink.client import Uplink, UplinkConfig
+    from agent.uplink.client import Uplink
     from agent.uplink.events import EventFactory, load_signing_key
     from agent.uplink.sink import QueueSink
 
@@ -237,8 +254,8 @@ def build_runtime(cfg: Config) -> Runtime:
     queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity)
     factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
     uplink = None
-    if cfg.uplink.get("broker_urls"):
-        uplink = Uplink(UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id), queue)
+    if cfg.uplink.broker_urls:
+        uplink = Uplink(uplink_client_config(cfg), queue)
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
     r = cfg.reader
@@ -251,7 +268,7 @@ def build_runtime(cfg: Config) -> Runtime:
     if r.terminal_credentials and cfg.finger.enabled and "dg3" not in files:
         files.append("dg3")  # the chip's fingerprint reference, for the 1:1 match on the module
     reader = PcscChipReader(
-        lambda: PcscTransport(r.name), files, Path(r.trust_dir), chunk_size=chunk, extended_length=extended,
+        lambda: PcscTransport(r.name), files, cfg.trust_dir, chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
     )  # fmt: skip
     finger = None
@@ -262,23 +279,16 @@ def build_runtime(cfg: Config) -> Runtime:
         module = FingerprintModule.open(cfg.finger.url, profiles.fingerprint_profile(cfg.finger.profile))
         module.handshake()
         finger = ModuleFinger(module, cfg.finger.threshold)
-    policy_table = dict(cfg.policy)
-    override = state / "policy.json"
-    if override.exists():
-        try:
-            policy_table.update(json.loads(override.read_text()))
-        except (OSError, ValueError) as exc:
-            log.error("policy pushed by the hub is unreadable, using the config's: %s", exc)
     t = cfg.timeouts
     flow = CheckinFlow(
         reader=reader,
         eligibility=eligibility,
         sink=QueueSink(queue, factory, uplink),
         output=build_outputs(cfg),
-        policy=Policy.from_config(policy_table),
+        policy=effective_policy(cfg),
         facility_code=cfg.terminal.facility_id,
         finger=finger,
-        timeouts=FlowTimeouts(t.keys, t.card, t.read, t.finger, t.outcome, t.card_removal),
+        timeouts=FlowTimeouts(keys=t.keys, card=t.card, finger=t.finger, card_removal=t.card_removal),
     )
     sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
     sc = cfg.scanners
@@ -298,9 +308,9 @@ def build_runtime(cfg: Config) -> Runtime:
         return out
 
     def reconfigure(fresh: Config) -> None:
-        flow.policy = Policy.from_config(dict(fresh.policy))
+        flow.policy = effective_policy(fresh)
         ft = fresh.timeouts
-        flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
+        flow.timeouts = FlowTimeouts(keys=ft.keys, card=ft.card, finger=ft.finger, card_removal=ft.card_removal)
         flow.output = build_outputs(fresh)
         reader.reload_trust()
         reader.reload_credentials()
