@@ -3,13 +3,15 @@
 One file per model, ``kind`` = ``fingerprint``, ``scanner`` or ``reader``.  An
 unknown key, a missing one or a value of the wrong type is a ConfigError naming the
 file and the key.  Profiles are searched in ``$GATE_AGENT_PROFILES``, then the
-``firmware_profiles`` directory of the source tree, then
-``/usr/share/gate-agent/firmware_profiles``.
+``firmware_profiles`` directory of the source tree, then the installed copy
+(``<sys.prefix>/share/gate-agent/firmware_profiles``: a pip install, the Debian
+package's venv), then ``/usr/share/gate-agent/firmware_profiles``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ def search_path() -> list[Path]:
     if os.environ.get("GATE_AGENT_PROFILES"):
         paths.append(Path(os.environ["GATE_AGENT_PROFILES"]))
     paths.append(Path(__file__).resolve().parent.parent / "firmware_profiles")
+    paths.append(Path(sys.prefix) / "share" / "gate-agent" / "firmware_profiles")
     paths.append(Path("/usr/share/gate-agent/firmware_profiles"))
     return paths
 
