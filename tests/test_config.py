@@ -206,3 +206,41 @@ def test_config_check_command(tmp_path: Path) -> None:
     assert res.returncode == 2
     error = json.loads(res.stdout)
     assert error["ok"] is False and "finger.threshhold: unknown key" in error["error"] and error["exit_code"] == 2
+
+
+def test_one_effective_policy_at_start_on_push_and_on_reload(tmp_path: Path) -> None:
+    """Defaults < the config's [policy] < the hub's last push; a reload keeps the push, as a restart does."""
+    import datetime as dt
+    import types
+
+    from agent.app.effective_policy import effective_policy
+    from agent.app.eligibility import EligibilityCache
+    from agent.app.policy import ACTIONS, Finding
+    from agent.app.wiring import CommandHandler
+
+    path = tmp_path / "agent.toml"
+    base = f'[terminal]\nfacility_id = "01001"\nterminal_id = "g"\nstate_dir = "{tmp_path}"\n'
+    path.write_text(base + '[policy]\ncache_stale = "refer_desk"\nnot_in_cache = "refuse"\n')
+    cfg = load_config(path)
+    start = effective_policy(cfg)
+    assert start.actions[Finding.CACHE_STALE] is ACTIONS["refer_desk"]
+    assert start.actions[Finding.PA_FAILED] is ACTIONS["refuse"]  # a default
+
+    flow = types.SimpleNamespace(policy=start)
+    handler = CommandHandler(cfg, EligibilityCache(dt.timedelta(hours=1)), None, flow)  # type: ignore[arg-type]
+    assert handler({"type": "policy", "policy": {"cache_stale": "refuse"}}) == (True, "policy applied")
+    pushed = flow.policy
+    assert pushed.actions[Finding.CACHE_STALE] is ACTIONS["refuse"]
+    assert pushed.actions[Finding.NOT_IN_CACHE] is ACTIONS["refuse"]  # the config's key the hub did not push
+    # SIGHUP (a fresh load) and a restart both give what the push gave
+    assert effective_policy(load_config(path)) == pushed
+    # the config file changes what the hub did not push; the push still wins on its own keys
+    path.write_text(base + '[policy]\ncache_stale = "admit"\nnot_in_cache = "refer_desk"\n')
+    reloaded = effective_policy(load_config(path))
+    assert reloaded.actions[Finding.CACHE_STALE] is ACTIONS["refuse"]
+    assert reloaded.actions[Finding.NOT_IN_CACHE] is ACTIONS["refer_desk"]
+    # a push that does not validate changes nothing, on disk or in the flow
+    before = (tmp_path / "policy.json").read_text()
+    ok, reason = handler({"type": "policy", "policy": {"cache_stale": "shrug"}})
+    assert not ok and "policy.cache_stale" in reason
+    assert (tmp_path / "policy.json").read_text() == before and flow.policy == pushed
