@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -129,7 +128,7 @@ def test_scanner_source_over_a_pty(tmp_path: Path, kind: str) -> None:
 
     source.start(submit)
     try:
-        time.sleep(0.3)
+        assert source.ready.wait(5)  # the port is open: nothing sent from here on is lost
         scanner.emit("garbage that is no scan")
         person = make_person(8)
         scanner.emit(scan_text(person, kind))

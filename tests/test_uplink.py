@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,8 +95,10 @@ def test_unacknowledged_events_are_sent_again_and_deduplicated(tmp_path: Path, m
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}).start()
     try:
         assert hub.connected.wait(10)
+        unsubscribed = threading.Event()
+        hub.client.on_unsubscribe = lambda *args: unsubscribed.set()
         hub.client.unsubscribe("gate/01001/+/events")
-        time.sleep(0.3)
+        assert unsubscribed.wait(10)  # UNSUBACK: the broker routes no more events to the hub
         terminal.uplink.start()
         terminal.emit(5)
         assert wait(lambda: terminal.uplink.stats.published >= 5)
@@ -131,6 +134,51 @@ def test_eligibility_query_and_hub_commands(setup: tuple[Terminal, Hub]) -> None
     bad = hub.send_command("gate-1", {"type": "self_destruct"})
     result = hub.wait_result(bad, 10)
     assert result is not None and result["ok"] is False and "unknown command" in result["reason"]
+
+
+def test_stop_drains_and_leaves_an_offline_status(setup: tuple[Terminal, Hub], mosquitto: Mosquitto) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    terminal, hub = setup
+    assert wait(lambda: terminal.uplink.connected)
+    terminal.emit(20)
+    terminal.uplink.stop(20)
+    assert len(terminal.queue) == 0 and hub.count() == 20  # stop() drained before going offline
+    statuses: list[object] = []
+    got = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        statuses.append(cbor2.loads(message.payload))
+        got.set()
+
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-watcher")
+    watcher.on_message = on_message
+    watcher.on_connect = lambda client, *args: client.subscribe("gate/01001/gate-1/status", qos=1)
+    watcher.connect("127.0.0.1", mosquitto.port)
+    watcher.loop_start()
+    try:
+        assert got.wait(10)
+        assert statuses[0] == {"state": "offline"}  # said on purpose, not the last will of a lost link
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+
+
+def test_drain_returns_false_when_nothing_is_acknowledged(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from sim.infra.net import free_port
+
+    terminal = Terminal(tmp_path, mosquitto, broker_urls=[f"mqtt://127.0.0.1:{free_port()}"])
+    terminal.uplink.start()
+    try:
+        terminal.emit(2)
+        started = time.monotonic()
+        assert terminal.uplink.drain(0.5) is False
+        assert time.monotonic() - started >= 0.5
+        assert terminal.uplink.drain(0) is False and len(terminal.queue) == 2
+    finally:
+        terminal.uplink.stop(0)
+        terminal.queue.close()
 
 
 def test_failover_to_the_second_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:

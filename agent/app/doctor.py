@@ -430,12 +430,13 @@ def check_serial_devices(cfg: Config) -> Iterable[Check]:
     for kind, url in (("MRZ scanner", cfg.scanners.mrz_url), ("QR scanner", cfg.scanners.qr_url)):
         if not url:
             continue
-        import serial
+        from agent.errors import SerialTransportError
+        from agent.transport.serial import SerialPort
 
         try:
-            serial.serial_for_url(url, timeout=0.1).close()
-        except (serial.SerialException, OSError, ValueError) as exc:
-            yield Check(kind, FAIL, f"{url}: {exc}")
+            SerialPort(url, 9600).close()
+        except SerialTransportError as exc:
+            yield Check(kind, FAIL, str(exc))
         else:
             yield Check(kind, OK, f"{url} opens")
 

@@ -165,6 +165,7 @@ class EventQueue:
         self._lock = threading.RLock()
         self._lockfile = -1 if read_only else self._take_lock()
         self._pending: dict[int, _Slot] = {}
+        self._ids: dict[str, int] = {}  # event id -> sequence number, pending events only (acks by id)
         self._acked: set[int] = set()
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
         self._seg_min: dict[int, int] = {}  # segment number -> lowest sequence number written in it
@@ -231,6 +232,7 @@ class EventQueue:
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
                     self._pending[seq] = _Slot(number, offset, str(record["i"]), int(record["p"]), float(record["t"]))
+                    self._ids[str(record["i"])] = seq
                     self._order.setdefault(int(record["p"]), []).append(seq)
                     self._segments[number] = self._segments.get(number, 0) + 1
                 else:
@@ -286,6 +288,7 @@ class EventQueue:
             except OSError as exc:
                 raise StoreError(f"cannot write the event queue: {exc}") from exc
             self._pending[seq] = _Slot(self._active, self._active_size, event_id, priority, now)
+            self._ids[event_id] = seq
             self._segments[self._active] = self._segments.get(self._active, 0) + 1
             self._seg_min.setdefault(self._active, seq)
             self._order.setdefault(priority, []).append(seq)
@@ -356,14 +359,17 @@ class EventQueue:
                 raise StoreError(f"cannot record acknowledgements: {exc}") from exc
             for seq in known:
                 slot = self._pending.pop(seq)
+                if self._ids.get(slot.event_id) == seq:
+                    del self._ids[slot.event_id]
                 self._acked.add(seq)
                 self._segments[slot.segment] -= 1
             self._compact()
             return len(known)
 
     def seq_of(self, event_id: str) -> int | None:
+        """The sequence number of a pending event by its id (a dict lookup: acks arrive by id)."""
         with self._lock:
-            return next((seq for seq, s in self._pending.items() if s.event_id == event_id), None)
+            return self._ids.get(event_id)
 
     def demote_pending(self) -> None:
         """After a restart or an outage, what is pending is backlog: live events go first."""

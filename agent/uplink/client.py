@@ -14,7 +14,9 @@ An event leaves the queue only when the hub acknowledges its id (not on the brok
 PUBACK: a broker restart can lose what it acknowledged).  Unacknowledged events are
 sent again after ``ack_timeout`` or a reconnect, so delivery is at least once and
 the hub deduplicates.  Live events (made while connected) go before the backlog; a
-window bounds what is in flight and a token bucket bounds the rate.
+window bounds what is in flight and a token bucket bounds the rate.  Those rules live
+in :mod:`agent.uplink.delivery` (pure, tested without a broker); the settings and the
+topic names in :mod:`agent.uplink.config`.  This module is the paho glue.
 
 paho facts this module is built around (references.md): QoS 1 messages live in
 paho's memory only; publish from one thread; never wait on a publish inside a
@@ -42,104 +44,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.errors import ConfigError, GateAgentError
+from agent.errors import GateAgentError
 from agent.store.errors import StoreError
 from agent.store.queue import EventQueue, decode_cbor
+from agent.uplink.config import Topics, UplinkConfig
+from agent.uplink.delivery import DeliveryWindow
+
+__all__ = ["CommandHandler", "Topics", "Uplink", "UplinkConfig", "UplinkStats"]
 
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[Mapping[str, Any]], tuple[bool, str]]
-
-
-@dataclass(frozen=True)
-class UplinkConfig:
-    broker_urls: tuple[str, ...]
-    facility_id: str
-    terminal_id: str
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    protocol: str = "auto"  # "5", "3.1.1" or "auto" (5, falling back to 3.1.1)
-    keepalive: int = 30
-    inflight: int = 64
-    rate: float = 500.0  # events per second at most
-    ack_timeout: float = 30.0
-    backoff_min: float = 1.0
-    backoff_max: float = 60.0
-    heartbeat: float = 30.0
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any], facility_id: str, terminal_id: str) -> UplinkConfig:
-        known = {f for f in cls.__dataclass_fields__ if f not in ("facility_id", "terminal_id")}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"uplink.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
-        urls = table.get("broker_urls", [])
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise ConfigError("uplink.broker_urls: must be a list of URLs (mqtt://host:port, mqtts://host:port)")
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-                raise ConfigError(f"uplink.broker_urls: {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
-        values: dict[str, Any] = {"broker_urls": tuple(urls), "facility_id": facility_id, "terminal_id": terminal_id}
-        for name in known - {"broker_urls"}:
-            if name in table:
-                default = cls.__dataclass_fields__[name].default
-                value = table[name]
-                if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                    value = float(value)
-                if default is not None and not isinstance(value, type(default)):
-                    raise ConfigError(f"uplink.{name}: expected {type(default).__name__}, got {value!r}")
-                values[name] = value
-        if values.get("protocol", "auto") not in ("5", "3.1.1", "auto"):
-            raise ConfigError('uplink.protocol: must be "5", "3.1.1" or "auto"')
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Topics:
-    facility: str
-    terminal: str
-
-    @property
-    def base(self) -> str:
-        return f"gate/{self.facility}/{self.terminal}"
-
-    @property
-    def events(self) -> str:
-        return f"{self.base}/events"
-
-    @property
-    def ack(self) -> str:
-        return f"{self.base}/ack"
-
-    @property
-    def status(self) -> str:
-        return f"{self.base}/status"
-
-    @property
-    def cmd(self) -> str:
-        return f"{self.base}/cmd"
-
-    @property
-    def cmd_result(self) -> str:
-        return f"{self.base}/cmd/result"
-
-    @property
-    def query(self) -> str:
-        return f"{self.base}/query"
-
-    @property
-    def reply(self) -> str:
-        return f"{self.base}/reply"
-
-
-@dataclass
-class _Inflight:
-    seq: int
-    sent: float
 
 
 @dataclass
@@ -180,10 +95,17 @@ class Uplink:
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._connack = threading.Event()  # the broker answered the CONNECT (or the link fell before it did)
+        self._connect_result: int | None = None
+        self._link_down = threading.Event()  # the connection ended, or stop() was called
         self._outbox: queue_mod.Queue[_Outgoing] = queue_mod.Queue()
-        self._inflight: dict[str, _Inflight] = {}
-        self._cursor = {0: 0, 1: 0}
         self._lock = threading.Lock()
+        self._window = DeliveryWindow(
+            queue, inflight=config.inflight, rate=config.rate, ack_timeout=config.ack_timeout, now=time.monotonic()
+        )
+        self._emptied = threading.Condition()  # notified after acknowledgements leave the queue
+        self._sender: threading.Thread | None = None
+        self._last_outbox_publish: mqtt.MQTTMessageInfo | None = None
         self._acks: queue_mod.Queue[list[str]] = queue_mod.Queue()
         self._replies: dict[bytes, tuple[threading.Event, list[Any]]] = {}
         self._threads: list[threading.Thread] = []
@@ -199,10 +121,11 @@ class Uplink:
 
     def start(self) -> None:
         self.queue.demote_pending()  # what was pending before we started is backlog
-        for target, name in ((self._connection_loop, "mqtt-connection"), (self._sender_loop, "mqtt-sender")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+        self._sender = threading.Thread(target=self._sender_loop, name="mqtt-sender", daemon=True)
+        connection = threading.Thread(target=self._connection_loop, name="mqtt-connection", daemon=True)
+        self._threads += [connection, self._sender]
+        for thread in (connection, self._sender):
             thread.start()
-            self._threads.append(thread)
 
     def notify(self) -> None:
         """A new event is in the queue: send it now."""
@@ -210,20 +133,19 @@ class Uplink:
 
     def drain(self, timeout: float) -> bool:
         """Wait until the queue is empty (all acknowledged); False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.queue) == 0:
-                return True
-            time.sleep(0.05)
-        return len(self.queue) == 0
+        with self._emptied:
+            return self._emptied.wait_for(lambda: len(self.queue) == 0, timeout)
 
     def stop(self, flush_timeout: float = 5.0) -> None:
+        """Drain (while connected, up to ``flush_timeout``), say "offline", disconnect, end the threads."""
         if self.connected and flush_timeout > 0:
             self.drain(flush_timeout)
+        # the connection thread publishes the outbox, this status last, and waits for its PUBACK
         self.publish_status({"state": "offline"})
-        time.sleep(0.1 if self.connected else 0)
         self._stop.set()
         self._wake.set()
+        self._connack.set()
+        self._link_down.set()
         for thread in self._threads:
             thread.join(10)
 
@@ -299,7 +221,11 @@ class Uplink:
         while not self._stop.is_set() and urls:
             url = urls[index % len(urls)]
             client, host, port = self._make_client(url)
-            self._connect_result: int | None = None
+            self._connect_result = None
+            self._connack.clear()
+            self._link_down.clear()
+            if self._stop.is_set():
+                break
             try:
                 client.connect(host, port, self.config.keepalive)
             except (OSError, ssl.SSLError, ValueError) as exc:
@@ -311,9 +237,11 @@ class Uplink:
                 continue
             client.loop_start()
             up_since = time.monotonic()
-            deadline = up_since + 10
-            while not self._stop.is_set() and self._connect_result is None and time.monotonic() < deadline:
-                time.sleep(0.02)
+            self._connack.wait(10)
+            if self._stop.is_set() and self._connect_result != 0:
+                client.loop_stop()
+                client.disconnect()
+                break
             if self._connect_result != 0:
                 client.loop_stop()
                 client.disconnect()
@@ -331,12 +259,20 @@ class Uplink:
             self.stats.broker = f"{host}:{port}"
             self._connected.set()
             self._wake.set()
-            while not self._stop.is_set() and self._connected.is_set():
-                time.sleep(0.05)
+            self._link_down.wait()
             with self._lock:
                 self._client = None
             if self._stop.is_set():
+                # one publisher at a time: the sender ends first, then what is left in the outbox goes
+                if self._sender is not None:
+                    self._sender.join(5)
                 self._flush_outbox(client)
+                last = self._last_outbox_publish
+                if last is not None and self._connected.is_set():
+                    try:
+                        last.wait_for_publish(2.0)  # the "offline" status reaches the broker before DISCONNECT
+                    except (RuntimeError, ValueError):
+                        pass
                 client.disconnect()
                 client.loop_stop()
                 break
@@ -359,23 +295,26 @@ class Uplink:
         result = int(code) if not getattr(reason, "is_failure", code != 0) else int(code) or 1
         if result != 0:
             self._connect_result = result
+            self._connack.set()
             return
         self.stats.connects += 1
         for topic in (self.topics.ack, self.topics.cmd, self.topics.reply):
             client.subscribe(topic, qos=1)
         client.publish(self.topics.status, cbor2.dumps(self._status | {"state": "online"}), 1, True)
         with self._lock:
-            self._inflight.clear()  # everything unacknowledged goes again
-            self._cursor = {0: 0, 1: 0}
+            self._window.reset()  # everything unacknowledged goes again
         log.info("connected to the broker")
         # last: the connection thread lets the sender publish once it sees the result; resetting the
-        # cursor after that would send the first events twice
+        # window after that would send the first events twice
         self._connect_result = 0
+        self._connack.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if self._connected.is_set():
             log.warning("disconnected from the broker: %s", reason)
         self._connected.clear()
+        self._connack.set()  # a link that fell before the CONNACK ends the wait for it
+        self._link_down.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -425,59 +364,36 @@ class Uplink:
                 out = self._outbox.get_nowait()
             except queue_mod.Empty:
                 return
-            client.publish(out.topic, out.payload, out.qos, out.retain, properties=out.properties)
+            info = client.publish(out.topic, out.payload, out.qos, out.retain, properties=out.properties)
+            self._last_outbox_publish = info
 
     def _sender_loop(self) -> None:
-        tokens = float(self.config.inflight)
-        last = time.monotonic()
+        timeout: float | None = None
         while not self._stop.is_set():
-            self._wake.wait(0.2)
+            self._wake.wait(timeout)
             self._wake.clear()
+            timeout = None
             self._apply_acks()
             with self._lock:
                 client = self._client
             if client is None or not self._connected.is_set():
-                continue
+                continue  # the connection thread wakes this one when a client is up
             self._flush_outbox(client)
             now = time.monotonic()
-            tokens = min(float(self.config.inflight), tokens + (now - last) * self.config.rate)
-            last = now
-            for entry in self._due(now, int(tokens)):
-                info = client.publish(self.topics.events, entry[1], qos=1)
+            with self._lock:
+                batch = self._window.due(now)
+            for send in batch:
+                info = client.publish(self.topics.events, send.body, qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    # what was not published stays in flight and goes again after the ack timeout
                     self.stats.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
                     break
-                tokens -= 1
                 self.stats.published += 1
-            if self._inflight and tokens < 1:
-                self._wake.set()
-                time.sleep(0.005)
-
-    def _due(self, now: float, budget: int) -> list[tuple[str, bytes]]:
-        """Events to (re)send now: timed-out ones first, then new ones, live before backlog."""
-        out: list[tuple[str, bytes]] = []
-        with self._lock:
-            for event_id, flight in self._inflight.items():
-                if len(out) >= budget:
-                    return out
-                if now - flight.sent > self.config.ack_timeout:
-                    entry = self.queue.get(flight.seq)
-                    if entry is not None:
-                        flight.sent = now
-                        out.append((event_id, entry.body))
-                        self.stats.resent += 1
-            room = min(budget - len(out), self.config.inflight - len(self._inflight))
-            for priority in (0, 1):
-                if room <= 0:
-                    break
-                for entry in self.queue.scan(priority, self._cursor[priority], room):
-                    self._cursor[priority] = entry.seq
-                    if entry.event_id in self._inflight:
-                        continue
-                    self._inflight[entry.event_id] = _Inflight(entry.seq, now)
-                    out.append((entry.event_id, entry.body))
-                    room -= 1
-        return out
+                self.stats.resent += int(send.resend)
+            with self._lock:
+                wake = self._window.next_wake(time.monotonic())
+            if wake is not None:
+                timeout = max(0.0, wake - time.monotonic())
 
     def _apply_acks(self) -> None:
         seqs: list[int] = []
@@ -487,14 +403,12 @@ class Uplink:
             except queue_mod.Empty:
                 break
             with self._lock:
-                for event_id in ids:
-                    flight = self._inflight.pop(event_id, None)
-                    seq = flight.seq if flight else self.queue.seq_of(event_id)
-                    if seq is not None:
-                        seqs.append(seq)
+                seqs.extend(self._window.ack(ids))
         if seqs:
             try:
                 self.stats.acked += self.queue.ack(seqs)
             except StoreError as exc:
                 self.stats.last_error = str(exc)
                 log.error("acknowledgements not recorded (the events will be sent again): %s", exc)
+            with self._emptied:
+                self._emptied.notify_all()
