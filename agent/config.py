@@ -129,7 +129,7 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True)
-class UplinkConfig:
+class UplinkSettings:
     broker_urls: list[str] = key([], "mqtts://HOST:PORT (TLS) or mqtt://HOST:PORT, in failover order; "
                                      "none: check-ins stay queued here",
                                  example='["mqtts://hub.clinic.lan:8883"]')
@@ -166,7 +166,7 @@ class Config:
     eligibility: EligibilityConfig
     timeouts: TimeoutsConfig
     outputs: OutputsConfig
-    uplink: UplinkConfig
+    uplink: UplinkSettings
     policy: Mapping[str, Any]  # finding -> action; validated by agent.app.policy
 
     @property
@@ -197,7 +197,7 @@ SECTIONS: dict[str, type] = {
     "eligibility": EligibilityConfig,
     "timeouts": TimeoutsConfig,
     "outputs": OutputsConfig,
-    "uplink": UplinkConfig,
+    "uplink": UplinkSettings,
 }
 #: keys that existed once and were never used; naming them explains the error
 REMOVED = {
@@ -338,7 +338,10 @@ def _validate(cfg: Config) -> None:
         lines = [o.gpio_relay_line, o.gpio_green_line, o.gpio_red_line]
         if len(set(lines)) != 3:
             raise ConfigError("outputs.gpio_relay_line: the relay, green and red lines must differ")
-    u = cfg.uplink
+    _validate_uplink(cfg.uplink)
+
+
+def _validate_uplink(u: UplinkSettings) -> None:
     for i, url in enumerate(u.broker_urls):
         _check_broker_url(url, f"uplink.broker_urls[{i}]")
     if u.backoff_max < u.backoff_min:
@@ -353,7 +356,14 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("uplink.username: required when uplink.password is set")
 
 
-def _check_tls_files(u: UplinkConfig) -> None:
+def uplink_settings(table: Mapping[str, Any]) -> UplinkSettings:
+    """An ``[uplink]`` table on its own (tools that run an uplink without a config file), by the same schema."""
+    settings: UplinkSettings = _section(UplinkSettings, dict(table), "uplink")
+    _validate_uplink(settings)
+    return settings
+
+
+def _check_tls_files(u: UplinkSettings) -> None:
     """Load the TLS files the way the uplink will (an ssl context), so a bad file fails here, not in its thread."""
     import ssl
 

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent import profiles
 from agent.app.chip import PcscChipReader
@@ -23,9 +23,6 @@ from agent.app.ports import CardInserted, CardRemoved, Output, Trigger
 from agent.config import Config
 from agent.daemon import DeviceSource, Runtime
 from agent.errors import GateAgentError
-
-if TYPE_CHECKING:
-    from agent.uplink.client import UplinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +40,6 @@ def build_outputs(cfg: Config) -> MultiOutput:
         elif kind == "gpio":
             outs.append(GpioOutput(o.gpio_chip, o.gpio_relay_line, o.gpio_green_line, o.gpio_red_line, o.relay_seconds))
     return MultiOutput(outs)
-
-
-def uplink_client_config(cfg: Config) -> UplinkConfig:
-    """The uplink's settings from the validated ``[uplink]`` table ("" means not set)."""
-    from agent.uplink.client import UplinkConfig
-
-    u = cfg.uplink
-    return UplinkConfig(
-        broker_urls=tuple(u.broker_urls), facility_id=cfg.terminal.facility_id, terminal_id=cfg.terminal.terminal_id,
-        username=u.username or None, password=u.password or None, tls_ca=u.tls_ca or None,
-        tls_cert=u.tls_cert or None, tls_key=u.tls_key or None, protocol=u.protocol, keepalive=u.keepalive,
-        inflight=u.inflight, rate=u.rate, ack_timeout=u.ack_timeout, backoff_min=u.backoff_min,
-        backoff_max=u.backoff_max, heartbeat=u.heartbeat,
-    )  # fmt: skip
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
@@ -245,7 +228,7 @@ def build_runtime(cfg: Config) -> Runtime:
     from agent.scan.source import ScannerSource
     from agent.store.queue import EventQueue
     from agent.transport.pcsc import PcscTransport
-    from agent.uplink.client import Uplink
+    from agent.uplink.client import Uplink, UplinkConfig
     from agent.uplink.events import EventFactory, load_signing_key
     from agent.uplink.sink import QueueSink
 
@@ -255,7 +238,8 @@ def build_runtime(cfg: Config) -> Runtime:
     factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
     uplink = None
     if cfg.uplink.broker_urls:
-        uplink = Uplink(uplink_client_config(cfg), queue)
+        uplink = Uplink(UplinkConfig.from_settings(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id),
+                        queue)  # fmt: skip
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
     r = cfg.reader
