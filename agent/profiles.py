@@ -103,7 +103,9 @@ def fingerprint_profile(name: str) -> ModuleProfile:
 def check_all(directory: Path | None = None) -> list[str]:
     """Validate every profile (``gate-agent config check`` and the tests use it)."""
     names = []
-    for path in sorted((directory or search_path()[-2]).glob("*.toml")):
+    if directory is None:  # the shipped set: the source tree's, else the installed copy
+        directory = next((d for d in search_path()[-3:] if d.is_dir()), search_path()[-1])
+    for path in sorted(directory.glob("*.toml")):
         load_file(path)
         names.append(path.stem)
     return names
