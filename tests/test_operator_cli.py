@@ -45,3 +45,50 @@ def test_queue_stats_and_list_read_as_text(tmp_path: Path) -> None:
     assert "001090012340" not in "\n".join(listing)  # no ID numbers in a listing
     raw = json.loads(gate("queue", "stats", "--dir", str(tmp_path / "queue"), "--json").stdout)
     assert raw["pending"] == 3 and isinstance(raw["bytes"], int)
+
+
+def test_attendant_waits_for_the_outcome_and_prints_it(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from agent.app.attendant import AttendantSocket, send
+    from agent.app.ports import ManualEntry, Shown, Trigger
+
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{tmp_path}"\n')
+    got: list[Trigger] = []
+    server = AttendantSocket(tmp_path / "attendant.sock")
+    server.start(got.append)
+    try:
+        # the old protocol is unchanged: an answer at once
+        assert send(tmp_path / "attendant.sock", {"id_number": "001090012345", "no_card": True}) == {"ok": True}
+        # the command waits; the flow shows the outcome; the command prints it
+        cmd = [sys.executable, "-m", "agent", "attendant", "--config", str(config), "--id-number", "001090012345",
+               "--no-card"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got == [ManualEntry("001090012345")] * 2 and proc.poll() is None  # still waiting
+        server.show(Shown("ev-1", "admitted_provisional", "MANUAL_ENTRY", "Mời vào.", "Please go in.", True))
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "waiting for the outcome" in err
+        assert out.splitlines() == ["admitted_provisional (provisional): Please go in. / Mời vào.",
+                                    "reason MANUAL_ENTRY, event ev-1"]  # fmt: skip
+        # a check-in that ends without an outcome says so, with exit 1
+        answers: list[dict[str, object]] = []
+        client = threading.Thread(target=lambda: answers.append(send(
+            tmp_path / "attendant.sock", {"id_number": "001090012345", "birth": "17051990", "wait": True}, 20)))
+        client.start()
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.prompt("need_card", "", "Please place your ID card on the reader.")  # not the end
+        time.sleep(0.2)
+        assert not answers
+        server.prompt("wrong_keys", "Không mở được thẻ.", "The scanned details do not open this card.")
+        client.join(20)
+        assert answers == [{"ok": False, "prompt": "wrong_keys", "message_vi": "Không mở được thẻ.",
+                            "message_en": "The scanned details do not open this card."}]  # fmt: skip
+    finally:
+        server.stop()

@@ -264,17 +264,18 @@ def build_runtime(cfg: Config) -> Runtime:
         module.handshake()
         finger = ModuleFinger(module, cfg.finger.threshold)
     t = cfg.timeouts
+    attendant = AttendantSocket(state / "attendant.sock")  # a source, and an output: it answers waiting requests
     flow = CheckinFlow(
         reader=reader,
         eligibility=eligibility,
         sink=QueueSink(queue, factory, uplink),
-        output=build_outputs(cfg),
+        output=MultiOutput([*build_outputs(cfg).outputs, attendant]),
         policy=effective_policy(cfg),
         facility_code=cfg.terminal.facility_id,
         finger=finger,
         timeouts=FlowTimeouts(keys=t.keys, card=t.card, finger=t.finger, card_removal=t.card_removal),
     )
-    sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
+    sources: list[DeviceSource] = [CardWatcherSource(r.name), attendant]
     sc = cfg.scanners
     if sc.mrz_url:
         baud = int(profiles.load(sc.mrz_profile, "scanner")["baud"]) if sc.mrz_profile else 9600
@@ -295,7 +296,7 @@ def build_runtime(cfg: Config) -> Runtime:
         flow.policy = effective_policy(fresh)
         ft = fresh.timeouts
         flow.timeouts = FlowTimeouts(keys=ft.keys, card=ft.card, finger=ft.finger, card_removal=ft.card_removal)
-        flow.output = build_outputs(fresh)
+        flow.output = MultiOutput([*build_outputs(fresh).outputs, attendant])
         reader.reload_trust()
         reader.reload_credentials()
 
