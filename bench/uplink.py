@@ -24,8 +24,9 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from agent.config import uplink_config  # noqa: E402
 from agent.store import queue as q  # noqa: E402
-from agent.uplink.client import Uplink, UplinkConfig  # noqa: E402
+from agent.uplink.client import Uplink  # noqa: E402
 from agent.uplink.events import EventFactory, load_signing_key  # noqa: E402
 from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_or_create_private_key  # noqa: E402
 from sim.infra.mosquitto import start_mosquitto  # noqa: E402
@@ -117,7 +118,7 @@ def main() -> int:
                            cwd=ROOT)  # fmt: skip
     assert hub.stdout is not None and "ready" in hub.stdout.readline()
     table = {"broker_urls": [broker.url], "rate": 1e9, "inflight": 256, "allow_plaintext": True}
-    config = UplinkConfig.from_table(table, "01001", "gate-1")
+    config = uplink_config(table, "01001", "gate-1")
     hub_key = load_or_create_private_key(work / "hub.key").public_key()  # pinned, as at enrolment
     uplink = Uplink(config, full, verifier=HubVerifier(hub_key, "01001", "gate-1", HighWaterMark(work / "hub-ctr")))
     total = len(full)

@@ -315,8 +315,9 @@ def test_the_hub_stands_up_to_a_hostile_terminal(tmp_path: Path, mosquitto: Mosq
 
 
 def test_shipped_broker_config_keeps_one_terminal_from_knocking_another_off(tmp_path: Path) -> None:
+    from agent.config import uplink_config
     from agent.store.queue import EventQueue
-    from agent.uplink.client import Uplink, UplinkConfig
+    from agent.uplink.client import Uplink
     from sim.infra.mosquitto import start_tls_mosquitto
 
     pki = tmp_path / "pki"
@@ -324,7 +325,7 @@ def test_shipped_broker_config_keeps_one_terminal_from_knocking_another_off(tmp_
     broker = start_tls_mosquitto(tmp_path / "broker", pki)
     table = {"broker_urls": [broker.url], "tls_ca": str(pki / "ca.crt"), "tls_cert": str(pki / "gate-1.crt"),
              "tls_key": str(pki / "gate-1.key"), "backoff_min": 0.2, "backoff_max": 1.0}  # fmt: skip
-    uplink = Uplink(UplinkConfig.from_table(table, "01001", "gate-1"), EventQueue(tmp_path / "queue"))
+    uplink = Uplink(uplink_config(table, "01001", "gate-1"), EventQueue(tmp_path / "queue"))
     try:
         uplink.start()
         assert wait(lambda: uplink.connected)

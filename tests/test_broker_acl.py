@@ -12,8 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.config import uplink_config
 from agent.store.queue import EventQueue
-from agent.uplink.client import Uplink, UplinkConfig
+from agent.uplink.client import Uplink
 from agent.uplink.events import EventFactory, load_signing_key
 from agent.uplink.hubmsg import HighWaterMark, HubVerifier
 from sim.hub.hub import Hub
@@ -53,7 +54,7 @@ def test_tls_acl_terminal_publishes_only_as_itself(tmp_path: Path) -> None:
     table = {"broker_urls": [url], "tls_ca": str(pki / "ca.crt"), "tls_cert": str(pki / "gate-1.crt"),
              "tls_key": str(pki / "gate-1.key"), "backoff_min": 0.2, "backoff_max": 1.0}  # fmt: skip
     verifier = HubVerifier(hub.signing_key.public_key(), "01001", "gate-1", HighWaterMark(tmp_path / "hub-counter"))
-    uplink = Uplink(UplinkConfig.from_table(table, "01001", "gate-1"), queue, verifier=verifier)
+    uplink = Uplink(uplink_config(table, "01001", "gate-1"), queue, verifier=verifier)
     try:
         assert hub.connected.wait(10)
         uplink.start()

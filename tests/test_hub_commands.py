@@ -53,6 +53,7 @@ state_dir = "{tmp_path / 'state'}"
 trust_dir = "{tmp_path / 'trust'}"
 terminal_credentials = "{credentials or ''}"
 """)  # fmt: skip
+    (tmp_path / "trust").mkdir(exist_ok=True)  # a configured trust_dir must exist
     return load_config(path)
 
 

@@ -6,8 +6,13 @@ A Unix socket in the state directory (``attendant.sock``, mode 0660; served by
     {"id_number": "001090012345", "birth": "17051990", "issued": "01022021"}   # keys for the chip
     {"id_number": "001090012345", "no_card": true}                             # child under 6, no card
 
-and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``.
-``gate-agent attendant`` is the command-line client; a desk UI would use the same socket.
+and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``.  With
+``"wait": true`` in the request, that one line comes after the decision instead and carries
+it: ``{"ok": true, "outcome": ..., "reason": ..., "message_vi": ..., "message_en": ...,
+"event_id": ..., "provisional": ...}``, or ``{"ok": false, "prompt": "timeout", ...}`` when the
+check-in ended without one (wrong keys, an unreadable card, a timeout); the socket is also an
+output of the flow for this.  ``gate-agent attendant`` is the command-line client; a desk UI
+would use the same socket.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from agent.errors import GateAgentError
 
 #: the longest request line the socket reads
 MAX_LINE = 4096
+#: seconds a waiting request is kept at most (the client has its own, shorter, limit)
+WAIT_LIMIT = 300.0
+#: prompts that end a check-in without an outcome: a waiting attendant hears them
+ENDING_PROMPTS = frozenset({"wrong_keys", "read_failed", "timeout"})
 
 
 def trigger_from_request(request: Any) -> Trigger:
@@ -49,7 +58,7 @@ def trigger_from_request(request: Any) -> Trigger:
 
 
 def send(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Client side: send one request, return the answer."""
+    """Client side: send one request, return the answer (with ``wait``, ``timeout`` covers the check-in)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
@@ -61,6 +70,8 @@ def send(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str,
                 if not chunk:
                     break
                 data += chunk
+    except TimeoutError:
+        raise GateAgentError(f"no answer from the agent within {timeout:g} s") from None
     except OSError as exc:
         raise GateAgentError(f"cannot reach the agent at {path}: {exc} (is gate-agent running?)") from exc
     answer = json.loads(data or b"{}")

@@ -85,9 +85,9 @@ class EnrolPaths:
         return cls(
             state=state,
             signing_key=state / "terminal.key",
-            tls_key=Path(str(up.get("tls_key") or tls / "terminal.key")),
-            tls_cert=Path(str(up.get("tls_cert") or tls / "terminal.crt")),
-            tls_ca=Path(str(up.get("tls_ca") or tls / "ca.crt")),
+            tls_key=Path(up.tls_key or tls / "terminal.key"),
+            tls_cert=Path(up.tls_cert or tls / "terminal.crt"),
+            tls_ca=Path(up.tls_ca or tls / "ca.crt"),
             eac_dir=Path(eac),
         )
 

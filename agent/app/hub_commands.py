@@ -5,7 +5,8 @@ The uplink verifies a command (signature, freshness, addressee) and calls
 hub as the command's acknowledgement.  Commands:
 
 * ``eligibility_snapshot`` / ``eligibility_delta`` -- the eligibility cache (saved by its ``on_change``);
-* ``policy`` -- the ``[policy]`` table, saved to ``state_dir/policy.json`` and used from the next check-in;
+* ``policy`` -- the ``[policy]`` table, saved to ``state_dir/policy.json`` and used from the next check-in
+  (overlaid on the config's, :mod:`agent.app.effective_policy`: it survives a reload and a restart);
 * ``trust_update`` -- trust anchors (CSCA certificates, master lists, CRLs) added to or replacing files
   in ``reader.trust_dir``;
 * ``terminal_credentials`` -- the Terminal Authentication chain and key in ``reader.terminal_credentials``.
@@ -27,9 +28,9 @@ from typing import Any
 from cryptography import x509
 
 from agent.app.chip import PcscChipReader
+from agent.app.effective_policy import effective_policy, effective_table, pushed_path
 from agent.app.eligibility import EligibilityCache
 from agent.app.flow import CheckinFlow
-from agent.app.policy import Policy
 from agent.config import Config
 from agent.errors import GateAgentError
 from agent.store.files import fsync_dir, write_atomic, write_durable, write_json_atomic
@@ -98,7 +99,7 @@ class HubCommands:
         self.reader = reader
         self.flow = flow
         self.policy_state: dict[str, Any] = policy_state(cfg.policy, "config")
-        self.skew = float(cfg.uplink.get("clock_skew", 300.0))
+        self.skew = cfg.uplink.clock_skew
 
     def __call__(self, body: Mapping[str, Any]) -> tuple[bool, str]:
         kind = body.get("type")
@@ -138,10 +139,10 @@ class HubCommands:
         table = body.get("policy")
         if not isinstance(table, Mapping):
             return False, "policy must be a table"
-        policy = Policy.from_config(dict(table))
-        write_json_atomic(self.cfg.state_dir / "policy.json", dict(table))
+        policy = effective_policy(self.cfg, dict(table))  # validated before anything is written
+        write_json_atomic(pushed_path(self.cfg), dict(table))
         self.flow.policy = policy
-        self.policy_state = policy_state(dict(self.cfg.policy) | dict(table), "hub")
+        self.policy_state = policy_state(effective_table(self.cfg, dict(table)), "hub")
         return True, "policy applied"
 
     def _trust(self, body: Mapping[str, Any]) -> tuple[bool, str]:
@@ -170,7 +171,7 @@ class HubCommands:
                 return False, f"refused trust file {name!r}: CSCA certificates come only in a signed master list (.ml)"
         if not check.certificates and not check.crls:
             return False, "no trust anchors in the update"
-        trust_dir = Path(self.cfg.reader.trust_dir)
+        trust_dir = self.cfg.trust_dir
         trust_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             write_atomic(trust_dir / str(name), data, 0o644)

@@ -2,7 +2,8 @@
 
 * :class:`CardWatcherSource` -- a card arriving on or leaving the PC/SC reader;
 * :class:`ScannerSource` -- an MRZ or QR scanner on a serial line (the reading loop: :mod:`agent.scan.loop`);
-* :class:`AttendantSocket` -- the attendant's Unix socket (what a request means: :mod:`agent.app.attendant`).
+* :class:`AttendantSocket` -- the attendant's Unix socket (what a request means: :mod:`agent.app.attendant`);
+  it is also an output of the flow: a request with ``"wait": true`` is answered after the outcome.
 
 Each runs its own thread (the card watcher's is in :mod:`agent.transport.pcsc`) and
 satisfies :class:`agent.app.ports.DeviceSource`; the flow alone decides what a trigger leads to.
@@ -10,19 +11,22 @@ satisfies :class:`agent.app.ports.DeviceSource`; the flow alone decides what a t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.app.attendant import MAX_LINE, trigger_from_request
+from agent.app.attendant import ENDING_PROMPTS, MAX_LINE, WAIT_LIMIT, trigger_from_request
 from agent.app.ports import CardInserted, CardRemoved, KeysEntered, Trigger
 from agent.card.errors import InputError
 from agent.errors import GateAgentError
+from agent.model import Shown
 from agent.scan.loop import ScanLoop
 from agent.scan.parse import ScannedKeys
 
@@ -87,7 +91,10 @@ class ScannerSource:
 
 
 class AttendantSocket:
-    """A device source: serves the socket in a thread and submits triggers to the flow."""
+    """A device source: serves the socket in a thread and submits triggers to the flow.
+
+    It is also an output of the flow (``prompt``, ``show``): requests with ``"wait": true`` get the outcome.
+    """
 
     name = "attendant"
 
@@ -96,6 +103,8 @@ class AttendantSocket:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._waiting: list[tuple[socket.socket, float]] = []  # connections owed an outcome, with deadlines
+        self._waiting_lock = threading.Lock()
 
     def state(self) -> str:
         return "ok" if self._sock is not None else "stopped"
@@ -120,20 +129,24 @@ class AttendantSocket:
     def _serve(self, submit: Callable[[Trigger], None]) -> None:
         assert self._sock is not None
         while not self._stop.is_set():
+            self._expire()
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    self._handle(conn, submit)
-                except OSError as exc:
-                    log.warning("attendant connection failed: %s", exc)
+            conn.settimeout(5)
+            try:
+                keep = self._handle(conn, submit)
+            except OSError as exc:
+                log.warning("attendant connection failed: %s", exc)
+                keep = False
+            if not keep:
+                conn.close()
 
-    def _handle(self, conn: socket.socket, submit: Callable[[Trigger], None]) -> None:
+    def _handle(self, conn: socket.socket, submit: Callable[[Trigger], None]) -> bool:
+        """Answer one request; True when the connection now waits for the outcome."""
         data = b""
         while b"\n" not in data and len(data) < MAX_LINE:
             chunk = conn.recv(MAX_LINE)
@@ -147,12 +160,46 @@ class AttendantSocket:
         except (ValueError, InputError) as exc:
             answer: dict[str, Any] = {"ok": False, "error": str(exc)}
         else:
+            if isinstance(request, dict) and request.get("wait") is True:
+                with self._waiting_lock:
+                    self._waiting.append((conn, time.monotonic() + WAIT_LIMIT))
+                submit(trigger)
+                return True
             submit(trigger)
             answer = {"ok": True}
         conn.sendall((json.dumps(answer) + "\n").encode())
+        return False
+
+    # --- an output of the flow: waiting requests get the outcome ---------------------------------
+
+    def _answer_waiting(self, answer: dict[str, Any], expired_only: bool = False) -> None:
+        now = time.monotonic()
+        with self._waiting_lock:
+            due = [(c, d) for c, d in self._waiting if not expired_only or d <= now]
+            self._waiting = [w for w in self._waiting if w not in due]
+        for conn, _ in due:
+            try:
+                conn.sendall((json.dumps(answer, ensure_ascii=False) + "\n").encode())
+            except OSError as exc:
+                log.info("attendant left before the outcome: %s", exc)
+            finally:
+                conn.close()
+
+    def _expire(self) -> None:
+        if self._waiting:
+            self._answer_waiting({"ok": False, "error": f"no outcome within {WAIT_LIMIT:g} s"}, expired_only=True)
+
+    def prompt(self, code: str, message_vi: str, message_en: str) -> None:
+        if code in ENDING_PROMPTS and self._waiting:
+            self._answer_waiting({"ok": False, "prompt": code, "message_vi": message_vi, "message_en": message_en})
+
+    def show(self, shown: Shown) -> None:
+        if self._waiting:
+            self._answer_waiting({"ok": True, **dataclasses.asdict(shown)})
 
     def stop(self) -> None:
         self._stop.set()
+        self._answer_waiting({"ok": False, "error": "the agent is stopping"})
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -9,7 +9,6 @@ durable files in :mod:`agent.store.files`.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any
 
 from agent import profiles
 from agent.app.chip import PcscChipReader
+from agent.app.effective_policy import policy_in_force
 from agent.app.eligibility import EligibilityCache
 from agent.app.flow import CheckinFlow, FlowTimeouts
 from agent.app.hub_commands import HubCommands, policy_state
 from agent.app.outputs import GpioOutput, LogOutput, MultiOutput, RecorderOutput, ScreenOutput
-from agent.app.policy import Policy
 from agent.app.ports import DeviceSource, Output, StatusPublisher
 from agent.app.sources import AttendantSocket, CardWatcherSource, ScannerSource
 from agent.config import Config
@@ -99,8 +98,8 @@ def build_runtime(cfg: Config) -> Runtime:
     queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity, key_file=key_file)
     factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
     uplink = None
-    if cfg.uplink.get("broker_urls"):
-        up = UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
+    if cfg.uplink.broker_urls:
+        up = UplinkConfig.from_settings(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
         uplink = Uplink(up, queue, verifier=build_hub_verifier(cfg, up))
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
@@ -114,7 +113,7 @@ def build_runtime(cfg: Config) -> Runtime:
     if r.terminal_credentials and cfg.finger.enabled and "dg3" not in files:
         files.append("dg3")  # the chip's fingerprint reference, for the 1:1 match on the module
     reader = PcscChipReader(
-        lambda: PcscTransport(r.name), files, Path(r.trust_dir), chunk_size=chunk, extended_length=extended,
+        lambda: PcscTransport(r.name), files, cfg.trust_dir, chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
     )  # fmt: skip
     finger = None
@@ -125,27 +124,20 @@ def build_runtime(cfg: Config) -> Runtime:
         module = FingerprintModule.open(cfg.finger.url, profiles.fingerprint_profile(cfg.finger.profile))
         module.handshake()
         finger = ModuleFinger(module, cfg.finger.threshold)
-    policy_table = dict(cfg.policy)
-    override = state / "policy.json"
-    policy_source = "config"
-    if override.exists():
-        try:
-            policy_table.update(json.loads(override.read_text()))
-            policy_source = "hub"
-        except (OSError, ValueError) as exc:
-            log.error("policy pushed by the hub is unreadable, using the config's: %s", exc)
+    policy, policy_table, policy_source = policy_in_force(cfg)
     t = cfg.timeouts
+    attendant = AttendantSocket(state / "attendant.sock")  # a source, and an output: it answers waiting requests
     flow = CheckinFlow(
         reader=reader,
         eligibility=eligibility,
         sink=QueueSink(queue, factory, uplink),
-        output=build_outputs(cfg),
-        policy=Policy.from_config(policy_table),
+        output=MultiOutput([*build_outputs(cfg).outputs, attendant]),
+        policy=policy,
         facility_code=cfg.terminal.facility_id,
         finger=finger,
-        timeouts=FlowTimeouts(t.keys, t.card, t.read, t.finger, t.outcome, t.card_removal),
+        timeouts=FlowTimeouts(keys=t.keys, card=t.card, read=t.read, finger=t.finger, card_removal=t.card_removal),
     )
-    sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
+    sources: list[DeviceSource] = [CardWatcherSource(r.name), attendant]
     sc = cfg.scanners
     if sc.mrz_url:
         baud = int(profiles.load(sc.mrz_profile, "scanner")["baud"]) if sc.mrz_profile else 9600
@@ -169,10 +161,13 @@ def build_runtime(cfg: Config) -> Runtime:
     commands.policy_state = policy_state(policy_table, policy_source)
 
     def reconfigure(fresh: Config) -> None:
-        flow.policy = Policy.from_config(dict(fresh.policy))
+        fresh_policy, table, source = policy_in_force(fresh)  # a pushed policy stays in force
+        flow.policy = fresh_policy
+        commands.policy_state = policy_state(table, source)
         ft = fresh.timeouts
-        flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
-        flow.output = build_outputs(fresh)
+        flow.timeouts = FlowTimeouts(keys=ft.keys, card=ft.card, read=ft.read, finger=ft.finger,
+                                     card_removal=ft.card_removal)  # fmt: skip
+        flow.output = MultiOutput([*build_outputs(fresh).outputs, attendant])
         reader.reload_trust()
         reader.reload_credentials()
 

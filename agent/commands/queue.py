@@ -28,15 +28,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
-def _directory(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """The queue directory and its key file (from the config's key source; beside the queue with --dir)."""
-    if args.dir:
-        return Path(args.dir), None
-    from agent.config import load_config
+def _location(args: argparse.Namespace) -> tuple[Path, Path | None, int]:
+    """The queue directory, its key file (from the config's key source; beside the queue with --dir) and its
+    capacity when the config says it (``--dir`` alone: the default)."""
+    from agent.config import TerminalConfig, load_config
     from agent.store.keysource import queue_key_file
 
+    if args.dir:
+        return Path(args.dir), None, TerminalConfig.queue_capacity
+
     cfg = load_config(args.config)
-    return cfg.state_dir / "queue", queue_key_file(cfg.state_dir, cfg.terminal.queue_key)[0]
+    key_file = queue_key_file(cfg.state_dir, cfg.terminal.queue_key)[0]
+    return cfg.state_dir / "queue", key_file, cfg.terminal.queue_capacity
 
 
 #: fields that identify a person by number; masked in listings and exports unless --unmasked
@@ -57,26 +60,68 @@ def masked(value: Any) -> Any:
     return value
 
 
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _utc(wall: object) -> str:
+    import datetime as dt
+
+    if not isinstance(wall, int | float):
+        return "?"
+    return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """The queue at a glance, in units an operator reads (``--json`` has the raw numbers)."""
+    pending, capacity = stats["pending"], stats["capacity"]
+    rows = [
+        ("pending events", f"{pending} of {capacity} ({100 * pending / capacity:.1f} % full)"),
+        ("oldest pending", human_age(stats["oldest_pending_age"])),
+        ("on disk", f"{human_bytes(stats['bytes'])} in {stats['segments']} segment(s)"),
+        ("next sequence", str(stats["next_seq"])),
+        ("damaged", f"{stats['unreadable_records']} unreadable record(s), "
+                    f"{human_bytes(stats['dropped_tail_bytes'])} torn tail dropped"),
+    ]  # fmt: skip
+    return "\n".join(f"{name:<16} {value}" for name, value in rows)
+
+
 def run(args: argparse.Namespace) -> int:
     from agent.store.queue import EventQueue
     from agent.uplink.events import EventError, open_sealed
 
-    directory, key_file = _directory(args)
+    directory, key_file, capacity = _location(args)
     if args.action == "purge-acked":
-        queue = EventQueue(directory, key_file=key_file)
+        queue = EventQueue(directory, key_file=key_file, capacity=capacity)
         rewritten = queue.purge_acked()
         out = {"rewritten_segments": rewritten, **queue.stats()}
         queue.close()
         print(json.dumps(out) if args.json else f"purged: {rewritten} segments rewritten, {out['pending']} pending")
         return 0
-    queue = EventQueue(directory, key_file=key_file, read_only=True)
+    queue = EventQueue(directory, key_file=key_file, read_only=True, capacity=capacity)
     if args.action == "stats":
         stats = queue.stats()
         if args.json:
             print(json.dumps(stats))
         else:
-            for key, value in stats.items():
-                print(f"{key:<20} {value}")
+            print(render_stats(stats))
         return 0
 
     def summary(entry: Any) -> dict[str, Any]:
@@ -95,8 +140,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows))
         else:
+            print(f"{'SEQ':>8}  {'EVENT ID':<36}  {'TYPE':<12} {'TIME (UTC)':<19}  OUTCOME")
             for row in rows:
-                print(f"{row['seq']:>8}  {row['id']}  {row.get('type', '?'):<12} {row.get('outcome') or ''}")
+                when = _utc(row.get("time"))
+                print(f"{row['seq']:>8}  {row['id']:<36}  {row.get('type', '?'):<12} {when:<19}  "
+                      f"{row.get('outcome') or row.get('error') or ''}")  # fmt: skip
+            total = queue.stats()["pending"]
+            print(f"{len(rows)} of {total} pending events" + (f" (--limit {args.limit})" if total > len(rows) else ""))
         return 0
     # export: full events, one JSON line each; ID and card numbers masked unless --unmasked; the file is 0600
     import os

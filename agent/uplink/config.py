@@ -1,17 +1,55 @@
 """The uplink's settings (the ``[uplink]`` table of the config) and its MQTT topic tree (``docs/mqtt.md``).
 
-Kept apart from the client so that the config loader and the operator commands can
-check an ``[uplink]`` table or name a topic without importing paho.
+Kept apart from the client so that the operator commands can name a topic without
+importing paho.  The ``[uplink]`` table itself is validated by the config schema
+(:func:`agent.config.uplink_settings`, :func:`agent.config.uplink_config`), the one
+opinion on it; the config is in a layer above this one, so :meth:`UplinkConfig.from_settings`
+takes the validated settings by their shape (:class:`UplinkSettingsView`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Protocol
 
-from agent.errors import ConfigError
+
+class UplinkSettingsView(Protocol):
+    """The validated ``[uplink]`` table as :class:`agent.config.UplinkSettings` holds it ("" = not set)."""
+
+    @property
+    def broker_urls(self) -> list[str]: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+    @property
+    def tls_ca(self) -> str: ...
+    @property
+    def tls_cert(self) -> str: ...
+    @property
+    def tls_key(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def keepalive(self) -> int: ...
+    @property
+    def inflight(self) -> int: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def ack_timeout(self) -> float: ...
+    @property
+    def backoff_min(self) -> float: ...
+    @property
+    def backoff_max(self) -> float: ...
+    @property
+    def heartbeat(self) -> float: ...
+    @property
+    def allow_plaintext(self) -> bool: ...
+    @property
+    def hub_key(self) -> str: ...
+    @property
+    def clock_skew(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -40,35 +78,16 @@ class UplinkConfig:
     clock_skew: float = 300.0
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], facility_id: str, terminal_id: str) -> UplinkConfig:
-        known = {f for f in cls.__dataclass_fields__ if f not in ("facility_id", "terminal_id")}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"uplink.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
-        urls = table.get("broker_urls", [])
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise ConfigError("uplink.broker_urls: must be a list of URLs (mqtt://host:port, mqtts://host:port)")
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-                raise ConfigError(f"uplink.broker_urls: {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
-        values: dict[str, Any] = {"broker_urls": tuple(urls), "facility_id": facility_id, "terminal_id": terminal_id}
-        for name in known - {"broker_urls"}:
-            if name in table:
-                default = cls.__dataclass_fields__[name].default
-                value = table[name]
-                if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                    value = float(value)
-                if default is not None and not isinstance(value, type(default)):
-                    raise ConfigError(f"uplink.{name}: expected {type(default).__name__}, got {value!r}")
-                values[name] = value
-        plain = [u for u in urls if urlsplit(u).scheme in ("mqtt", "tcp")]
-        if plain and not values.get("allow_plaintext", False):
-            raise ConfigError(f"uplink.broker_urls: {plain[0]!r} is plain MQTT without TLS; use mqtts:// "
-                              "(or set uplink.allow_plaintext = true for a simulator)")  # fmt: skip
-        if values.get("protocol", "auto") not in ("5", "3.1.1", "auto"):
-            raise ConfigError('uplink.protocol: must be "5", "3.1.1" or "auto"')
-        return cls(**values)
+    def from_settings(cls, s: UplinkSettingsView, facility_id: str, terminal_id: str) -> UplinkConfig:
+        """From the validated ``[uplink]`` settings (:class:`agent.config.UplinkSettings`; "" there means not set)."""
+        return cls(
+            broker_urls=tuple(s.broker_urls), facility_id=facility_id, terminal_id=terminal_id,
+            username=s.username or None, password=s.password or None, tls_ca=s.tls_ca or None,
+            tls_cert=s.tls_cert or None, tls_key=s.tls_key or None, protocol=s.protocol, keepalive=s.keepalive,
+            inflight=s.inflight, rate=s.rate, ack_timeout=s.ack_timeout, backoff_min=s.backoff_min,
+            backoff_max=s.backoff_max, heartbeat=s.heartbeat, allow_plaintext=s.allow_plaintext, hub_key=s.hub_key,
+            clock_skew=s.clock_skew,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.config import uplink_config
     from agent.store.queue import EventQueue
-    from agent.uplink.client import Uplink, UplinkConfig
+    from agent.uplink.client import Uplink
     from agent.uplink.events import EventFactory, load_signing_key
     from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
 
     args.state.mkdir(parents=True, exist_ok=True)
     factory = EventFactory(args.facility, args.terminal, load_signing_key(args.state / "terminal.key"))
     queue = EventQueue(args.state / "queue", capacity=max(100_000, args.events))
-    config = UplinkConfig.from_table({"broker_urls": args.broker, "backoff_min": 0.2, "backoff_max": 2.0,
-                                      "allow_plaintext": True}, args.facility, args.terminal)  # fmt: skip
+    config = uplink_config({"broker_urls": args.broker, "backoff_min": 0.2, "backoff_max": 2.0,
+                            "allow_plaintext": True}, args.facility, args.terminal)  # fmt: skip
     hub_key = load_public_key(args.hub_key or args.state / "hub.pub")
     verifier = HubVerifier(hub_key, args.facility, args.terminal, HighWaterMark(args.state / "hub-counter.json"))
     uplink = Uplink(config, queue, verifier=verifier)
