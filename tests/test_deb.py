@@ -169,6 +169,9 @@ def test_conffile_kept_state_kept_on_remove_and_purged(deb: Path, tmp_path: Path
 @pytest.mark.broker
 def test_installed_doctor_against_the_simulator(installed: Path, tmp_path: Path, pcscd: Pcscd,
                                                 mosquitto: Mosquitto) -> None:  # fmt: skip
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     from sim.card import build_card
     from sim.card.eac import eac_pki
     from sim.finger.module import PROFILES, PtyModule, SimModule
@@ -177,6 +180,9 @@ def test_installed_doctor_against_the_simulator(installed: Path, tmp_path: Path,
     (state / "trust").mkdir(parents=True)
     build_card("cccd", seed=7).write_trust(str(state / "trust"))
     credentials = eac_pki(0).write_credentials(state / "terminal")
+    hub = ed25519.Ed25519PrivateKey.generate().public_key()  # the hub key enrolment pins
+    (state / "hub.pub").write_bytes(hub.public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
     module = PtyModule(SimModule(PROFILES["r307"], speed=0), tmp_path / "finger").start()
     try:
         config = installer_config(installed, tmp_path)
@@ -186,6 +192,7 @@ def test_installed_doctor_against_the_simulator(installed: Path, tmp_path: Path,
                             f'terminal_credentials = "{credentials}"')  # fmt: skip
         text = text.replace("enabled = false", f'enabled = true\nurl = "{tmp_path / "finger"}"', 1)
         text = text.replace('# broker_urls = ["mqtts://hub.clinic.lan:8883"]', f'broker_urls = ["{mosquitto.url}"]')
+        text = text.replace("allow_plaintext = false", "allow_plaintext = true")  # the test broker has no TLS
         config.write_text(text)
         res = gate_agent(installed, "doctor", "--config", str(config), "--json", env={**os.environ, **pcscd.env})
     finally:
@@ -195,7 +202,7 @@ def test_installed_doctor_against_the_simulator(installed: Path, tmp_path: Path,
     assert res.returncode == 0 and report["ok"] is True, report
     for name in ("disk space", "queue", "pcscd", "reader", "fingerprint module", "trust anchors",
                  "terminal credentials", f"broker 127.0.0.1:{mosquitto.port}",
-                 f"broker 127.0.0.1:{mosquitto.port} mqtt"):  # fmt: skip
+                 f"broker 127.0.0.1:{mosquitto.port} mqtt", "hub key"):  # fmt: skip
         assert statuses.get(name) == "ok", (name, report)
 
 
