@@ -52,8 +52,8 @@ def test_attendant_waits_for_the_outcome_and_prints_it(tmp_path: Path) -> None:
     import time
 
     from agent.app.attendant import send
-    from agent.app.sources import AttendantSocket
     from agent.app.ports import ManualEntry, Shown, Trigger
+    from agent.app.sources import AttendantSocket
 
     config = tmp_path / "agent.toml"
     config.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{tmp_path}"\n')
