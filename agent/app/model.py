@@ -52,11 +52,16 @@ class ChipFacts:
     finger_reference: bytes | None = field(
         default=None, repr=False
     )  # DG3's first finger image, when Terminal Authentication opened it (goes to the module, never stored)
+    #: downgrade rules that fired (``agent.card.read.RULES``: DG14_WITHHELD, AA_REQUIRED, CARD_ACCESS_MISSING ...)
+    rules: tuple[str, ...] = ()
+    #: the chip's fingerprint reference is expected: EF.SOD lists DG3 and terminal credentials are configured
+    finger_expected: bool = False
 
     @property
     def clone_suspected(self) -> bool:
-        """A chip that announces CA or AA and fails it is not the original chip."""
-        return self.chip_auth is False or self.active_auth is False
+        """A chip that fails (or avoids) the CA or AA its EF.SOD makes mandatory is not the original chip."""
+        withheld = "DG14_WITHHELD" in self.rules or "DG15_WITHHELD" in self.rules
+        return self.chip_auth is False or self.active_auth is False or withheld
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class FingerFacts:
     status: FingerStatus
     score: int | None = None
     detail: str = ""
+    #: the gate expected this finger: a module is configured and the chip's reference was due (ChipFacts)
+    required: bool = False
 
 
 @dataclass(frozen=True)
