@@ -39,6 +39,10 @@ class Identity:
         return "Identity(<redacted>)"
 
 
+#: downgrade rules that by themselves mean a copy (agent.card.read.RULES marks the same ones)
+CLONE_RULES = frozenset({"DG14_WITHHELD", "DG15_WITHHELD", "CA_REQUIRED", "AA_REQUIRED"})
+
+
 @dataclass(frozen=True)
 class ChipFacts:
     """The verification results of one chip read.  ``None`` means the step was not performed."""
@@ -60,8 +64,8 @@ class ChipFacts:
     @property
     def clone_suspected(self) -> bool:
         """A chip that fails (or avoids) the CA or AA its EF.SOD makes mandatory is not the original chip."""
-        withheld = "DG14_WITHHELD" in self.rules or "DG15_WITHHELD" in self.rules
-        return self.chip_auth is False or self.active_auth is False or withheld
+        avoided = any(rule in CLONE_RULES for rule in self.rules)
+        return self.chip_auth is False or self.active_auth is False or avoided
 
 
 @dataclass(frozen=True)

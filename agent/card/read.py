@@ -43,14 +43,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FILES = ("com", "dg1", "dg13", "dg14", "dg15")
 
-#: downgrade rules: code -> True when it means the chip is not the original (a clone), False when the
-#: terminal could not make a check the chip's EF.SOD makes mandatory (the chip is not blamed)
+#: downgrade rules: code -> True when it alone shows the chip is not the original (CLONE_SUSPECTED); the
+#: others have their own finding (PACE_DOWNGRADE, and CHIP_AUTH_NOT_RUN where the terminal is to blame)
 RULES: dict[str, bool] = {
     "DG14_WITHHELD": True,  # EF.SOD lists DG14, the chip will not give it: Chip Authentication avoided
     "DG15_WITHHELD": True,  # EF.SOD lists DG15, the chip will not give it: Active Authentication avoided
     "CA_REQUIRED": True,  # DG14 listed, Chip Authentication not judged (no usable key announced ...)
     "AA_REQUIRED": True,  # DG15 listed, Active Authentication not judged (unknown trailer, algorithm ...)
-    "CARD_ACCESS_MISSING": True,  # DG14 announces PACE, the chip has no EF.CardAccess: PACE avoided
+    "CARD_ACCESS_MISSING": False,  # DG14 announces PACE, the chip has no EF.CardAccess: PACE avoided
     "CA_NOT_RUN": False,  # DG14 listed, this terminal cannot run the announced Chip Authentication
 }
 
