@@ -9,10 +9,15 @@ wrapper around the simulated card.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +50,8 @@ from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
 from sim.card import eac_chip as sim_eac_chip
 from sim.finger.module import PtyModule, SimModule
-from tests.card_fixtures import keys_of
+from sim.infra.pcscd import Pcscd
+from tests.card_fixtures import keys_of, pcscd_card
 from tests.flow_fakes import PERSON, FakeFinger, FakeReader, MemorySink
 
 NOW = dt.datetime.now(dt.UTC)
@@ -434,3 +440,88 @@ def keys_of_fake() -> object:
     from agent.card.keys import AccessKeys
 
     return AccessKeys(can="123456")
+
+
+# --- gate-agent read: exit codes and --json through pcscd + vpcd ---------------------------------------------
+
+
+def _read_cli(pcscd: Pcscd, *args: str) -> tuple[int, dict[str, Any], str]:
+    res = subprocess.run([sys.executable, "-m", "agent", "read", "--reader", pcscd.reader_names[0][:8], *args,
+                          "--json"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **pcscd.env})  # fmt: skip
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1, (res.stdout, res.stderr)
+    return res.returncode, json.loads(lines[0]), res.stderr
+
+
+def _id_keys(card: SimulatedCard) -> list[str]:
+    p = card.person
+    return ["--id-number", p.id_number, "--birth", p.birth.strftime("%d%m%Y"), "--issued", p.issued.strftime("%d%m%Y")]
+
+
+@pytest.mark.pcscd
+def test_read_exits_1_and_names_the_rule_for_a_clone_hiding_dg14_dg15(pcscd: Pcscd, tmp_path: Path) -> None:
+    card = hide(build_card("cccd", seed=220), "dg14", "dg15")
+    card.write_trust(str(tmp_path / "trust"))
+    with pcscd_card(pcscd, card):
+        code, out, err = _read_cli(pcscd, *_id_keys(card), "--trust", str(tmp_path / "trust"))
+    assert code == 1, err
+    assert out["passive_auth"]["valid"] is True  # the copied files are genuine
+    assert [hit["rule"] for hit in out["rules"]] == ["DG14_WITHHELD", "DG15_WITHHELD"]
+    assert out["failures"] == ["DG14_WITHHELD", "DG15_WITHHELD"] and "dg14" in out["listed"]
+
+
+@pytest.mark.pcscd
+def test_read_exits_1_for_an_unknown_aa_trailer(pcscd: Pcscd, monkeypatch: pytest.MonkeyPatch) -> None:
+    card = build_card("cccd", seed=221, aa_algorithm="rsa")
+    monkeypatch.setitem(sim_eac_chip.TRAILER_IDS, "sha256", 0x37)
+    with pcscd_card(pcscd, card):
+        code, out, err = _read_cli(pcscd, "--can", str(card.keys["can"]))
+    assert code == 1, err
+    assert out["active_auth"]["valid"] is False and "AA_REQUIRED" in out["failures"]
+
+
+@pytest.mark.pcscd
+def test_read_of_a_genuine_card_without_trust_exits_0(pcscd: Pcscd) -> None:
+    card = build_card("cccd", seed=222)
+    with pcscd_card(pcscd, card):
+        code, out, err = _read_cli(pcscd, "--can", str(card.keys["can"]))
+    assert code == 0, err
+    assert out["passive_auth"]["valid"] is None and out["rules"] == [] and out["failures"] == []
+
+
+@pytest.mark.pcscd
+def test_read_wrong_keys_exit_2_with_a_json_error(pcscd: Pcscd) -> None:
+    card = build_card("cccd", seed=223)
+    with pcscd_card(pcscd, card):
+        code, out, _ = _read_cli(pcscd, "--can", "000000", "--doc-number", "X00000000", "--birth", "900101",
+                                 "--expiry", "300101")  # fmt: skip
+    assert code == 2
+    assert out["error"]["type"] == "AccessDenied" and out["error"]["exit"] == 2
+
+
+@pytest.mark.pcscd
+def test_read_card_error_exits_3_with_a_json_error(pcscd: Pcscd) -> None:
+    card = build_card("cccd", seed=224)
+    card.chip.files["dg13"] = tlv.encode(0x6D, b"\x00" * 70_000)
+    with pcscd_card(pcscd, card):
+        code, out, _ = _read_cli(pcscd, "--can", str(card.keys["can"]), "--files", "dg1,dg13")
+    assert code == 3
+    assert out["error"]["type"] == "FileTooLarge" and out["error"]["exit"] == 3
+
+
+@pytest.mark.pcscd
+def test_read_without_a_reader_prints_a_json_error(pcscd: Pcscd) -> None:
+    res = subprocess.run([sys.executable, "-m", "agent", "read", "--reader", "no such reader", "--can", "123456",
+                          "--json"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **pcscd.env})  # fmt: skip
+    assert res.returncode == 3 and json.loads(res.stdout)["error"]["exit"] == 3
+
+
+def test_read_bad_input_prints_a_json_error_without_the_value() -> None:
+    res = subprocess.run([sys.executable, "-m", "agent", "read", "--id-number", "98765", "--birth", "01011990",
+                          "--json"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 2
+    error = json.loads(res.stdout)["error"]
+    assert error["exit"] == 2 and error["type"] == "KeyDerivationError"
+    assert "98765" not in res.stdout + res.stderr
