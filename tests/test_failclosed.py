@@ -525,3 +525,30 @@ def test_read_bad_input_prints_a_json_error_without_the_value() -> None:
     error = json.loads(res.stdout)["error"]
     assert error["exit"] == 2 and error["type"] == "KeyDerivationError"
     assert "98765" not in res.stdout + res.stderr
+
+
+# --- personal data never in an error message ----------------------------------------------------------------
+
+
+def test_input_errors_name_the_field_not_the_value() -> None:
+    from agent.card.cccd import PersonalId, parse_card_qr, parse_ddmmyyyy
+    from agent.card.errors import InputError
+    from agent.card.mrz import parse_mrz
+    from tests.ldsgen import td1, td3
+
+    good = td3(doc="C01234567", birth="850203")
+    bad_digit = good.replace("C01234567", "C01234568", 1)
+    cases: list[tuple[Callable[[], object], tuple[str, ...]]] = [
+        (lambda: parse_ddmmyyyy("31021990", "birth"), ("31021990",)),
+        (lambda: parse_ddmmyyyy("1990x", "birth"), ("1990x",)),
+        (lambda: PersonalId("999090012345"), ("999",)),
+        (lambda: parse_card_qr("001090012345||NGUYEN VAN AN|01011990|Khac|HA NOI|01012021"), ("Khac",)),
+        (lambda: parse_mrz(bad_digit), ("C01234568",)),
+        (lambda: parse_mrz(td1(birth="901301")), ("901301",)),
+    ]
+    for make, values in cases:
+        with pytest.raises(InputError) as caught:
+            make()
+        assert caught.value.field, caught.value
+        for value in values:
+            assert value not in str(caught.value), (str(caught.value), value)
