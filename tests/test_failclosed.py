@@ -552,3 +552,18 @@ def test_input_errors_name_the_field_not_the_value() -> None:
         assert caught.value.field, caught.value
         for value in values:
             assert value not in str(caught.value), (str(caught.value), value)
+
+
+def test_config_check_warns_when_the_policy_is_relaxed(tmp_path: Path) -> None:
+    base = '[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\n'
+    relaxed, strict = tmp_path / "relaxed.toml", tmp_path / "strict.toml"
+    relaxed.write_text(base + '[policy]\nfinger_required_not_checked = "admit"\n')
+    strict.write_text(base + '[policy]\nfinger_not_checked = "admit"\n')
+    res = subprocess.run([sys.executable, "-m", "agent", "config", "check", "--config", str(relaxed), "--json"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "warning: policy.finger_required_not_checked = 'admit'" in res.stderr
+    assert json.loads(res.stdout)["warnings"][0].startswith("policy.finger_required_not_checked")
+    res = subprocess.run([sys.executable, "-m", "agent", "config", "check", "--config", str(strict)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 0 and "warning" not in res.stderr
