@@ -39,19 +39,19 @@ def _outcome(path: Path, count: int, timeout: float = 30) -> dict[str, object]:
     raise AssertionError(f"no outcome #{count} within {timeout} s")
 
 
-def test_the_daemon_refers_a_withheld_finger_and_refuses_a_clone_hiding_dg14_dg15(
+def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hostile_chip(
     tmp_path: Path, pcscd: Pcscd, mosquitto: Mosquitto
 ) -> None:
     state, trust = tmp_path / "state", tmp_path / "trust"
     key = load_signing_key(state / "terminal.key")
     credentials = sim_eac.eac_pki(0).write_credentials(tmp_path / "terminal")
     holder = build_card("cccd", seed=301)
-    clone = build_card("cccd", seed=302)
-    for name in ("dg14", "dg15"):  # a genuine card's signed files on a chip that hides these two
-        clone.chip.files.pop(name)
+    clone = build_card("cccd", seed=302, variant="clone-hiding-dg14-dg15")
+    hostile = build_card("cccd", seed=303, variant="hostile-chaining")
+    trailer = build_card("cccd", seed=304, variant="aa-unknown-trailer")
     holder.write_trust(str(trust))
     today = dt.date.today()
-    cards: list[SimulatedCard] = [holder, clone]
+    cards: list[SimulatedCard] = [holder, clone, hostile, trailer]
     records = [insurance_record(Patient(i, Kind.INSURED, c.person, "pupils", 301 + i), "01001", today)
                for i, c in enumerate(cards)]  # fmt: skip
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": key.public_key()},
@@ -117,8 +117,26 @@ backoff_max = 1.0
         plug.remove()
         wait_for_card(pcscd.reader_names[0], present=False)
 
+        # 3. a hostile chip (endless response chaining): the read fails, nothing is decided, the daemon lives on
+        plug.insert(hostile)
+        wait_for_card(pcscd.reader_names[0])
+        scanner.emit(scan_text(hostile.person, "qr"))
+        time.sleep(2.0)
+        plug.remove()
+        wait_for_card(pcscd.reader_names[0], present=False)
+        assert daemon.poll() is None
+
+        # 4. an Active Authentication answer with an unknown 9796-2 trailer: failed, not "not judged"
+        plug.insert(trailer)
+        wait_for_card(pcscd.reader_names[0])
+        scanner.emit(scan_text(trailer.person, "qr"))
+        fourth = _outcome(recorder, 3)
+        assert (fourth["outcome"], fourth["reason"]) == ("refused", "CLONE_SUSPECTED"), fourth
+        plug.remove()
+        wait_for_card(pcscd.reader_names[0], present=False)
+
         deadline = time.monotonic() + 20
-        while hub.count("checkin") < 2 and time.monotonic() < deadline:
+        while hub.count("checkin") < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         events = {e["id"]: e for e in hub.events() if e["type"] == "checkin"}
         withheld = events[str(first["event_id"])]["body"]
@@ -127,6 +145,9 @@ backoff_max = 1.0
         cloned = events[str(second["event_id"])]["body"]
         assert cloned["verification"]["rules"] == ["DG14_WITHHELD", "DG15_WITHHELD"]
         assert cloned["verification"]["passive_auth"] is True
+        unknown = events[str(fourth["event_id"])]["body"]["verification"]
+        assert unknown["active_auth"] is False and unknown["rules"] == ["AA_REQUIRED"]
+        assert len(events) == 3  # the hostile chip left no check-in
     finally:
         plug.stop()
         daemon.send_signal(signal.SIGTERM)
