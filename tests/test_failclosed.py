@@ -567,3 +567,25 @@ def test_config_check_warns_when_the_policy_is_relaxed(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "agent", "config", "check", "--config", str(strict)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 0 and "warning" not in res.stderr
+
+
+def test_every_reason_and_rule_is_documented() -> None:
+    from agent.app.policy import DEFAULT_ACTIONS, MESSAGES
+
+    root = Path(__file__).resolve().parent.parent
+    policy_doc = (root / "docs" / "policy.md").read_text()
+    readme = (root / "README.md").read_text()
+    example = (root / "docs" / "agent.example.toml").read_text()
+    cddl = (root / "docs" / "events.cddl").read_text()
+    for finding in Finding:
+        assert f"`{finding.value}`" in policy_doc or f"`{finding.value}`," in policy_doc, finding
+        assert finding in MESSAGES and finding in DEFAULT_ACTIONS
+        assert f"{finding.value.lower()} = " in example, finding
+    for rule in RULES:
+        assert f"`{rule}`" in policy_doc and rule in readme and f'"{rule}"' in cddl, rule
+    for code in ("INTERNAL_ERROR", "STORE_FAILED", "FINGER_REQUIRED_NOT_CHECKED"):
+        assert code in policy_doc
+    # the exit-code table of gate-agent read: each status once, 1 reserved for authenticity
+    table = [line for line in readme.splitlines() if line.startswith("| ") and line[2:4].strip() in "0123"]
+    assert [line[2] for line in table] == ["0", "1", "2", "3"], table
+    assert "nothing else exits 1" in table[1]
