@@ -589,3 +589,17 @@ def test_every_reason_and_rule_is_documented() -> None:
     table = [line for line in readme.splitlines() if line.startswith("| ") and line[2:4].strip() in "0123"]
     assert [line[2] for line in table] == ["0", "1", "2", "3"], table
     assert "nothing else exits 1" in table[1]
+
+
+def test_an_untyped_surprise_inside_the_read_becomes_a_typed_card_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.card import session as session_mod
+    from agent.card.errors import UnexpectedCardData
+
+    card = build_card("cccd", seed=230)
+
+    def overflow(self: object, name: str) -> bytes:
+        return (1 << 40).to_bytes(3, "big")  # what an unchecked offset once did
+
+    monkeypatch.setattr(session_mod.ChipSession, "read_file", overflow)
+    with pytest.raises(UnexpectedCardData, match="OverflowError"):
+        read_document(InProcessReader(card), keys_of(card), ["dg1"])

@@ -116,5 +116,9 @@ class FileTooLarge(HostileCardError):
     """A file announces a length larger than its data group may have: refused before reading it."""
 
 
+class UnexpectedCardData(HostileCardError):
+    """The chip's answers drove the reader into a state it does not handle (an overflow, a bad length ...)."""
+
+
 class ReadDeadlineError(CardError):
     """The check-in read passed its absolute deadline (``[timeouts] read``)."""

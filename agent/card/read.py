@@ -29,7 +29,7 @@ from agent.card.aa import active_authentication
 from agent.card.authresult import AuthResult
 from agent.card.cvc import TerminalCredentials
 from agent.card.dg3 import Dg3, parse_dg3
-from agent.card.errors import CardError, ParseError, ReadDeadlineError
+from agent.card.errors import CardError, ParseError, ReadDeadlineError, UnexpectedCardData
 from agent.card.keys import AccessKeys
 from agent.card.pa import PaResult, passive_authentication
 from agent.card.secinfo import SecurityInfos, parse_security_infos
@@ -155,7 +155,29 @@ def read_document(
     read and announces a key; DG3 is read after Terminal Authentication with
     ``terminal`` credentials (after Chip Authentication, as EAC version 1 requires).
     ``deadline`` (``time.monotonic()``) bounds the whole read: :class:`ReadDeadlineError` after it.
+    Whatever the chip answers, only a :class:`CardError` (or a transport error) leaves this function.
     """
+    try:
+        return _read_document(transport, keys, files, chunk_size=chunk_size, extended_length=extended_length,
+                              trust=trust, at=at, terminal=terminal, deadline=deadline)  # fmt: skip
+    except (ValueError, OverflowError, IndexError, KeyError, TypeError, UnicodeError) as exc:
+        # a bug's signature, but the chip caused it: a typed error, never a crash of the caller
+        log.warning("the chip's answers could not be handled: %s", type(exc).__name__)
+        raise UnexpectedCardData(f"the chip's answers could not be handled ({type(exc).__name__})") from exc
+
+
+def _read_document(
+    transport: CardTransport,
+    keys: AccessKeys,
+    files: tuple[str, ...] | list[str],
+    *,
+    chunk_size: int,
+    extended_length: bool,
+    trust: TrustStore | None,
+    at: dt.datetime | None,
+    terminal: TerminalCredentials | None,
+    deadline: float | None,
+) -> ReadResult:
     start = time.perf_counter()
     wanted = [lds.file_spec(name).name for name in files]
     session = ChipSession(transport, chunk_size=chunk_size, extended_length=extended_length, deadline=deadline)
