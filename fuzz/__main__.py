@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                         default="atheris" if importlib.util.find_spec("atheris") else "mutate")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="the mutate engine's random seed")
     parser.add_argument("--artifacts", type=Path, help="where atheris writes crashing inputs")
+    parser.add_argument("--corpus", type=Path, help="atheris: the corpus directory, kept (default: a temporary one)")
     parser.add_argument("--list", action="store_true", help="list the targets")
     args, extra = parser.parse_known_args(argv)
     if args.list or not args.target:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == "atheris":
         if len(names) != 1:
             parser.error("the atheris engine fuzzes one target per process")
-        run_atheris(TARGETS[names[0]], args.runs, args.max_time, args.artifacts, extra)
+        run_atheris(TARGETS[names[0]], args.runs, args.max_time, args.artifacts, extra, args.corpus)
         return 0  # not reached: libFuzzer exits
     crashed = False
     for name in names:

@@ -27,7 +27,8 @@ def run_one(name: str, seconds: float, runs: int, artifacts: Path, log_dir: Path
     with log.open("wb") as out:
         proc = subprocess.run(
             [sys.executable, "-m", "fuzz", "--engine", "atheris", "--target", name, "--runs", str(runs),
-             "--max-time", str(seconds), "--artifacts", str(artifacts), "-print_final_stats=1"],
+             "--max-time", str(seconds), "--artifacts", str(artifacts),
+             "--corpus", str(log_dir.parent / "corpus" / name), "-print_final_stats=1"],
             stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(19), check=False,
         )  # fmt: skip
     execs, cov, ft = 0, 0, 0

@@ -82,7 +82,7 @@ def run_mutator(target: Target, runs: int, seed: int = 0, max_seconds: float | N
 
 
 def run_atheris(target: Target, runs: int, max_seconds: float | None, artifacts: Path | None,
-                extra: list[str]) -> None:  # fmt: skip
+                extra: list[str], corpus: Path | None = None) -> None:  # fmt: skip
     """libFuzzer through atheris: never returns (libFuzzer exits; status 0, or non-zero on a crash)."""
     import atheris
 
@@ -95,7 +95,9 @@ def run_atheris(target: Target, runs: int, max_seconds: float | None, artifacts:
             print(f"{target.name}: a seed crashes the target", file=sys.stderr)
             raise SystemExit(1) from None
     atheris.instrument_all()
-    corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{target.name}-"))
+    if corpus is None:
+        corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{target.name}-"))
+    corpus.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(seeds):
         (corpus / f"seed-{i}").write_bytes(data)
     args = [sys.argv[0], f"-runs={runs}"]

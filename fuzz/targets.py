@@ -8,8 +8,11 @@ check-in event, the example config), so the corpus always matches today's format
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,6 +228,7 @@ def _command_handler() -> Any:
     from agent.app.hub_commands import HubCommands
     from agent.config import load_config
     state = Path(tempfile.mkdtemp(prefix="fuzz-hub-"))
+    atexit.register(shutil.rmtree, state, True)
     config = state / "agent.toml"
     config.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{state}"\n'
                       f'[reader]\ntrust_dir = "{state / "trust"}"\n')  # fmt: skip
@@ -248,7 +252,8 @@ def _hub_command(data: bytes) -> None:
         assert isinstance(ok, bool) and isinstance(reason, str)
 
 
-_CONFIG_FILE = Path(tempfile.gettempdir()) / f"fuzz-config-{id(object())}.toml"
+_CONFIG_FILE = Path(tempfile.gettempdir()) / f"fuzz-config-{os.getpid()}.toml"
+atexit.register(lambda: _CONFIG_FILE.unlink(missing_ok=True))
 
 
 def _config(data: bytes) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -52,9 +53,10 @@ def test_a_target_lets_only_typed_errors_through() -> None:
     assert len(report.crashes) == 1 and report.crashes[0].startswith(b"bad".hex())
 
 
-def test_the_atheris_engine_runs() -> None:
+def test_the_atheris_engine_runs(tmp_path: Path) -> None:
     pytest.importorskip("atheris", reason="atheris publishes wheels for x86-64 only")
-    res = subprocess.run([sys.executable, "-m", "fuzz", "--engine", "atheris", "--target", "tlv", "--runs", "500"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    args = ["--engine", "atheris", "--target", "tlv", "--runs", "500", "--corpus", str(tmp_path / "corpus")]
+    res = subprocess.run([sys.executable, "-m", "fuzz", *args], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Done 500 runs" in res.stderr and "cov:" in res.stderr
+    assert any((tmp_path / "corpus").iterdir())  # the seeds from the simulator, and what libFuzzer added
