@@ -473,7 +473,10 @@ def load_config(path: Path | str) -> Config:
 
 def warnings(cfg: Config) -> list[str]:
     """Legal but unsafe (or surprising) choices, each naming the key: ``config check`` prints them."""
-    out: list[str] = []
+    from agent.app.policy import relaxations
+
+    # first: admitting on a fail-closed finding lets a borrowed or cloned card in
+    out: list[str] = relaxations(dict(cfg.policy))
     u = cfg.uplink
     if not u.broker_urls:
         out.append("uplink.broker_urls: none configured: check-ins stay queued on this terminal")
@@ -497,10 +500,13 @@ def warnings(cfg: Config) -> list[str]:
         out.append("reader.files: dg2 is the face image: read it only when the gate needs it")
     if not any(k in cfg.outputs.kinds for k in ("gpio", "screen")):
         out.append("outputs.kinds: neither gpio nor screen: nobody at the gate sees the outcome")
-    from agent.app.policy import ACTIONS, DEFAULT_ACTIONS
+    from agent.app.policy import ACTIONS, DEFAULT_ACTIONS, FAIL_CLOSED
 
+    fail_closed = {f.value.lower() for f in FAIL_CLOSED}
     for finding, action in sorted(cfg.policy.items()):
         default = next((v for f, v in DEFAULT_ACTIONS.items() if f.value.lower() == finding), None)
+        if finding in fail_closed:
+            continue
         if default is not None and ACTIONS[action].severity < ACTIONS[default].severity:
             out.append(f"policy.{finding}: {action!r} is more lenient than the default {default!r}")
     return out

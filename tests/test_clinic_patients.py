@@ -8,7 +8,22 @@ from collections import Counter
 import pytest
 
 from agent.app.eligibility import record_from_dict
-from sim.clinic.patients import Kind, Mix, figures, insurance_record, make_patients, province_figures
+from sim.card.variants import READ_ERROR, REGISTRY
+from sim.clinic.patients import (
+    ADMITTED,
+    ATTACK_ROUND,
+    ATTACKS,
+    CARD_VARIANT,
+    EXPECTED,
+    NOT_READ,
+    Kind,
+    Mix,
+    figures,
+    insurance_record,
+    make_attack_patients,
+    make_patients,
+    province_figures,
+)
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -59,3 +74,39 @@ def test_records_are_valid_eligibility_data_with_the_planned_faults() -> None:
         same = (rec.full_name, rec.birth, rec.sex) == (p.person.full_name, p.person.birth, p.person.sex)
         assert same is (p.kind is not Kind.RECORD_MISMATCH)
         assert (rec.valid_to < TODAY) is (p.kind is Kind.EXPIRED)
+
+
+def test_attack_patients_take_every_kind_in_turn_and_are_insured() -> None:
+    patients = make_attack_patients(3 * len(ATTACK_ROUND), seed=5, today=TODAY)
+    again = make_attack_patients(3 * len(ATTACK_ROUND), seed=5, today=TODAY)
+    assert [(p.kind, p.person.id_number) for p in patients] == [(p.kind, p.person.id_number) for p in again]
+    for start in range(0, len(patients), len(ATTACK_ROUND)):  # each round holds every kind once
+        assert sorted(p.kind for p in patients[start : start + len(ATTACK_ROUND)]) == sorted(ATTACK_ROUND)
+    assert [p.kind for p in patients[:9]] != list(ATTACK_ROUND)  # in a seeded order, not the table's
+    assert {p.kind for p in make_attack_patients(4, seed=5, today=TODAY)} < set(ATTACK_ROUND)
+    for p in patients:  # an attacker carries an insured person's card: only the gate's checks keep them out
+        doc = insurance_record(p, "01001", TODAY)
+        assert doc is not None and dt.date.fromisoformat(str(doc["valid_to"])) >= TODAY
+        assert p.has_card and p.category != "children_under_6"
+    assert {p.kind for p in patients} & ATTACKS == ATTACKS
+    with pytest.raises(ValueError, match="at least one"):
+        make_attack_patients(1, kinds=())
+
+
+def test_card_variants_come_from_the_registry_and_attacks_are_never_expected_in() -> None:
+    assert set(CARD_VARIANT.values()) <= set(REGISTRY)
+    assert CARD_VARIANT[Kind.CLONE_HIDING] == "clone-hiding-dg14-dg15" and CARD_VARIANT[Kind.NO_SFI] == "no-sfi"
+    assert set(EXPECTED) == set(Kind)
+    for kind in ATTACKS:
+        assert not set(EXPECTED[kind].outcomes) & set(ADMITTED), kind
+    # a variant's expectation follows its conclusion in the registry
+    assert REGISTRY[CARD_VARIANT[Kind.HOSTILE_OVERSIZE]].conclusion == READ_ERROR
+    assert EXPECTED[Kind.HOSTILE_OVERSIZE].met(NOT_READ, "READ_FAILED")
+    assert EXPECTED[Kind.HOSTILE_CHAINING].met("refused", "CLONE_SUSPECTED")  # a gate may take it for a copy
+    assert not EXPECTED[Kind.HOSTILE_CHAINING].met(NOT_READ, "CLONE_SUSPECTED")  # outcome and reason pair up
+    assert not EXPECTED[Kind.HOSTILE_CHAINING].met(None, None)  # no answer at all is not a stopped attack
+    assert EXPECTED[Kind.NO_SFI].met("admitted", "OK") and EXPECTED[Kind.NO_SFI].met("admitted", "OTHER_FACILITY")
+    assert EXPECTED[Kind.FINGER_WITHHELD].met("refer_desk", "FINGER_REQUIRED_NOT_CHECKED")
+    assert not EXPECTED[Kind.FINGER_WITHHELD].met("refer_desk", "FINGER_NO_MATCH")
+    assert not EXPECTED[Kind.CLONE_HIDING].met("refer_desk", "CLONE_SUSPECTED")
+    assert EXPECTED[Kind.CLONE_HIDING].describe() == "refused CLONE_SUSPECTED or refused PACE_DOWNGRADE"

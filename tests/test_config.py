@@ -171,7 +171,7 @@ def test_warnings_name_legal_but_unsafe_choices(tmp_path: Path) -> None:
     got = "\n".join(warnings(loud))
     for key in ("uplink.broker_urls: mqtt://hub.clinic.lan:1883 is not TLS", "reader.trust_dir: ",
                 "reader.terminal_credentials: not set", "reader.files: dg2", "outputs.kinds: neither gpio nor screen",
-                "policy.pa_failed: 'admit' is more lenient"):  # fmt: skip
+                "policy.pa_failed = 'admit': a patient whose card or finger was not proven genuine"):  # fmt: skip
         assert key in got, key
     assert "other_facility" not in got  # stricter than the default is no warning
     assert "uplink.broker_urls: none configured" in "\n".join(warnings(parse_config({"terminal": T})))
@@ -209,7 +209,7 @@ def test_config_check_command(tmp_path: Path) -> None:
         "refer_desk"  # fmt: skip
     text = check("--config", str(good), "-v")
     assert text.returncode == 0 and "ok (facility 01001, terminal gate-1)" in text.stdout
-    assert "warning: uplink.broker_urls: none configured" in text.stdout
+    assert "warning: uplink.broker_urls: none configured" in text.stderr
     assert check("--config", str(good), "--strict").returncode == 1
 
     bad = tmp_path / "agent.toml"

@@ -115,6 +115,7 @@ def build_runtime(cfg: Config) -> Runtime:
     reader = PcscChipReader(
         lambda: PcscTransport(r.name), files, cfg.trust_dir, chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
+        read_timeout=cfg.timeouts.read,
     )  # fmt: skip
     finger = None
     if cfg.finger.enabled:
@@ -167,6 +168,7 @@ def build_runtime(cfg: Config) -> Runtime:
         ft = fresh.timeouts
         flow.timeouts = FlowTimeouts(keys=ft.keys, card=ft.card, read=ft.read, finger=ft.finger,
                                      card_removal=ft.card_removal)  # fmt: skip
+        reader.read_timeout = ft.read
         flow.output = MultiOutput([*build_outputs(fresh).outputs, attendant])
         reader.reload_trust()
         reader.reload_credentials()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from agent.config import DEFAULT_PATH, load_config, plaintext_brokers, warnings
@@ -36,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(f"{cfg.path}: ok (facility {cfg.terminal.facility_id}, terminal {cfg.terminal.terminal_id})")
-        for text in found:
-            print(f"warning: {text}")
+    for text in found:  # on stderr, so --json stays one document on stdout
+        print(f"warning: {text}", file=sys.stderr)
     return 1 if args.strict and found else 0

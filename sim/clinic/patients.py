@@ -12,6 +12,12 @@ does not match the population database.  We use them for what they say:
 
 The overall rate of problem records among patients is a parameter (``problem_rate``):
 the figures give counts, not the number of insured people they are a share of.
+
+The adversarial corpus (``python -m sim clinic --attacks``, :func:`make_attack_patients`)
+adds patients who try to pass a gate they should not: a copied chip, a borrowed card
+with the finger withheld, a hostile chip; each is an insured person's card, so only the
+gate's checks stand between the attacker and the clinic.  What the gate must show for
+every kind is in one table, :data:`EXPECTED`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from sim.card.variants import ACCEPTED, CLONE_SUSPECTED, PASSIVE_AUTH_FAILED, READ_ERROR, variant
 from sim.population import PROVINCES, Person, make_person
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -50,6 +57,35 @@ class Kind(enum.StrEnum):
     TAMPERED = "tampered"  # chip data altered after signing: passive authentication fails
     CLONED = "cloned"  # a genuine card's files on another chip: chip and active authentication fail
     BORROWED_CARD = "borrowed_card"  # someone else's genuine card (a relative's): the finger does not match
+    # the adversarial corpus (``--attacks``)
+    FINGER_WITHHELD = "finger_withheld"  # a borrowed genuine card with DG3, and no finger ever on the sensor
+    CLONE_HIDING = "clone_hiding"  # a copy whose chip hides DG14 and DG15 (which its EF.SOD lists)
+    HOSTILE_CHAINING = "hostile_chaining"  # a chip that answers every read with endless response chaining
+    HOSTILE_OVERSIZE = "hostile_oversize"  # a chip whose files announce 64 KB and 16 MB and return filler
+    NO_SFI = "no_sfi"  # a genuine card whose OS refuses reads by short file identifier: a control, admitted
+
+
+#: the card variant (:data:`sim.card.variants.REGISTRY`) each kind carries; the others carry a genuine card
+CARD_VARIANT: dict[Kind, str] = {
+    Kind.TAMPERED: "altered-dg",
+    Kind.CLONED: "clone",
+    Kind.CLONE_HIDING: "clone-hiding-dg14-dg15",
+    Kind.HOSTILE_CHAINING: "hostile-chaining",
+    Kind.HOSTILE_OVERSIZE: "hostile-oversize",
+    Kind.NO_SFI: "no-sfi",
+}
+for _name in CARD_VARIANT.values():
+    variant(_name)  # a name the registry does not know fails here, at import
+
+#: the patients who try to pass a gate they should not: none of them may ever be admitted
+ATTACKS: frozenset[Kind] = frozenset(
+    {Kind.TAMPERED, Kind.CLONED, Kind.BORROWED_CARD, Kind.FINGER_WITHHELD, Kind.CLONE_HIDING,
+     Kind.HOSTILE_CHAINING, Kind.HOSTILE_OVERSIZE}
+)  # fmt: skip
+#: outcomes that let the patient in
+ADMITTED = ("admitted", "admitted_provisional")
+#: the clinic's outcome when the gate decided nothing and told the patient the card could not be read
+NOT_READ = "not_read"
 
 
 @dataclass(frozen=True)
@@ -244,15 +280,87 @@ def insurance_record(patient: Patient, facility_code: str, today: dt.date) -> di
     }
 
 
-#: what the default policy shows for each kind (facility aside: other-facility patients are still admitted)
-EXPECTED_DEFAULT: dict[Kind, tuple[str, ...]] = {
-    Kind.INSURED: ("admitted",),
-    Kind.RECORD_MISMATCH: ("admitted",),
-    Kind.RECORD_MISSING_ID: ("refer_desk",),
-    Kind.UNINSURED: ("refer_desk",),
-    Kind.EXPIRED: ("refer_desk",),
-    Kind.CHILD_NO_CARD: ("admitted_provisional",),
-    Kind.TAMPERED: ("refused",),
-    Kind.CLONED: ("refused",),
-    Kind.BORROWED_CARD: ("refer_desk",),
+@dataclass(frozen=True)
+class Expect:
+    """What the default policy shows for a kind: any of ``allowed``, each ``"outcome"`` or ``"outcome REASON"``."""
+
+    allowed: tuple[str, ...]
+
+    def met(self, outcome: str | None, reason: str | None) -> bool:
+        return outcome is not None and any(a in (outcome, f"{outcome} {reason}") for a in self.allowed)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.split()[0] for a in self.allowed))
+
+    def describe(self) -> str:
+        return " or ".join(self.allowed)
+
+
+def _expect(*allowed: str) -> Expect:
+    return Expect(allowed)
+
+
+#: what a card variant's conclusion means at the gate (a fail-closed reader's outcome and reasons)
+_BY_CONCLUSION: dict[str, Expect] = {
+    PASSIVE_AUTH_FAILED: _expect("refused PA_FAILED"),
+    CLONE_SUSPECTED: _expect("refused CLONE_SUSPECTED", "refused PACE_DOWNGRADE"),
+    # the read fails: nothing is decided and the patient is told the card could not be read (a gate that
+    # takes the chip for a copy refuses it instead)
+    READ_ERROR: _expect(f"{NOT_READ} READ_FAILED", "refused CLONE_SUSPECTED"),
+    ACCEPTED: _expect("admitted"),
 }
+
+#: what the default policy shows for each kind (facility aside: other-facility patients are still admitted);
+#: the card variants' kinds take theirs from the variant's conclusion in the registry
+EXPECTED: dict[Kind, Expect] = {
+    Kind.INSURED: _expect("admitted"),
+    Kind.RECORD_MISMATCH: _expect("admitted"),
+    Kind.RECORD_MISSING_ID: _expect("refer_desk"),
+    Kind.UNINSURED: _expect("refer_desk"),
+    Kind.EXPIRED: _expect("refer_desk"),
+    Kind.CHILD_NO_CARD: _expect("admitted_provisional"),
+    Kind.BORROWED_CARD: _expect("refer_desk FINGER_NO_MATCH"),
+    Kind.FINGER_WITHHELD: _expect("refer_desk FINGER_REQUIRED_NOT_CHECKED"),
+    **{kind: _BY_CONCLUSION[variant(name).conclusion] for kind, name in CARD_VARIANT.items()},
+}
+assert set(EXPECTED) == set(Kind), "every patient kind needs its expected outcome"
+assert not any(set(EXPECTED[k].outcomes) & set(ADMITTED) for k in ATTACKS), "an attack is never expected in"
+
+#: an ``--attacks`` clinic: every attack in turn, with genuine patients (a plain card, a card without SFI reads)
+#: as the control group that must still be admitted
+ATTACK_ROUND: tuple[Kind, ...] = (
+    Kind.FINGER_WITHHELD, Kind.CLONE_HIDING, Kind.HOSTILE_CHAINING, Kind.HOSTILE_OVERSIZE, Kind.CLONED,
+    Kind.TAMPERED, Kind.BORROWED_CARD, Kind.INSURED, Kind.NO_SFI,
+)  # fmt: skip
+
+
+def make_attack_patients(
+    count: int,
+    seed: int = 0,
+    province: str | None = None,
+    kinds: tuple[Kind, ...] = ATTACK_ROUND,
+    today: dt.date | None = None,
+) -> list[Patient]:
+    """``count`` patients cycling through ``kinds`` (each round in a seeded order): every kind comes once
+    ``count`` reaches ``len(kinds)``.  All are insured: only the gate's checks can keep an attacker out."""
+    if not kinds:
+        raise ValueError("an attack clinic needs at least one patient kind")
+    today = today or dt.date.today()
+    fig = province_figures(province)
+    code = province_code(fig.name)
+    rng = random.Random(f"attacks:{seed}:{fig.name}")
+    weights = {c: fig.without_id[c] + fig.mismatch[c] for c in CATEGORIES if c != "children_under_6"}
+    order: list[Kind] = []
+    patients = []
+    for i in range(count):
+        if not order:
+            order = list(kinds)
+            rng.shuffle(order)
+        kind = order.pop()
+        category = rng.choices(list(weights), weights=list(weights.values()))[0]
+        min_age, max_age = _ages(category)
+        card_seed = seed * 1_000_003 + i
+        person = make_person(card_seed, today, min_age=min_age, max_age=max_age, province_code=code)
+        patients.append(Patient(i, kind, person, category, card_seed))
+    return patients

@@ -12,6 +12,14 @@ outcome shown reached the hub exactly once.
 ``real_times`` models the devices: the contactless link at 424 kbit/s and the
 fingerprint module's UART and processing times from its profile; without it they
 answer as fast as they can (a quick demo).
+
+``attacks`` runs the adversarial corpus instead of the official mix
+(:func:`sim.clinic.patients.make_attack_patients`): copied and hostile chips, borrowed
+cards with the finger withheld or not matching, and genuine patients as a control
+group.  A gate that cannot read a card decides nothing and tells the patient so; the
+clinic sees that prompt in the daemon's log (the ``log`` output) and notes the visit
+as ``not_read``.  The summary's ``attacks`` table lists, per kind, the outcomes and
+reasons shown and whether every attempt was stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -43,7 +52,19 @@ from agent.uplink.events import load_signing_key
 from sim.card import build_card, shared_pki
 from sim.card.eac import finger_identity
 from sim.card.vpcd import VpcdPlug
-from sim.clinic.patients import EXPECTED_DEFAULT, Kind, Mix, Patient, insurance_record, make_patients
+from sim.clinic.patients import (
+    ADMITTED,
+    ATTACKS,
+    CARD_VARIANT,
+    EXPECTED,
+    NOT_READ,
+    Kind,
+    Mix,
+    Patient,
+    insurance_record,
+    make_attack_patients,
+    make_patients,
+)
 from sim.finger.module import PROFILES, PtyModule, SimModule
 from sim.hub.enrol import Authority, enroll_terminal
 from sim.hub.hub import Hub, load_keys
@@ -52,11 +73,13 @@ from sim.infra.pcscd import Pcscd, start_pcscd
 from sim.pki import make_pki
 from sim.scanner import PtyScanner, scan_text
 
-#: the card a patient of this kind carries (genuine unless named)
-CARD_VARIANTS = {Kind.TAMPERED: "altered-dg", Kind.CLONED: "clone"}
-
 log = logging.getLogger(__name__)
 FACILITY = "01001"
+#: how long a gate waits for a finger (from the start of the read): a withheld finger ends the wait
+FINGER_TIMEOUT = 4.0
+FINGER_TIMEOUT_REAL = 10.0
+#: a prompt in the daemon's log (agent.app.outputs.LogOutput) that ends a check-in without a decision
+_NOT_READ_PROMPT = re.compile(rb"prompt (read_failed|wrong_keys): ")
 
 
 @dataclass
@@ -105,6 +128,14 @@ def parse_clinic_faults(spec: str | None) -> ClinicFaults:
     return faults
 
 
+def not_read_prompt(log_path: Path, offset: int) -> str | None:
+    """The code of the first "card could not be read" prompt a daemon logged after ``offset``, if any."""
+    with log_path.open("rb") as fh:
+        fh.seek(offset)
+        found = _NOT_READ_PROMPT.search(fh.read())
+    return None if found is None else found.group(1).decode()
+
+
 class Gate:
     """One terminal: its pcscd, reader plug, QR scanner and gate-agent daemon."""
 
@@ -142,6 +173,7 @@ qr_url = "{self.dir / "qr"}"
 [timeouts]
 keys = 15.0
 card_removal = 10.0
+finger = {FINGER_TIMEOUT_REAL if real_times else FINGER_TIMEOUT}
 [outputs]
 kinds = ["log", "recorder"]
 recorder_path = "{self.recorder}"
@@ -187,6 +219,12 @@ ack_timeout = 10.0
             self.process.wait(10)
         self.start()
 
+    def log_size(self) -> int:
+        return (self.dir / "agent.log").stat().st_size
+
+    def not_read_since(self, offset: int) -> str | None:
+        return not_read_prompt(self.dir / "agent.log", offset)
+
     def outcomes(self) -> list[dict[str, Any]]:
         if not self.recorder.exists():
             return []
@@ -219,8 +257,16 @@ class Visit:
     seconds: float | None = None
     attempts: int = 0
 
+    @property
+    def as_expected(self) -> bool:
+        return EXPECTED[self.patient.kind].met(self.outcome, self.reason)
+
+    @property
+    def stopped(self) -> bool:
+        """The gate showed an outcome that keeps the patient out (not admitted, and not nothing at all)."""
+        return self.outcome is not None and self.outcome not in ADMITTED
+
     def as_dict(self) -> dict[str, Any]:
-        expected = EXPECTED_DEFAULT[self.patient.kind]
         return {
             "patient": self.patient.index,
             "kind": self.patient.kind.value,
@@ -228,8 +274,9 @@ class Visit:
             "gate": self.gate,
             "outcome": self.outcome,
             "reason": self.reason,
-            "expected": list(expected),
-            "as_expected": self.outcome in expected,
+            "expected": list(EXPECTED[self.patient.kind].allowed),
+            "as_expected": self.as_expected,
+            "attack": self.patient.kind in ATTACKS,
             "event_id": self.event_id,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "attempts": self.attempts,
@@ -239,14 +286,18 @@ class Visit:
 class Clinic:
     def __init__(self, terminals: int, patients: int, out: Path, *, seed: int = 0, province: str | None = None,
                  broker: str | None = None, faults: ClinicFaults | None = None, progress: bool = True,
-                 mix: Mix | None = None, real_times: bool = False) -> None:  # fmt: skip
+                 mix: Mix | None = None, real_times: bool = False, attacks: bool = False) -> None:  # fmt: skip
         self.out = out
         self.real_times = real_times
         self.work = out / "work"
         self.seed = seed
         self.faults = faults or ClinicFaults()
         self.today = dt.date.today()
-        self.patients = make_patients(patients, seed, province, mix or Mix(), self.today)
+        self.attacks = attacks
+        if attacks:
+            self.patients = make_attack_patients(patients, seed, province, today=self.today)
+        else:
+            self.patients = make_patients(patients, seed, province, mix or Mix(), self.today)
         self.terminals = terminals
         self.broker_url = broker
         self.progress = progress
@@ -319,6 +370,7 @@ class Clinic:
         for attempt in range(1, 4):
             visit.attempts = attempt
             before = len(gate.outcomes())
+            log_offset = gate.log_size()
             start = time.monotonic()
             if patient.kind is Kind.CHILD_NO_CARD:
                 try:
@@ -329,10 +381,11 @@ class Clinic:
             else:
                 faults = f"remove@{rng.randint(3, 12)}" if rng.random() < self.faults.card_pull else None
                 card = build_card("cccd", patient.card_seed, person=patient.person, faults=faults,
-                                  variant=CARD_VARIANTS.get(patient.kind),
+                                  variant=CARD_VARIANT.get(patient.kind),
                                   link_kbps=424 if self.real_times else None)  # fmt: skip
                 holder = "someone else" if patient.kind is Kind.BORROWED_CARD else patient.person.id_number
-                gate.finger.place(finger_identity(holder))
+                if patient.kind is not Kind.FINGER_WITHHELD:  # that patient never touches the sensor
+                    gate.finger.place(finger_identity(holder))
                 # (the clinic cannot ask the gates' pcscds itself: libpcsclite binds a process to one daemon)
                 gate.plug.insert(card)
                 if not gate.plug.wait_connected(10):
@@ -347,6 +400,11 @@ class Clinic:
                 got = gate.outcomes()
                 if len(got) > before:
                     shown, shown_at = got[before], time.monotonic()
+                    break
+                prompt = gate.not_read_since(log_offset)
+                if prompt is not None:  # the gate decided nothing: "the card could not be read"
+                    shown = {"outcome": NOT_READ, "reason": prompt.upper(), "event_id": None}
+                    shown_at = time.monotonic()
                     break
                 if gate.plug.card is not None and not gate.plug.card.present and patient.kind is not Kind.CHILD_NO_CARD:
                     self._fault(gate.name, "card-pull", f"patient {patient.index}, attempt {attempt}")
@@ -432,7 +490,7 @@ class Clinic:
         stored = {e["id"] for e in self.hub.events() if e["type"] == "checkin"}
         durations = sorted(v.seconds for v in self.visits if v.seconds is not None)
         outcomes = Counter(v.outcome or "none" for v in self.visits)
-        unexpected = [v.as_dict() for v in self.visits if v.outcome not in EXPECTED_DEFAULT[v.patient.kind]]
+        unexpected = [v.as_dict() for v in self.visits if not v.as_expected]
         with (self.out / "outcomes.jsonl").open("w", encoding="utf-8") as fh:
             for v in sorted(self.visits, key=lambda v: v.patient.index):
                 fh.write(json.dumps(v.as_dict(), ensure_ascii=False) + "\n")
@@ -454,10 +512,56 @@ class Clinic:
             "latency_p50": round(statistics.median(durations), 3) if durations else None,
             "latency_p95": round(durations[int(0.95 * (len(durations) - 1))], 3) if durations else None,
             "faults": {kind: n for kind in FAULT_KINDS if (n := sum(1 for f in self.fault_log if f.kind == kind))},
+            **attack_table(self.visits),
             "fault_log": [f.as_dict() for f in sorted(self.fault_log, key=lambda f: f.seconds)],
         }
         (self.out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
         return summary
+
+
+def attack_table(visits: list[Visit]) -> dict[str, Any]:
+    """Per attack kind (and control kind) in an attack clinic: the outcomes and reasons shown, and whether every
+    attempt was stopped.  Empty when no attack came."""
+    if not any(v.patient.kind in ATTACKS for v in visits):
+        return {}
+    rows = []
+    for kind in sorted({v.patient.kind for v in visits}, key=lambda k: (k not in ATTACKS, k.value)):
+        mine = [v for v in visits if v.patient.kind is kind]
+        shown = Counter((v.outcome or "none", v.reason or "-") for v in mine)
+        rows.append({
+            "kind": kind.value,
+            "attack": kind in ATTACKS,
+            "patients": len(mine),
+            "expected": EXPECTED[kind].describe(),
+            "outcomes": [{"outcome": o, "reason": r, "count": n} for (o, r), n in sorted(shown.items())],
+            "stopped": sum(v.stopped for v in mine),
+            "admitted": sum(v.outcome in ADMITTED for v in mine),
+            "as_expected": sum(v.as_expected for v in mine),
+        })  # fmt: skip
+    attacks = [r for r in rows if r["attack"]]
+    return {
+        "attacks": rows,
+        "attacks_tried": sum(r["patients"] for r in attacks),
+        "attacks_stopped": sum(r["stopped"] for r in attacks),
+        "attacks_admitted": sum(r["admitted"] for r in attacks),
+    }
+
+
+def render_attacks(summary: dict[str, Any]) -> list[str]:
+    """The attack -> outcome table: one line per kind, outcome and reason."""
+    lines = [f"{'attack (control)':<22} {'outcome':<12} {'reason':<30} {'count':>5}  stopped"]
+    for row in summary["attacks"]:
+        name = row["kind"] if row["attack"] else f"({row['kind']})"
+        for i, shown in enumerate(row["outcomes"]):
+            stopped = ""
+            if i == 0:
+                stopped = f"{row['stopped']}/{row['patients']}" if row["attack"] else "control"
+            lines.append(f"{name if i == 0 else '':<22} {shown['outcome']:<12} {shown['reason']:<30} "
+                         f"{shown['count']:>5}  {stopped}".rstrip())  # fmt: skip
+    verdict = "every attack stopped" if summary["attacks_admitted"] == 0 else "ATTACKS ADMITTED"
+    lines.append(f"attacks stopped: {summary['attacks_stopped']}/{summary['attacks_tried']}, "
+                 f"admitted: {summary['attacks_admitted']} ({verdict})")  # fmt: skip
+    return lines
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -486,6 +590,8 @@ def render(summary: dict[str, Any]) -> str:
         lines += ["", "fault log (seconds since the start):"]
         for f in summary["fault_log"]:
             lines.append(f"  +{f['t']:7.1f} s  {f['gate']:<8} {f['kind']:<12} {f['detail']}".rstrip())
+    if summary.get("attacks"):
+        lines += ["", *render_attacks(summary)]
     if summary["discrepancies_by_category"]:
         lines.append("record discrepancies by category: " + json.dumps(summary["discrepancies_by_category"],
                                                                        ensure_ascii=False))  # fmt: skip

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "run a whole clinic: hub, broker, T gates (real gate-agent daemons) and N patients"
 
@@ -21,6 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="writes outcomes.jsonl and summary.json here")
     parser.add_argument("--real-times", action="store_true",
                         help="model device times (424 kbit/s chip link, fingerprint UART and processing)")  # fmt: skip
+    parser.add_argument("--attacks", action="store_true",
+                        help="the adversarial corpus: copied and hostile chips, borrowed cards, withheld fingers, "
+                        "with genuine patients as a control group; exit 1 if any attack is admitted")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     clinic = Clinic(args.terminals, args.patients, args.out, seed=args.seed, province=args.province,
-                    broker=args.broker, faults=faults, real_times=args.real_times)  # fmt: skip
+                    broker=args.broker, faults=faults, real_times=args.real_times,
+                    attacks=args.attacks)  # fmt: skip
     try:
         clinic.setup()
         summary = clinic.run()
@@ -42,5 +47,11 @@ def run(args: argparse.Namespace) -> int:
         codes = clinic.teardown()
     summary["daemon_exit_codes"] = codes
     print(json.dumps(summary, ensure_ascii=False) if args.json else render(summary))
+    return exit_status(summary, codes)
+
+
+def exit_status(summary: dict[str, Any], codes: dict[str, int]) -> int:
+    """0 when every outcome was the expected one, reached the hub, no attack got in and every daemon stopped cleanly."""
     ok = not summary["unexpected"] and not summary["shown_missing_at_hub"] and all(c == 0 for c in codes.values())
+    ok = ok and not summary.get("attacks_admitted")
     return 0 if ok else 1
