@@ -306,3 +306,20 @@ def test_queue_health(tmp_path: Path) -> None:
     assert check.status == doctor.WARN
     (check,) = doctor.check_queue(cfg(9))  # type: ignore[arg-type]
     assert check.status == doctor.FAIL and "full" in check.detail
+
+
+def test_queue_health_with_the_key_kept_apart(tmp_path: Path) -> None:
+    """The queue sealed with a key outside the state directory opens with that key (no key beside it is made)."""
+    from agent.store.queue import EventQueue
+
+    state, secrets = tmp_path / "state", tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    key_file = secrets / "queue.key"
+    queue = EventQueue(state / "queue", capacity=10, key_file=key_file)
+    queue.append("event-1", b"body")
+    queue.close()
+    cfg = parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(state),
+                                     "queue_key": str(key_file)}})  # fmt: skip
+    (check,) = doctor.check_queue(cfg)
+    assert check.status == doctor.OK and check.detail.startswith("1 pending of 10")
+    assert not (state / "queue" / "key").exists()

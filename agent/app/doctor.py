@@ -448,6 +448,7 @@ def check_serial_devices(cfg: Config) -> Iterable[Check]:
 
 def check_queue(cfg: Config) -> Iterable[Check]:
     """The event queue opens, is not near its capacity, and nothing waits for the hub too long."""
+    from agent.store.keysource import queue_key_file
     from agent.store.queue import EventQueue
 
     path = cfg.state_dir / "queue"
@@ -455,7 +456,8 @@ def check_queue(cfg: Config) -> Iterable[Check]:
         yield Check("queue", OK, f"{path} not created yet (no check-in so far)")
         return
     try:
-        queue = EventQueue(path, capacity=cfg.terminal.queue_capacity, read_only=True)
+        key_file, _ = queue_key_file(cfg.state_dir, cfg.terminal.queue_key)  # the key the daemon seals with
+        queue = EventQueue(path, capacity=cfg.terminal.queue_capacity, key_file=key_file, read_only=True)
     except GateAgentError as exc:
         yield Check("queue", FAIL, f"{path}: {exc}")
         return
