@@ -259,3 +259,31 @@ def test_one_effective_policy_at_start_on_push_and_on_reload(tmp_path: Path) -> 
     ok, reason = handler({"type": "policy", "policy": {"cache_stale": "shrug"}})
     assert not ok and "policy.cache_stale" in reason
     assert (tmp_path / "policy.json").read_text() == before and flow.policy == pushed
+
+
+def test_a_push_after_a_reload_lays_over_the_reloaded_policy(tmp_path: Path) -> None:
+    """The daemon's hub-command handler follows SIGHUP: a later push overlays the fresh [policy]."""
+    from agent.app.policy import ACTIONS, Finding
+    from agent.app.wiring import build_runtime
+    from sim.infra.net import free_port
+
+    path = tmp_path / "agent.toml"
+    base = (f'[terminal]\nfacility_id = "01001"\nterminal_id = "g"\nstate_dir = "{tmp_path}"\n'
+            f'[reader]\ntrust_dir = "{tmp_path}"\n'
+            f'[uplink]\nbroker_urls = ["mqtt://127.0.0.1:{free_port()}"]\nallow_plaintext = true\n')  # fmt: skip
+    path.write_text(base + '[policy]\ncache_stale = "refer_desk"\n')
+    rt = build_runtime(load_config(path))
+    try:
+        path.write_text(base + '[policy]\ncache_stale = "refer_desk"\nnot_in_cache = "refuse"\n')
+        assert rt.reconfigure is not None
+        rt.reconfigure(load_config(path))
+        uplink = rt.status_publisher
+        handler = getattr(uplink, "on_command", None)
+        assert handler is not None
+        assert handler({"type": "policy", "policy": {"cache_stale": "refuse"}}) == (True, "policy applied")
+        actions = rt.flow.policy.actions
+        assert actions[Finding.CACHE_STALE] is ACTIONS["refuse"]  # the push
+        assert actions[Finding.NOT_IN_CACHE] is ACTIONS["refuse"]  # the reloaded config, not the start's default
+    finally:
+        for close in reversed(rt.closers):
+            close()

@@ -162,6 +162,7 @@ def build_runtime(cfg: Config) -> Runtime:
     commands.policy_state = policy_state(policy_table, policy_source)
 
     def reconfigure(fresh: Config) -> None:
+        commands.cfg = fresh  # the next hub push lays itself over the reloaded [policy], not the one of the start
         fresh_policy, table, source = policy_in_force(fresh)  # a pushed policy stays in force
         flow.policy = fresh_policy
         commands.policy_state = policy_state(table, source)
