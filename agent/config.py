@@ -22,6 +22,7 @@ apart, a key could be documented, validated and rendered by three hands that dri
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib.util
 import re
@@ -43,6 +44,8 @@ DEFAULT_PATH = Path("/etc/gate-agent/agent.toml")
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REQUIRED: Any = dataclasses.MISSING
+#: set while ``gate-agent enroll`` loads the config (see :func:`load_config`)
+_ENROLLING: contextvars.ContextVar[bool] = contextvars.ContextVar("enrolling", default=False)
 
 #: files a check-in may read (ICAO 9303-10 LDS: EF.COM, EF.SOD, DG1..DG16)
 CHIP_FILES = ("com", "sod", *(f"dg{n}" for n in range(1, 17)))
@@ -54,6 +57,7 @@ def key(
     default: Any = _REQUIRED,
     doc: str = "",
     *,
+    enrolled: bool = False,  # a file `gate-agent enroll` makes: it may be missing while the terminal enrols
     min: float | None = None,
     max: float | None = None,
     choices: tuple[str, ...] | None = None,
@@ -61,7 +65,8 @@ def key(
     example: str | None = None,  # the value shown (commented out) in the example when the default is empty
 ) -> Any:
     """One key of the schema: a dataclass field whose metadata says what a valid value is."""
-    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "path": path, "example": example}
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "path": path, "example": example,
+            "enrolled": enrolled}
     if isinstance(default, list):
         items = list(default)
         return field(default_factory=lambda: list(items), metadata=meta)
@@ -147,10 +152,10 @@ class UplinkSettings:
     username: str = key("", "MQTT user name (\"\" = none; with client certificates the broker may use the CN)")
     password: str = key("", "MQTT password (\"\" = none); sent in clear over mqtt://")
     tls_ca: str = key("", "CA certificate(s) the broker's certificate must chain to (\"\" = the system's)",
-                      path="file", example="/etc/gate-agent/tls/ca.pem")  # fmt: skip
+                      path="file", enrolled=True, example="/etc/gate-agent/tls/ca.pem")  # fmt: skip
     tls_cert: str = key("", "this terminal's client certificate (its CN is the terminal id)", path="file",
-                        example="/etc/gate-agent/tls/gate-1.pem")  # fmt: skip
-    tls_key: str = key("", "the client certificate's private key", path="file",
+                        enrolled=True, example="/etc/gate-agent/tls/gate-1.pem")  # fmt: skip
+    tls_key: str = key("", "the client certificate's private key", path="file", enrolled=True,
                        example="/etc/gate-agent/tls/gate-1.key")  # fmt: skip
     protocol: str = key("auto", "MQTT version: 5, 3.1.1 or auto (5, falling back to 3.1.1)",
                         choices=("auto", "5", "3.1.1"))  # fmt: skip
@@ -263,7 +268,7 @@ def _check_value(value: object, hint: object, meta: Mapping[str, Any], where: st
             raise ConfigError(f"{where}: {value!r} must be an absolute path")
         if kind == "dir" and not p.is_dir():
             raise ConfigError(f"{where}: directory {value} does not exist")
-        if kind == "file" and not p.is_file():
+        if kind == "file" and not p.is_file() and not (meta.get("enrolled") and _ENROLLING.get()):
             raise ConfigError(f"{where}: file {value} does not exist")
     return value
 
@@ -368,7 +373,8 @@ def _validate_uplink(u: UplinkSettings) -> None:
     if plain and not u.allow_plaintext:
         raise ConfigError(f"uplink.broker_urls: {plain[0]!r} is plain MQTT without TLS; use mqtts:// "
                           "(or set uplink.allow_plaintext = true for a simulator)")  # fmt: skip
-    _check_tls_files(u)
+    if not _ENROLLING.get():  # enrolment makes these files; everything else loads them as the uplink will
+        _check_tls_files(u)
     if u.password and not u.username:
         raise ConfigError("uplink.username: required when uplink.password is set")
 
@@ -455,9 +461,20 @@ def parse_config(data: Mapping[str, Any], path: Path = Path("<config>")) -> Conf
     return cfg
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate the config file; every problem is a ConfigError naming the file and key."""
+def load_config(path: Path | str, *, enrolling: bool = False) -> Config:
+    """Read and validate the config file; every problem is a ConfigError naming the file and key.
+
+    ``enrolling``: the files ``gate-agent enroll`` makes (the TLS key, certificate and CA) may be missing yet.
+    """
     path = Path(path)
+    token = _ENROLLING.set(enrolling)
+    try:
+        return _load(path)
+    finally:
+        _ENROLLING.reset(token)
+
+
+def _load(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

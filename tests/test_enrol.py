@@ -155,3 +155,26 @@ def test_the_hub_command_line_enrols_a_terminal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert printed["hub_key_fingerprint"] in done.stdout  # what the installer compares by eye
     assert (tmp_path / "keys" / "gate-1.pub").exists()
+
+
+def test_enrolment_with_the_tls_paths_already_in_the_config(tmp_path: Path, authority: Authority) -> None:
+    """The installer writes the final agent.toml first: enroll makes the files it names; run needs them."""
+    config = _config(tmp_path)
+    tls = tmp_path / "etc-tls"
+    config.write_text(config.read_text() + f"""
+[uplink]
+broker_urls = ["mqtts://127.0.0.1:8883"]
+tls_ca = "{tls / "ca.pem"}"
+tls_cert = "{tls / "gate-1.pem"}"
+tls_key = "{tls / "gate-1.key"}"
+""")
+    refused = _gate_agent("config", "check", "--config", str(config))
+    assert refused.returncode == 2 and "uplink.tls_ca: file" in refused.stderr  # run would refuse it too
+    done = _gate_agent("enroll", "--config", str(config), "--out", str(tmp_path / "req"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert (tls / "gate-1.key").stat().st_mode & 0o777 == 0o600
+    enroll_terminal(tmp_path / "req", "gate-1", authority, tmp_path / "hub-keys", tmp_path / "answer")
+    done = _gate_agent("enroll", "--config", str(config), "--install", str(tmp_path / "answer"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert (tls / "gate-1.pem").exists() and (tls / "ca.pem").exists()
+    assert _gate_agent("config", "check", "--config", str(config)).returncode == 0

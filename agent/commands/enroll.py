@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from agent.app import enrol
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, enrolling=True)  # the TLS files it names are made here
     started = time.perf_counter()
     if args.install:
         result = enrol.install(cfg, args.install, repin=args.repin)
