@@ -603,3 +603,19 @@ def test_an_untyped_surprise_inside_the_read_becomes_a_typed_card_error(monkeypa
     monkeypatch.setattr(session_mod.ChipSession, "read_file", overflow)
     with pytest.raises(UnexpectedCardData, match="OverflowError"):
         read_document(InProcessReader(card), keys_of(card), ["dg1"])
+
+
+def test_timeouts_read_from_the_config_bounds_the_gates_chip_read(tmp_path: Path) -> None:
+    from agent.app.wiring import build_runtime
+    from agent.config import load_config
+
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{tmp_path / "s"}"\n'
+                      f'[reader]\ntrust_dir = "{tmp_path / "trust"}"\n[timeouts]\nread = 7.5\n')  # fmt: skip
+    runtime = build_runtime(load_config(config))
+    try:
+        reader = runtime.flow.reader
+        assert isinstance(reader, PcscChipReader) and reader.read_timeout == 7.5
+    finally:
+        for close in runtime.closers:
+            close()
