@@ -619,3 +619,18 @@ def test_timeouts_read_from_the_config_bounds_the_gates_chip_read(tmp_path: Path
     finally:
         for close in runtime.closers:
             close()
+
+
+@pytest.mark.pty
+def test_expired_terminal_credentials_do_not_turn_the_finger_check_off(
+    module: tuple[SimModule, FingerprintModule], tmp_path: Path
+) -> None:
+    sim, driver = module
+    expired = sim_eac.eac_pki(0, terminal_days=(-60, -1)).write_credentials(tmp_path / "expired")
+    card = build_card("cccd", seed=215)
+    flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, expired)
+    sim.place(sim_eac.finger_identity(card.person.id_number))
+    _check_in(flow, card)
+    record = sink.records[-1][1]
+    assert record.chip is not None and record.chip.finger_reference is None and record.finger.required
+    assert (out.shown[-1].outcome, out.shown[-1].reason) == ("refer_desk", "FINGER_REQUIRED_NOT_CHECKED")
