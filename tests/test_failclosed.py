@@ -216,28 +216,28 @@ def test_a_slow_chip_costs_at_most_the_read_deadline() -> None:
     card = build_card("cccd", seed=209)
 
     def slow(apdu: bytes, real: Callable[[bytes], bytes]) -> bytes:
-        time.sleep(0.05)
+        time.sleep(0.2)  # the whole read would take over 6 s
         return real(apdu)
 
     start = time.monotonic()
     with pytest.raises(ReadDeadlineError):
         read_document(Wrapped(card, slow), keys_of(card), ["dg1", "dg13", "dg14", "dg15"],
-                      deadline=time.monotonic() + 0.4)  # fmt: skip
-    assert time.monotonic() - start < 1.0
+                      deadline=time.monotonic() + 0.5)  # fmt: skip
+    assert time.monotonic() - start < 2.0
 
 
 def test_the_reader_applies_the_read_timeout() -> None:
     card = build_card("cccd", seed=210)
 
     def slow(apdu: bytes, real: Callable[[bytes], bytes]) -> bytes:
-        time.sleep(0.05)
+        time.sleep(0.2)
         return real(apdu)
 
-    reader = PcscChipReader(lambda: Wrapped(card, slow), ["dg1", "dg13"], None, read_timeout=0.3)
+    reader = PcscChipReader(lambda: Wrapped(card, slow), ["dg1", "dg13"], None, read_timeout=0.5)
     start = time.monotonic()
     with pytest.raises(ReadDeadlineError):
         reader.read(keys_of(card))
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0
     assert issubclass(ReadDeadlineError, CardError)  # the flow shows "read failed", never a decision
 
 
