@@ -27,9 +27,6 @@ from sim.infra.pcscd import Pcscd
 from tests.card_fixtures import Serve, keys_of, pcscd_card
 
 FILES = ["com", "dg1", "dg13"]  # the gate's files; EF.SOD makes it read DG14 and DG15 as well
-#: where this reader is stricter than the registry: EF.SOD covers DG15, so an AA algorithm the reader cannot
-#: judge fails Active Authentication (the registry still calls that card accepted)
-STRICTER = {"aa-unsupported": CLONE_SUSPECTED}
 ADVERSARIAL = ["clone-hiding-dg14-dg15", "no-sfi", "hostile-chaining", "hostile-oversize", "aa-unknown-trailer",
                "cardaccess-missing"]  # fmt: skip
 
@@ -48,7 +45,7 @@ def test_every_variant_gets_its_conclusion(name: str, serve: Serve, tmp_path: Pa
     card = build_card("cccd", seed=400, variant=name)
     card.write_trust(str(tmp_path / "trust"))
     trust = TrustStore.from_directory(tmp_path / "trust")
-    conclusion = STRICTER.get(name, REGISTRY[name].conclusion)
+    conclusion = REGISTRY[name].conclusion
     start = time.monotonic()
     with serve(card) as transport:
         if conclusion == READ_ERROR:

@@ -90,7 +90,7 @@ def test_genuine_insured_patient_is_admitted() -> None:
             "MANUAL_ENTRY",
         ),
         ({"facility": "79002"}, Outcome.ADMITTED, "OTHER_FACILITY"),
-        ({"chip": ChipFacts("PACE", None)}, Outcome.ADMITTED, "OK"),
+        ({"chip": ChipFacts("PACE", None)}, Outcome.REFER_DESK, "PA_NOT_CHECKED"),  # a check not made: fail closed
     ],
 )
 def test_default_policy(kw: dict[str, object], outcome: Outcome, reason: str) -> None:

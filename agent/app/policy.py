@@ -67,6 +67,7 @@ class Finding(enum.StrEnum):
 #: unproven patient through, so ``gate-agent config check`` warns about it (see :func:`relaxations`)
 FAIL_CLOSED: tuple[Finding, ...] = (
     Finding.PA_FAILED,
+    Finding.PA_NOT_CHECKED,
     Finding.CLONE_SUSPECTED,
     Finding.FINGER_NO_MATCH,
     Finding.FINGER_REQUIRED_NOT_CHECKED,
@@ -77,7 +78,7 @@ FAIL_CLOSED: tuple[Finding, ...] = (
 #: config key (lower case) -> default action
 DEFAULT_ACTIONS: dict[Finding, str] = {
     Finding.PA_FAILED: "refuse",
-    Finding.PA_NOT_CHECKED: "admit",
+    Finding.PA_NOT_CHECKED: "refer_desk",
     Finding.CLONE_SUSPECTED: "refuse",
     Finding.CARD_EXPIRED: "refer_desk",
     Finding.FINGER_NO_MATCH: "refer_desk",
@@ -103,7 +104,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Không xác thực được dữ liệu thẻ. Mời đến quầy tiếp đón.",
         "The card data could not be verified. Please go to the desk.",
     ),
-    Finding.PA_NOT_CHECKED: ("Chưa xác thực được dữ liệu thẻ.", "The card data was not verified."),
+    Finding.PA_NOT_CHECKED: (
+        "Chưa xác thực được dữ liệu thẻ. Mời đến quầy tiếp đón.",
+        "The card data could not be verified. Please go to the desk.",
+    ),
     Finding.CLONE_SUSPECTED: (
         "Thẻ không hợp lệ (nghi thẻ giả). Mời đến quầy tiếp đón.",
         "This card is not genuine (suspected copy). Please go to the desk.",

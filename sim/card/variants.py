@@ -145,8 +145,9 @@ _ENTRIES = (
             "chip_auth", issue=_set(announce_other_ca=True)),
     Variant("wrong-dg14", "DG14 swapped for the cloner's CA key: CA 'passes', the DG14 hash fails",
             PASSIVE_AUTH_FAILED, "passive_auth chip_auth", tamper=_wrong_dg14),
-    Variant("aa-unsupported", "DG14 names an AA algorithm readers do not run (ECDSA-RIPEMD160): AA not judged, "
-            "CA proves the chip", ACCEPTED, "", issue=_set(aa_oid=ECDSA_RIPEMD160)),
+    Variant("aa-unsupported", "DG14 names an AA algorithm readers do not run (ECDSA-RIPEMD160); EF.SOD covers DG15, "
+            "so Active Authentication is due and a reader that cannot judge it fails it", CLONE_SUSPECTED,
+            "active_auth", issue=_set(aa_oid=ECDSA_RIPEMD160)),
     # adversarial cards
     Variant("clone-hiding-dg14-dg15", "a genuine card's signed files (EF.SOD lists DG14 and DG15) on a chip that "
             "answers 6A82 for DG14 and DG15 and has no chip keys", CLONE_SUSPECTED, tamper=_hide_dg14_dg15),
