@@ -311,9 +311,18 @@ def test_tampered_and_cloned_corpus(variant: str | None, credentials: cvc.Termin
     assert r.passive_auth is not None and r.active_auth is not None and r.chip_auth is not None
     failed = {name for name in ("passive_auth", "active_auth", "chip_auth") if getattr(r, name).valid is False}
     expected = set(VARIANT_EXPECT[variant].split()) if variant else set()
+    if variant == "aa-unsupported":
+        # EF.SOD covers DG15, so Active Authentication is mandatory: an algorithm the reader cannot judge fails it
+        expected = {"active_auth"}
     assert failed == expected, (variant, r.as_dict())
     if variant == "aa-unsupported":
-        assert r.active_auth.valid is None and r.active_auth.failed_step == "algorithm"
+        assert r.active_auth.valid is False and r.active_auth.failed_step == "algorithm"
+        assert [hit.rule for hit in r.rules] == ["AA_REQUIRED"]
+        assert r.failures() == ["active_auth: failed", "AA_REQUIRED"]
+    elif expected:
+        assert r.failures()
+    else:
+        assert r.rules == [] and r.failures() == []
     if variant == "clone":
         assert r.chip_auth.failed_step == "keys" and r.active_auth.failed_step == "signature"
         assert r.passive_auth.valid  # the copied files are genuine: only AA and CA tell
