@@ -89,9 +89,9 @@ def _packet_seeds() -> list[bytes]:
 def _event_seeds() -> list[bytes]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from agent.model import Assurance, Eligibility, EligibilitySource, FingerFacts, FingerStatus, Identity
     from agent.app.policy import Decision, Finding, Outcome
     from agent.app.ports import CheckinRecord
+    from agent.model import Assurance, Eligibility, EligibilitySource, FingerFacts, FingerStatus, Identity
     from agent.uplink.events import EventFactory, checkin_body, error_body
 
     factory = EventFactory("01001", "gate-1", ed25519.Ed25519PrivateKey.generate())

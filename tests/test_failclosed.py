@@ -25,6 +25,15 @@ from agent.app.chip import PcscChipReader
 from agent.app.eligibility import EligibilityCache, EligibilityChain, record_to_dict
 from agent.app.finger import ModuleFinger
 from agent.app.flow import CheckinFlow, FlowTimeouts
+from agent.app.outputs import MemoryOutput
+from agent.app.policy import Finding, Policy, findings, relaxations
+from agent.app.ports import CardInserted, ChipRead, KeysEntered
+from agent.bio.module import FingerprintModule
+from agent.card import tlv
+from agent.card.errors import CardError, ChainingError, FileTooLarge, ReadDeadlineError
+from agent.card.read import RULES, read_document
+from agent.card.session import ChipSession
+from agent.card.trust import TrustStore
 from agent.model import (
     CLONE_RULES,
     Assurance,
@@ -36,15 +45,6 @@ from agent.model import (
     FingerStatus,
     InsuranceRecord,
 )
-from agent.app.outputs import MemoryOutput
-from agent.app.policy import Finding, Policy, findings, relaxations
-from agent.app.ports import CardInserted, ChipRead, KeysEntered
-from agent.bio.module import FingerprintModule
-from agent.card import tlv
-from agent.card.errors import CardError, ChainingError, FileTooLarge, ReadDeadlineError
-from agent.card.read import RULES, read_document
-from agent.card.session import ChipSession
-from agent.card.trust import TrustStore
 from agent.profiles import ModuleProfile
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac

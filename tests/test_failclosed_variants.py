@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from agent.app.chip import chip_read_from
-from agent.model import ChipFacts
 from agent.app.policy import Finding, findings
 from agent.card.errors import HostileCardError
 from agent.card.read import read_document
 from agent.card.trust import TrustStore
+from agent.model import ChipFacts
 from sim.card import REGISTRY, build_card
 from sim.card.variants import ACCEPTED, CLONE_SUSPECTED, PASSIVE_AUTH_FAILED, READ_ERROR
 from sim.infra.pcscd import Pcscd

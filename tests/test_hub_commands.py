@@ -63,8 +63,11 @@ def _commands(cfg: Config, credentials: Path | None = None) -> HubCommands:
 
 
 def _trust_files(tmp_path: Path) -> dict[str, bytes]:
+    """A master list and a CRL; the CSCA that signed the list is pinned as the master-list-signer root."""
     build_card().write_trust(str(tmp_path / "issued"))
-    return {p.name: p.read_bytes() for p in sorted((tmp_path / "issued").iterdir())}
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "ml-root.pem").write_bytes((tmp_path / "issued" / "csca.pem").read_bytes())
+    return {p.name: p.read_bytes() for p in sorted((tmp_path / "issued").iterdir()) if p.suffix in (".ml", ".crl")}
 
 
 def test_write_atomic_replaces_whole_files_with_the_mode_asked(tmp_path: Path, synced: list[str]) -> None:
@@ -85,11 +88,14 @@ def test_trust_update_is_checked_whole_then_each_file_made_durable(tmp_path: Pat
     commands = _commands(cfg)
     files = _trust_files(tmp_path)
     trust = tmp_path / "trust"
-    ok, reason = commands({"type": "trust_update", "files": {**files, "broken.pem": b"not a certificate"}})
-    assert not ok and "broken.pem" in reason
+    ok, reason = commands({"type": "trust_update", "files": {**files, "broken.ml": b"not a master list"}})
+    assert not ok and "broken.ml" in reason
     assert not trust.exists() or list(trust.iterdir()) == []
     ok, reason = commands({"type": "trust_update", "files": {**files, "notes.txt": b""}})
-    assert not ok and "unknown trust file type" in reason
+    assert not ok and "refused trust file" in reason
+    csca = (tmp_path / "issued" / "csca.pem").read_bytes()
+    ok, reason = commands({"type": "trust_update", "files": {**files, "csca.pem": csca}})
+    assert not ok and "only in a signed master list" in reason
     synced.clear()
     ok, reason = commands({"type": "trust_update", "files": files})
     assert ok, reason

@@ -4,7 +4,9 @@ The hub pushes a snapshot (every insured person this facility may see) and delta
 the cache keeps them with the time the hub produced them.  A lookup asks the hub
 online first when connected (short timeout), and falls back to the cache, which is
 *fresh* while younger than ``[eligibility] max_age_hours``.  The policy turns a
-stale cache into a provisional decision.
+stale cache into a provisional decision.  Past ``HARD_LIMIT`` times that age, or dated
+ahead of this terminal's clock by more than ``FUTURE_SKEW``, the cache is not used at
+all (a lookup answers "no cache"): old insurance data must not decide forever.
 
 The cache holds personal data (name, date of birth) because reconciliation needs
 it; it lives in ``state_dir/eligibility.db`` (agent/store/eligibility.py), every
@@ -31,6 +33,11 @@ from agent.store.errors import StoreError
 from agent.store.files import unlink_durably
 
 log = logging.getLogger(__name__)
+
+#: the cache is refused past this many times ``max_age`` (stale before that: provisional decisions)
+HARD_LIMIT = 7
+#: how far ahead of this terminal's clock a cache may be dated and still be used
+FUTURE_SKEW = dt.timedelta(minutes=5)
 
 
 class EligibilityDataError(GateAgentError):
@@ -160,6 +167,13 @@ class EligibilityCache:
         state = self.store.state
         return None if state is None else state.as_of
 
+    def usable(self, as_of: dt.datetime | None) -> bool:
+        """Not past the hard limit, not dated in the future."""
+        if as_of is None:
+            return False
+        age = self.now() - as_of
+        return -FUTURE_SKEW <= age <= self.max_age * HARD_LIMIT
+
     def _fresh(self, as_of: dt.datetime | None) -> bool:
         return as_of is not None and self.now() - as_of <= self.max_age
 
@@ -176,6 +190,9 @@ class EligibilityCache:
             record = None if value is None else decode_record(id_number, value)
         except (StoreError, EligibilityDataError) as exc:
             log.error("eligibility cache unreadable, answering without it: %s", exc)
+            return Eligibility(None, EligibilitySource.NONE, fresh=False)
+        if not self.usable(state.as_of):
+            log.warning("eligibility cache expired or dated in the future (as of %s): not used", state.as_of)
             return Eligibility(None, EligibilitySource.NONE, fresh=False)
         return Eligibility(record, EligibilitySource.CACHE, self._fresh(state.as_of), state.as_of)
 

@@ -19,13 +19,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    from urllib.parse import urlsplit
 
     from agent.app.policy import relaxations
+    from agent.uplink.config import UplinkConfig
 
     cfg = load_config(args.config)
     warnings = relaxations(dict(cfg.policy))
     for warning in warnings:
         print(f"{cfg.path}: warning: {warning}", file=sys.stderr)
+    plaintext: list[str] = []
+    if cfg.uplink:
+        uplink = UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
+        plaintext = [u for u in uplink.broker_urls if urlsplit(u).scheme in ("mqtt", "tcp")]
     if args.json:
         out = {
             "config": str(cfg.path),
@@ -33,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
             "facility_id": cfg.terminal.facility_id,
             "terminal_id": cfg.terminal.terminal_id,
             "warnings": warnings,
+            "plaintext_brokers": plaintext,
         }
         print(json.dumps(out))
     else:
         print(f"{cfg.path}: ok (facility {cfg.terminal.facility_id}, terminal {cfg.terminal.terminal_id})")
+        if plaintext:
+            print(f"warning: uplink.allow_plaintext = true; {', '.join(plaintext)} carries check-ins without TLS")
     return 0
