@@ -85,6 +85,7 @@ def build_hub_verifier(cfg: Config, up: UplinkConfig) -> HubVerifier | None:
 def build_runtime(cfg: Config) -> Runtime:
     """Every part of the terminal from the config (devices, queue, uplink, outputs)."""
     from agent.app.eligibility import EligibilityChain
+    from agent.app.vneid import HubTokenVerifier
     from agent.store.queue import EventQueue
     from agent.transport.pcsc import PcscTransport
     from agent.uplink.client import Uplink
@@ -144,6 +145,8 @@ def build_runtime(cfg: Config) -> Runtime:
         policy=Policy.from_config(policy_table),
         facility_code=cfg.terminal.facility_id,
         finger=finger,
+        # VNeID tokens go to the hub for verification with the same short wait as an eligibility query
+        vneid=HubTokenVerifier(uplink, cfg.eligibility.online_timeout),
         timeouts=FlowTimeouts(t.keys, t.card, t.read, t.finger, t.outcome, t.card_removal),
     )
     sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
