@@ -16,6 +16,13 @@ message, which may carry personal data), stored as an ``error`` event, shown as 
 closed gate (``INTERNAL_ERROR``, refer to the desk), and the flow returns to IDLE
 for the next patient.
 
+Three routes end in the same decision: the chip card (assurance ``chip``), the VNeID
+app's token verified through the hub (``vneid``, :mod:`agent.app.vneid`), and the ID
+number typed at the desk (``manual``).
+
+Why one piece: every route shares the waits, the catch-all, the decision and the
+"durable before shown" rule; split, each would need its own copy of them.
+
 The flow owns no device: it gets triggers from one inbox and calls the ports of
 :mod:`agent.app.ports`.  ``step()`` handles one trigger and returns, so the daemon
 can ping the watchdog between check-ins and tests can drive it synchronously.
@@ -32,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.app.gateway import mismatch_discrepancies
 from agent.app.policy import Decision, Outcome, Policy
 from agent.app.ports import (
     CardInserted,
@@ -48,7 +56,6 @@ from agent.app.ports import (
     VneidScanned,
     VneidService,
 )
-from agent.app.gateway import mismatch_discrepancies
 from agent.app.reconcile import reconcile
 from agent.app.vneid import VneidResult
 from agent.card.errors import CardError
