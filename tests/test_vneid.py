@@ -152,7 +152,7 @@ def test_each_variant_through_the_flow(variant: str, caplog: pytest.LogCaptureFi
 
 
 def test_offline_is_configurable() -> None:
-    flow, sink = flow_with(HubTokenVerifier(Uplink(None, connected=False)), [RECORD])
+    flow, _ = flow_with(HubTokenVerifier(Uplink(None, connected=False)), [RECORD])
     flow.policy = Policy.from_config({"vneid_unverified_offline": "refuse"})
     shown = flow.handle(VneidScanned(IdentityService().issue(PERSON)))
     assert shown is not None and (shown.outcome, shown.reason) == ("refused", "VNEID_UNVERIFIED_OFFLINE")
