@@ -202,7 +202,7 @@ def _packet(data: bytes) -> None:
 
 def _scan(kind: str) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
-        from agent.scan.source import parse_scan
+        from agent.scan.parse import parse_scan
 
         parse_scan(_text(data), kind)
 
@@ -222,12 +222,8 @@ def _event(data: bytes) -> None:
 def _command_handler() -> Any:
     from agent.app.chip import PcscChipReader
     from agent.app.eligibility import EligibilityCache
+    from agent.app.hub_commands import HubCommands
     from agent.config import load_config
-
-    try:
-        from agent.app.hub_commands import CommandHandler  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        from agent.app.wiring import CommandHandler
     state = Path(tempfile.mkdtemp(prefix="fuzz-hub-"))
     config = state / "agent.toml"
     config.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{state}"\n'
@@ -238,7 +234,7 @@ def _command_handler() -> Any:
     class Flow:
         policy: object = None
 
-    return CommandHandler(cfg, EligibilityCache(dt.timedelta(hours=24)), reader, Flow())  # type: ignore[arg-type]
+    return HubCommands(cfg, EligibilityCache(dt.timedelta(hours=24)), reader, Flow())  # type: ignore[arg-type]
 
 
 def _hub_command(data: bytes) -> None:
