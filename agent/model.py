@@ -25,6 +25,7 @@ class Assurance(enum.StrEnum):
     """How the person was identified."""
 
     CHIP = "chip"  # read from the chip ID card (verified or not: see ChipFacts)
+    VNEID = "vneid"  # the VNeID app's token, verified by the national identity service through the hub: no chip
     MANUAL = "manual"  # ID number typed or scanned without a chip (children under 6, no card): lower assurance
 
 
@@ -105,6 +106,26 @@ class InsuranceRecord:
         return f"InsuranceRecord(<redacted>, valid_to={self.valid_to.isoformat()})"
 
 
+class VneidStatus(enum.StrEnum):
+    """What the national identity service (through the hub) said of a VNeID token."""
+
+    VALID = "valid"
+    INVALID = "invalid"  # signature, format or issuer not accepted
+    EXPIRED = "expired"  # the QR's short validity is over: the patient refreshes it in the app
+    REVOKED = "revoked"  # the account or the device was revoked
+    WRONG_LEVEL = "wrong_level"  # a level-1 account: not identified in person, not enough for health insurance
+    UNVERIFIED = "unverified"  # no answer: the hub or the service was not reachable in time
+
+
+@dataclass(frozen=True)
+class VneidFacts:
+    """A VNeID verification as the event keeps it: never the token, only the outcome and the hub's reference."""
+
+    status: VneidStatus
+    level: int | None = None  # the account's identification level (2 is needed)
+    reference: str | None = None  # the hub's verification reference (its log of the service's answer)
+
+
 class EligibilitySource(enum.StrEnum):
     ONLINE = "online"
     CACHE = "cache"
@@ -119,6 +140,8 @@ class Eligibility:
     source: EligibilitySource
     fresh: bool  # the cache was recent enough (always True for online answers)
     as_of: dt.datetime | None = None
+    #: the social-insurance gateway's result code (maKetQua) when the hub's answer carried one
+    gateway_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +155,7 @@ class CheckinFacts:
     eligibility: Eligibility
     today: dt.date
     facility_code: str
+    vneid: VneidFacts | None = None  # the VNeID route's verification (assurance VNEID)
 
 
 @dataclass(frozen=True)
@@ -169,6 +193,7 @@ class CheckinRecord:
     eligibility: Eligibility
     decision: DecisionFacts
     discrepancies: tuple[Discrepancy, ...] = ()
+    vneid: VneidFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,11 @@ pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mar
 
 
 def test_clinic_with_faults(tmp_path: Path) -> None:
+    # an outage changes what VNeID and gateway-coded patients get (no verification, the cache instead of the
+    # gateway's code): they have their own run below, without faults
     mix = Mix(problem_rate=0.2, uninsured=0.1, expired=0.1, child_no_card=0.1, tampered=0.1, cloned=0.1,
-              borrowed_card=0.1)
+              borrowed_card=0.1, child_temp_card=0, gateway_other=0, vneid_valid=0, vneid_expired=0,
+              vneid_wrong_level=0, vneid_offline=0)
     faults = parse_clinic_faults("broker-down=3@4,power-cut@9,card-pull=0.15")
     clinic = Clinic(2, 24, tmp_path, seed=8, faults=faults, progress=False, mix=mix)
     try:
@@ -43,6 +46,36 @@ def test_clinic_with_faults(tmp_path: Path) -> None:
     assert sum(line["attempts"] - 1 for line in lines) >= summary["faults"].get("card-pull", 0)
     text = render(summary)
     assert "fault log" in text and "power-cut" in text
+
+
+def test_clinic_with_vneid_patients_and_gateway_codes(tmp_path: Path) -> None:
+    mix = Mix(problem_rate=0.15, uninsured=0.05, expired=0.05, child_no_card=0, tampered=0, cloned=0,
+              borrowed_card=0, child_temp_card=0.1, gateway_other=0.15, vneid_valid=0.15, vneid_expired=0.08,
+              vneid_wrong_level=0.08, vneid_offline=0.08)  # fmt: skip
+    clinic = Clinic(1, 16, tmp_path, seed=5, progress=False, mix=mix)
+    try:
+        clinic.setup()
+        summary = clinic.run()
+    finally:
+        codes = clinic.teardown()
+    assert set(codes.values()) == {0}
+    assert summary["unexpected"] == [] and summary["at_hub"] == 16
+    routes = summary["by_route"]
+    assert set(routes) == {"chip", "vneid", "desk"}, routes
+    assert sum(sum(r.values()) for r in routes.values()) == 16
+    kinds = summary["kinds"]
+    vneid = sum(n for k, n in kinds.items() if k.startswith("vneid_"))
+    assert sum(routes["vneid"].values()) == vneid
+    assert summary["vneid_verifications"].get("unverified", 0) == kinds.get("vneid_offline", 0)
+    by_code = summary["by_gateway_code"]
+    chip_and_desk = sum(sum(routes[r].values()) for r in ("chip", "desk"))
+    verified_vneid = summary["vneid_verifications"].get("valid", 0)
+    assert sum(sum(v.values()) for c, v in by_code.items() if c != "none") == chip_and_desk + verified_vneid
+    assert "130" in by_code and set(by_code["130"]) == {"admitted_provisional"}
+    lines = [json.loads(line) for line in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
+    assert {line["route"] for line in lines} == {"chip", "vneid", "desk"}
+    text = render(summary)
+    assert "gateway code" in text and "vneid" in text
 
 
 def test_fault_spec_errors() -> None:

@@ -166,13 +166,16 @@ def test_warnings_name_legal_but_unsafe_choices(tmp_path: Path) -> None:
         "finger": {"enabled": True, "url": "/dev/ttyUSB0"},
         "reader": {"files": ["dg1", "dg2"]},
         "uplink": {"broker_urls": ["mqtt://hub.clinic.lan:1883"], "allow_plaintext": True},
-        "policy": {"pa_failed": "admit", "other_facility": "refer_desk"},
+        "policy": {"pa_failed": "admit", "other_facility": "refer_desk", "vneid_unverified_offline": "admit",
+                   "vneid_expired": "admit"},
     })  # fmt: skip
     got = "\n".join(warnings(loud))
     for key in ("uplink.broker_urls: mqtt://hub.clinic.lan:1883 is not TLS", "reader.trust_dir: ",
                 "reader.terminal_credentials: not set", "reader.files: dg2", "outputs.kinds: neither gpio nor screen",
-                "policy.pa_failed = 'admit': a patient whose card or finger was not proven genuine"):  # fmt: skip
+                "policy.pa_failed = 'admit': a patient whose card, finger or VNeID identity was not proven genuine",
+                "policy.vneid_unverified_offline = 'admit': "):  # fmt: skip
         assert key in got, key
+    assert "policy.vneid_expired = " not in got  # not fail-closed: only "more lenient than the default"
     assert "other_facility" not in got  # stricter than the default is no warning
     assert "uplink.broker_urls: none configured" in "\n".join(warnings(parse_config({"terminal": T})))
 

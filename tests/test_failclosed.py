@@ -610,7 +610,7 @@ def test_timeouts_read_from_the_config_bounds_the_gates_chip_read(tmp_path: Path
     from agent.config import load_config
 
     config = tmp_path / "agent.toml"
-    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust").mkdir()  # the schema requires the directory to exist
     config.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{tmp_path / "s"}"\n'
                       f'[reader]\ntrust_dir = "{tmp_path / "trust"}"\n[timeouts]\nread = 7.5\n')  # fmt: skip
     runtime = build_runtime(load_config(config))

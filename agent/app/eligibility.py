@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,8 +27,9 @@ from typing import Any, Protocol
 
 import cbor2
 
+from agent.app.gateway import GatewayDataError, format_date, parse_answer
 from agent.errors import GateAgentError
-from agent.model import Eligibility, EligibilitySource, InsuranceRecord
+from agent.model import Eligibility, EligibilitySource, Identity, InsuranceRecord
 from agent.store.eligibility import EligibilityStore, StaleDataError
 from agent.store.errors import StoreError
 from agent.store.files import unlink_durably
@@ -249,9 +251,28 @@ class OnlineLookup(Protocol):
     @property
     def connected(self) -> bool: ...
 
-    def query_eligibility(self, id_number: str, timeout: float) -> Mapping[str, Any] | None:
-        """Ask the hub; return its answer ({"record": {...}|None}) or None when it did not answer in time."""
+    def query_eligibility(
+        self, id_number: str, timeout: float, person: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any] | None:
+        """Ask the hub; return its answer or None when it did not answer in time.
+
+        The answer is ``{"record": {...}|None}`` and, from a hub that asks the social-insurance
+        gateway, ``"gateway": {...}`` in the gateway's response shape.  ``person`` is what the
+        gateway's lookup needs besides the number (``hoTen``, ``ngaySinh`` as dd/mm/yyyy).
+        """
         ...
+
+
+def gateway_request(identity: Identity | None) -> dict[str, str] | None:
+    """The name and birth date the gateway's lookup compares (KQNhanLichSuKCB2024 ``hoTen``, ``ngaySinh``)."""
+    if identity is None or (identity.full_name is None and identity.birth is None):
+        return None
+    out: dict[str, str] = {}
+    if identity.full_name:
+        out["hoTen"] = identity.full_name
+    if identity.birth is not None:
+        out["ngaySinh"] = format_date(identity.birth)
+    return out
 
 
 class EligibilityChain:
@@ -262,13 +283,36 @@ class EligibilityChain:
         self.online = online
         self.timeout = timeout
 
-    def lookup(self, id_number: str) -> Eligibility:
+    def lookup(self, id_number: str, identity: Identity | None = None) -> Eligibility:
+        """Online first; a gateway answer that is no answer (server error, unknown code) falls back to the cache."""
+        code: str | None = None
         if self.online is not None and self.online.connected:
             try:
-                answer = self.online.query_eligibility(id_number, self.timeout)
+                person = gateway_request(identity)
+                answer = (
+                    self.online.query_eligibility(id_number, self.timeout, person)
+                    if person is not None
+                    else self.online.query_eligibility(id_number, self.timeout)
+                )
             except GateAgentError as exc:
                 log.warning("online eligibility query failed, using the cache: %s", exc)
                 answer = None
+            if answer is not None and answer.get("gateway") is not None:
+                raw = answer["gateway"]
+                if isinstance(raw, Mapping) and isinstance(raw.get("maKetQua"), str) and \
+                        re.fullmatch(r"[0-9]{3}", raw["maKetQua"]):  # fmt: skip
+                    code = raw["maKetQua"]
+                try:
+                    parsed = parse_answer(raw, id_number)
+                except GatewayDataError as exc:
+                    log.warning("hub forwarded a malformed gateway answer, using the cache: %s", exc)
+                else:
+                    if parsed.rule.answered:
+                        return Eligibility(parsed.record, EligibilitySource.ONLINE, True, dt.datetime.now(dt.UTC),
+                                           gateway_code=parsed.code)  # fmt: skip
+                    log.warning("gateway lookup failed (code %s), using the cache", parsed.code)
+                cached = self.cache.lookup(id_number)
+                return Eligibility(cached.record, cached.source, cached.fresh, cached.as_of, gateway_code=code)
             if answer is not None:
                 try:
                     item = answer.get("record")

@@ -16,6 +16,13 @@ message, which may carry personal data), stored as an ``error`` event, shown as 
 closed gate (``INTERNAL_ERROR``, refer to the desk), and the flow returns to IDLE
 for the next patient.
 
+Three routes end in the same decision: the chip card (assurance ``chip``), the VNeID
+app's token verified through the hub (``vneid``, :mod:`agent.app.vneid`), and the ID
+number typed at the desk (``manual``).
+
+Why one piece: every route shares the waits, the catch-all, the decision and the
+"durable before shown" rule; split, each would need its own copy of them.
+
 The flow owns no device: it gets triggers from one inbox and calls the ports of
 :mod:`agent.app.ports`.  ``step()`` handles one trigger and returns, so the daemon
 can ping the watchdog between check-ins and tests can drive it synchronously.
@@ -36,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.app.gateway import mismatch_discrepancies
 from agent.app.policy import Decision, Outcome, Policy
 from agent.app.ports import (
     CardInserted,
@@ -49,8 +57,11 @@ from agent.app.ports import (
     ManualEntry,
     Output,
     Trigger,
+    VneidScanned,
+    VneidService,
 )
 from agent.app.reconcile import reconcile
+from agent.app.vneid import VneidResult
 from agent.card.errors import CardError
 from agent.card.keys import AccessKeys
 from agent.errors import CardRemovedError, GateAgentError
@@ -65,6 +76,8 @@ from agent.model import (
     FingerStatus,
     Identity,
     Shown,
+    VneidFacts,
+    VneidStatus,
 )
 
 log = logging.getLogger(__name__)
@@ -181,6 +194,7 @@ class CheckinFlow:
         policy: Policy,
         facility_code: str,
         finger: FingerPath | None = None,
+        vneid: VneidService | None = None,
         timeouts: FlowTimeouts | None = None,
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
@@ -192,6 +206,7 @@ class CheckinFlow:
         self.policy = policy
         self.facility_code = facility_code
         self.finger = finger
+        self.vneid = vneid  # None: no hub to verify VNeID tokens (every token is unverified)
         self.timeouts = timeouts or FlowTimeouts()
         self.today = today
         self.state = State.IDLE
@@ -263,6 +278,8 @@ class CheckinFlow:
             return None
         if isinstance(trigger, ManualEntry):
             return self._manual(trigger.id_number)
+        if isinstance(trigger, VneidScanned):
+            return self._vneid_checkin(trigger.token)
         if isinstance(trigger, CardInserted):
             self.card_present = True
             keys = self._wait_keys()
@@ -301,6 +318,9 @@ class CheckinFlow:
             if isinstance(trigger, ManualEntry):
                 self._manual(trigger.id_number)
                 return None
+            if isinstance(trigger, VneidScanned):  # the app instead of the card's keys: the VNeID route
+                self._vneid_checkin(trigger.token)
+                return None
         self._abort("timeout")
         return None
 
@@ -312,6 +332,9 @@ class CheckinFlow:
                 return True
             if isinstance(trigger, ManualEntry):
                 self._manual(trigger.id_number)
+                return False
+            if isinstance(trigger, VneidScanned):
+                self._vneid_checkin(trigger.token)
                 return False
         self._abort("timeout")
         return False
@@ -326,7 +349,7 @@ class CheckinFlow:
                 self.card_present = False
                 return
             # a new QR scan while the old card still lies there is a new patient: keep it for later
-            if isinstance(trigger, KeysEntered | ManualEntry):
+            if isinstance(trigger, KeysEntered | ManualEntry | VneidScanned):
                 self.inbox.put(trigger)
                 return
         log.info("card left on the reader after the check-in")
@@ -360,7 +383,7 @@ class CheckinFlow:
         finger = self._finger_result(finger_task, chip, started)
         if self.finger is not None and chip.facts.finger_expected:
             finger = replace(finger, required=True)
-        eligibility = self._lookup(chip.identity.id_number)
+        eligibility = self._lookup(chip.identity.id_number, chip.identity)
         shown = self._decide_and_store(chip.identity, Assurance.CHIP, chip, finger, eligibility)
         self.stage = "removal"
         self._wait_removal()
@@ -392,10 +415,34 @@ class CheckinFlow:
         self._set(State.IDLE, "ready")
         return shown
 
-    def _lookup(self, id_number: str) -> Eligibility:
+    def _vneid_checkin(self, token: str) -> Shown | None:
+        """The VNeID route: the hub verifies the token, then eligibility; assurance ``vneid``, no chip, no finger."""
+        self.stage = "vneid"
+        self._set(State.DECIDING, None)
+        result = self._verify(token)
+        finger = FingerFacts(FingerStatus.NOT_CHECKED, detail="VNeID route: no chip reference")
+        if result.identity is None:
+            eligibility = Eligibility(None, EligibilitySource.NONE, fresh=False)
+            shown = self._decide_and_store(Identity(""), Assurance.VNEID, None, finger, eligibility, result.facts)
+        else:
+            eligibility = self._lookup(result.identity.id_number, result.identity)
+            shown = self._decide_and_store(result.identity, Assurance.VNEID, None, finger, eligibility, result.facts)
+        self._set(State.IDLE, "ready")
+        return shown
+
+    def _verify(self, token: str) -> VneidResult:
+        if self.vneid is None:
+            return VneidResult(VneidFacts(VneidStatus.UNVERIFIED), None)
+        try:
+            return self.vneid.verify(token)
+        except GateAgentError as exc:
+            log.warning("VNeID verification failed: %s", type(exc).__name__)
+            return VneidResult(VneidFacts(VneidStatus.UNVERIFIED), None)
+
+    def _lookup(self, id_number: str, identity: Identity | None = None) -> Eligibility:
         self.stage = "eligibility"
         try:
-            return self.eligibility.lookup(id_number)
+            return self.eligibility.lookup(id_number, identity)
         except GateAgentError as exc:
             log.warning("eligibility lookup failed: %s", exc)
             return Eligibility(None, EligibilitySource.NONE, fresh=False)
@@ -407,12 +454,19 @@ class CheckinFlow:
         chip: ChipRead | None,
         finger: FingerFacts,
         eligibility: Eligibility,
+        vneid: VneidFacts | None = None,
     ) -> Shown:
         self.stage = "decide"
         self._set(State.DECIDING, None)
         discrepancies: tuple[Discrepancy, ...] = ()
-        if chip is not None and eligibility.record is not None:
+        # only a verified identity (the chip, or VNeID verified by the national service) is a reference
+        verified = chip is not None or (vneid is not None and vneid.status is VneidStatus.VALID)
+        if verified and eligibility.record is not None:
             discrepancies = tuple(reconcile(identity, eligibility.record))
+        if verified and eligibility.source is EligibilitySource.ONLINE:
+            seen = {d.field for d in discrepancies}
+            extra = mismatch_discrepancies(eligibility.gateway_code, identity)
+            discrepancies += tuple(d for d in extra if d.field not in seen)
         facts = CheckinFacts(
             identity,
             assurance,
@@ -421,11 +475,13 @@ class CheckinFlow:
             eligibility,
             self.today(),
             self.facility_code,
+            vneid,
         )
         decision: Decision = self.policy.decide(facts, mismatched=bool(discrepancies))
         self.stage = "store"
         self._set(State.STORING, None)
-        record = CheckinRecord(identity, assurance.value, facts.chip, finger, eligibility, decision, discrepancies)
+        record = CheckinRecord(identity, assurance.value, facts.chip, finger, eligibility, decision, discrepancies,
+                               vneid)  # fmt: skip
         try:
             event_id = self.sink.store(record)
         except GateAgentError as exc:

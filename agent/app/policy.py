@@ -16,8 +16,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agent.app import gateway
 from agent.errors import ConfigError
-from agent.model import Assurance, CheckinFacts, EligibilitySource, FingerStatus
+from agent.model import Assurance, CheckinFacts, EligibilitySource, FingerStatus, VneidStatus
 
 
 class Outcome(enum.StrEnum):
@@ -61,6 +62,36 @@ class Finding(enum.StrEnum):
     INSURANCE_NOT_YET_VALID = "INSURANCE_NOT_YET_VALID"
     OTHER_FACILITY = "OTHER_FACILITY"
     RECORD_MISMATCH = "RECORD_MISMATCH"
+    # the VNeID route (docs/national-systems.md)
+    VNEID_IDENTITY = "VNEID_IDENTITY"
+    VNEID_INVALID = "VNEID_INVALID"
+    VNEID_EXPIRED = "VNEID_EXPIRED"
+    VNEID_REVOKED = "VNEID_REVOKED"
+    VNEID_WRONG_LEVEL = "VNEID_WRONG_LEVEL"
+    VNEID_UNVERIFIED_OFFLINE = "VNEID_UNVERIFIED_OFFLINE"
+    # the social-insurance gateway's result codes (agent.app.gateway.TABLE)
+    INSURANCE_OTHER_AGENCY = "INSURANCE_OTHER_AGENCY"
+    INSURANCE_CARD_REPLACED = "INSURANCE_CARD_REPLACED"
+    INSURANCE_CARD_CODE_WRONG = "INSURANCE_CARD_CODE_WRONG"
+    INSURANCE_REVOKED = "INSURANCE_REVOKED"
+    INSURANCE_REDUCED = "INSURANCE_REDUCED"
+    CHILD_WITHOUT_CARD = "CHILD_WITHOUT_CARD"
+
+
+#: the gateway's table in findings; a name there that is not a Finding fails here, at import
+GATEWAY_FINDINGS: dict[str, tuple[Finding, ...]] = {
+    code: tuple(Finding(name) for name in rule.findings) for rule in gateway.TABLE for code in rule.codes
+}
+
+#: what a VNeID verification status adds (VALID adds VNEID_IDENTITY: the assurance between chip and manual)
+VNEID_FINDINGS: dict[VneidStatus, Finding] = {
+    VneidStatus.VALID: Finding.VNEID_IDENTITY,
+    VneidStatus.INVALID: Finding.VNEID_INVALID,
+    VneidStatus.EXPIRED: Finding.VNEID_EXPIRED,
+    VneidStatus.REVOKED: Finding.VNEID_REVOKED,
+    VneidStatus.WRONG_LEVEL: Finding.VNEID_WRONG_LEVEL,
+    VneidStatus.UNVERIFIED: Finding.VNEID_UNVERIFIED_OFFLINE,
+}
 
 
 #: findings that only say a check could not be made: relaxing them to an admitting action lets an
@@ -73,7 +104,13 @@ FAIL_CLOSED: tuple[Finding, ...] = (
     Finding.FINGER_REQUIRED_NOT_CHECKED,
     Finding.PACE_DOWNGRADE,
     Finding.CHIP_AUTH_NOT_RUN,
+    Finding.VNEID_INVALID,
+    Finding.VNEID_REVOKED,
+    Finding.VNEID_UNVERIFIED_OFFLINE,
 )
+
+#: findings worth telling a patient who is admitted anyway
+_INFORMATIVE = (Finding.OTHER_FACILITY, Finding.RECORD_MISMATCH, Finding.INSURANCE_CARD_REPLACED)
 
 #: config key (lower case) -> default action
 DEFAULT_ACTIONS: dict[Finding, str] = {
@@ -95,6 +132,18 @@ DEFAULT_ACTIONS: dict[Finding, str] = {
     Finding.INSURANCE_NOT_YET_VALID: "refer_desk",
     Finding.OTHER_FACILITY: "admit",
     Finding.RECORD_MISMATCH: "admit",
+    Finding.VNEID_IDENTITY: "admit",
+    Finding.VNEID_INVALID: "refer_desk",
+    Finding.VNEID_EXPIRED: "refer_desk",
+    Finding.VNEID_REVOKED: "refer_desk",
+    Finding.VNEID_WRONG_LEVEL: "refer_desk",
+    Finding.VNEID_UNVERIFIED_OFFLINE: "refer_desk",
+    Finding.INSURANCE_OTHER_AGENCY: "refer_desk",
+    Finding.INSURANCE_CARD_REPLACED: "admit",
+    Finding.INSURANCE_CARD_CODE_WRONG: "refer_desk",
+    Finding.INSURANCE_REVOKED: "refer_desk",
+    Finding.INSURANCE_REDUCED: "refer_desk",
+    Finding.CHILD_WITHOUT_CARD: "admit_provisional",
 }
 
 #: human messages per reason: (Vietnamese, English)
@@ -166,6 +215,51 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Đã tiếp nhận. Thông tin BHYT sẽ được đối chiếu lại.",
         "Checked in. Your insurance record will be corrected.",
     ),
+    Finding.VNEID_IDENTITY: ("Đã xác thực qua VNeID.", "Identified with VNeID."),
+    Finding.VNEID_INVALID: (
+        "Mã VNeID không hợp lệ. Mời đến quầy tiếp đón.",
+        "The VNeID code is not valid. Please go to the desk.",
+    ),
+    Finding.VNEID_EXPIRED: (
+        "Mã VNeID đã hết hạn. Mời làm mới mã trên ứng dụng và quét lại.",
+        "The VNeID code has expired. Please refresh it in the app and scan again.",
+    ),
+    Finding.VNEID_REVOKED: (
+        "Tài khoản VNeID không còn hiệu lực. Mời đến quầy tiếp đón.",
+        "This VNeID account is no longer valid. Please go to the desk.",
+    ),
+    Finding.VNEID_WRONG_LEVEL: (
+        "Cần tài khoản định danh điện tử mức 2. Mời đến quầy tiếp đón.",
+        "A level-2 VNeID account is needed. Please go to the desk.",
+    ),
+    Finding.VNEID_UNVERIFIED_OFFLINE: (
+        "Chưa xác thực được VNeID (mất kết nối). Mời dùng thẻ căn cước hoặc đến quầy.",
+        "VNeID could not be verified (offline). Please use your ID card or go to the desk.",
+    ),
+    Finding.INSURANCE_OTHER_AGENCY: (
+        "Thẻ BHYT do cơ quan khác quản lý. Mời đến quầy.",
+        "This insurance card is managed by another agency. Please go to the desk.",
+    ),
+    Finding.INSURANCE_CARD_REPLACED: (
+        "Đã tiếp nhận (thẻ BHYT đã được cấp mới).",
+        "Checked in (a new insurance card was issued).",
+    ),
+    Finding.INSURANCE_CARD_CODE_WRONG: (
+        "Mã thẻ BHYT không đúng. Mời đến quầy.",
+        "The insurance card code is wrong. Please go to the desk.",
+    ),
+    Finding.INSURANCE_REVOKED: (
+        "Thẻ BHYT đã bị thu hồi. Mời đến quầy.",
+        "The insurance card was revoked. Please go to the desk.",
+    ),
+    Finding.INSURANCE_REDUCED: (
+        "Thẻ BHYT đã bị báo giảm. Mời đến quầy.",
+        "The insurance was ended (reported reduced). Please go to the desk.",
+    ),
+    Finding.CHILD_WITHOUT_CARD: (
+        "Trẻ em dưới 6 tuổi chưa có thẻ: tiếp nhận tạm thời.",
+        "Child under 6 without a card: provisional check-in.",
+    ),
 }
 
 
@@ -220,7 +314,7 @@ class Policy:
                 outcome, reason = action, finding.value
         if outcome is Outcome.ADMITTED and found:
             # admitted despite findings: say the first informative one (other facility, mismatch) to the patient
-            reason = next((f.value for f in found if f in (Finding.OTHER_FACILITY, Finding.RECORD_MISMATCH)), "OK")
+            reason = next((f.value for f in found if f in _INFORMATIVE), "OK")
         return Decision(outcome, reason, tuple(found))
 
 
@@ -233,8 +327,8 @@ def relaxations(table: Mapping[str, object]) -> list[str]:
     for finding in FAIL_CLOSED:
         value = table.get(finding.value.lower())
         if isinstance(value, str) and value in ACTIONS and ACTIONS[value].severity < Outcome.REFER_DESK.severity:
-            out.append(f"policy.{finding.value.lower()} = {value!r}: a patient whose card or finger was not proven "
-                       f"genuine is admitted (default {DEFAULT_ACTIONS[finding]!r})")  # fmt: skip
+            out.append(f"policy.{finding.value.lower()} = {value!r}: a patient whose card, finger or VNeID identity "
+                       f"was not proven genuine is admitted (default {DEFAULT_ACTIONS[finding]!r})")  # fmt: skip
     return out
 
 
@@ -244,6 +338,12 @@ def findings(facts: CheckinFacts, *, mismatched: bool = False) -> list[Finding]:
     chip = facts.chip
     if facts.assurance is Assurance.MANUAL:
         out.append(Finding.MANUAL_ENTRY)
+    if facts.assurance is Assurance.VNEID:
+        # no verification on record is no verification: fail closed
+        status = facts.vneid.status if facts.vneid is not None else VneidStatus.UNVERIFIED
+        out.append(VNEID_FINDINGS[status])
+        if status is not VneidStatus.VALID:
+            return out  # no verified identity: nothing else about this person can be known
     if chip is not None:
         if chip.passive_auth is False:
             out.append(Finding.PA_FAILED)
@@ -265,7 +365,15 @@ def findings(facts: CheckinFacts, *, mismatched: bool = False) -> list[Finding]:
         out.append(Finding.FINGER_NOT_CHECKED)
     elig = facts.eligibility
     record = elig.record
-    if record is None:
+    rule = gateway.rule_for(elig.gateway_code) if elig.gateway_code is not None else None
+    if elig.source is EligibilitySource.ONLINE and rule is not None:
+        # the gateway answered: its code says what it means (agent.app.gateway.TABLE), fail closed on the rest
+        out.extend(GATEWAY_FINDINGS.get(elig.gateway_code or "", (Finding.ELIGIBILITY_UNKNOWN,)))
+        if rule.has_card and record is None:
+            out.append(Finding.ELIGIBILITY_UNKNOWN)  # a code that promises a card came without one
+        if record is not None and rule.has_card:
+            _card_findings(facts, out)
+    elif record is None:
         if elig.source is EligibilitySource.ONLINE or (elig.source is EligibilitySource.CACHE and elig.fresh):
             out.append(Finding.NOT_INSURED if elig.source is EligibilitySource.ONLINE else Finding.NOT_IN_CACHE)
         elif elig.source is EligibilitySource.CACHE:
@@ -275,12 +383,20 @@ def findings(facts: CheckinFacts, *, mismatched: bool = False) -> list[Finding]:
     else:
         if elig.source is EligibilitySource.CACHE and not elig.fresh:
             out.append(Finding.CACHE_STALE)
-        if record.valid_to < facts.today:
-            out.append(Finding.INSURANCE_EXPIRED)
-        elif record.valid_from > facts.today:
-            out.append(Finding.INSURANCE_NOT_YET_VALID)
-        if record.facility_code != facts.facility_code:
-            out.append(Finding.OTHER_FACILITY)
-    if mismatched:
+        _card_findings(facts, out)
+    if mismatched and Finding.RECORD_MISMATCH not in out:
         out.append(Finding.RECORD_MISMATCH)
     return out
+
+
+def _card_findings(facts: CheckinFacts, out: list[Finding]) -> None:
+    """The card's dates and registered facility against today and this facility."""
+    record = facts.eligibility.record
+    assert record is not None
+    if record.valid_to < facts.today:
+        if Finding.INSURANCE_EXPIRED not in out:
+            out.append(Finding.INSURANCE_EXPIRED)
+    elif record.valid_from > facts.today:
+        out.append(Finding.INSURANCE_NOT_YET_VALID)
+    if record.facility_code != facts.facility_code:
+        out.append(Finding.OTHER_FACILITY)

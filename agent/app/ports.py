@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent.app.vneid import VneidResult
 from agent.card.keys import AccessKeys
 from agent.model import CheckinRecord, ChipFacts, Eligibility, FingerFacts, Identity, Shown
 
@@ -45,7 +46,14 @@ class ManualEntry:
     id_number: str = field(repr=False)
 
 
-Trigger = CardInserted | CardRemoved | KeysEntered | ManualEntry
+@dataclass(frozen=True)
+class VneidScanned:
+    """A VNeID app QR: an opaque token for the hub to verify (never parsed, logged or stored)."""
+
+    token: str = field(repr=False)
+
+
+Trigger = CardInserted | CardRemoved | KeysEntered | ManualEntry | VneidScanned
 
 
 # --- devices and services ------------------------------------------------------------------------------
@@ -81,7 +89,15 @@ class FingerPath(Protocol):
 
 
 class EligibilityService(Protocol):
-    def lookup(self, id_number: str) -> Eligibility: ...
+    def lookup(self, id_number: str, identity: Identity | None = None) -> Eligibility:
+        """``identity``: the verified name and birth date the insurance gateway compares (chip or VNeID)."""
+        ...
+
+
+class VneidService(Protocol):
+    def verify(self, token: str) -> VneidResult:
+        """Ask the national identity service (through the hub) about a VNeID token; never raises."""
+        ...
 
 
 class EventSink(Protocol):

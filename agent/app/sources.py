@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.app.attendant import ENDING_PROMPTS, MAX_LINE, WAIT_LIMIT, trigger_from_request
-from agent.app.ports import CardInserted, CardRemoved, KeysEntered, Trigger
+from agent.app.ports import CardInserted, CardRemoved, KeysEntered, Trigger, VneidScanned
 from agent.card.errors import InputError
 from agent.errors import GateAgentError
 from agent.model import Shown
 from agent.scan.loop import ScanLoop
-from agent.scan.parse import ScannedKeys
+from agent.scan.parse import Scan, ScannedToken
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,11 @@ class ScannerSource:
         return f"error: {self.error}" if self.error else "ok"
 
     def start(self, submit: Callable[[Trigger], None]) -> None:
-        def keys_entered(scan: ScannedKeys) -> None:
-            submit(KeysEntered(scan.keys, scan.source, scan.id_number))
+        def keys_entered(scan: Scan) -> None:
+            if isinstance(scan, ScannedToken):
+                submit(VneidScanned(scan.token))
+            else:
+                submit(KeysEntered(scan.keys, scan.source, scan.id_number))
 
         self._thread = threading.Thread(target=self.loop.run, args=(self._stop, keys_entered), name=self.name,
                                         daemon=True)  # fmt: skip

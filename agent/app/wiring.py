@@ -84,6 +84,7 @@ def build_hub_verifier(cfg: Config, up: UplinkConfig) -> HubVerifier | None:
 def build_runtime(cfg: Config) -> Runtime:
     """Every part of the terminal from the config (devices, queue, uplink, outputs)."""
     from agent.app.eligibility import EligibilityChain
+    from agent.app.vneid import HubTokenVerifier
     from agent.store.queue import EventQueue
     from agent.transport.pcsc import PcscTransport
     from agent.uplink.client import Uplink
@@ -136,6 +137,8 @@ def build_runtime(cfg: Config) -> Runtime:
         policy=policy,
         facility_code=cfg.terminal.facility_id,
         finger=finger,
+        # VNeID tokens go to the hub for verification with the same short wait as an eligibility query
+        vneid=HubTokenVerifier(uplink, cfg.eligibility.online_timeout),
         timeouts=FlowTimeouts(keys=t.keys, card=t.card, read=t.read, finger=t.finger, card_removal=t.card_removal),
     )
     sources: list[DeviceSource] = [CardWatcherSource(r.name), attendant]

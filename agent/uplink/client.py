@@ -7,7 +7,7 @@ Topic tree (``docs/mqtt.md``), for facility F and terminal T::
     gate/F/T/status      terminal -> hub   retained CBOR status; the last will says "offline"
     gate/F/T/cmd         hub -> terminal   CBOR commands (eligibility, trust anchors, config)
     gate/F/T/cmd/result  terminal -> hub   CBOR {"id", "ok", "reason"}
-    gate/F/T/query       terminal -> hub   eligibility query (MQTT 5 request/response)
+    gate/F/T/query       terminal -> hub   eligibility query, VNeID verification (MQTT 5 request/response)
     gate/F/T/reply       hub -> terminal   its answers
 
 An event leaves the queue only when the hub acknowledges its id (not on the broker's
@@ -195,15 +195,32 @@ class Uplink:
         self._outbox.put(_Outgoing(self.topics.status, cbor2.dumps(self._status), 1, True))
         self._wake.set()
 
-    def query_eligibility(self, id_number: str, timeout: float) -> Mapping[str, Any] | None:
-        """Ask the hub (MQTT 5 request/response); None when not connected or no answer in time."""
+    def query_eligibility(
+        self, id_number: str, timeout: float, person: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any] | None:
+        """Ask the hub (MQTT 5 request/response); None when not connected or no answer in time.
+
+        ``person`` (``hoTen``, ``ngaySinh``) goes with the number when the hub is to ask the
+        social-insurance gateway, whose lookup compares them.
+        """
+        body: dict[str, Any] = {"id_number": id_number}
+        if person:
+            body["person"] = dict(person)
+        return self._request(body, timeout)
+
+    def verify_vneid(self, token: str, timeout: float) -> Mapping[str, Any] | None:
+        """Ask the hub to verify a VNeID token; its ``vneid`` answer, or None when offline or late."""
+        answer = self._request({"kind": "vneid", "token": token}, timeout)
+        vneid = answer.get("vneid") if answer is not None else None
+        return vneid if isinstance(vneid, Mapping) else None
+
+    def _request(self, body: dict[str, Any], timeout: float) -> Mapping[str, Any] | None:
         if not self.connected:
             return None
         corr = uuid.uuid4().bytes
         done = threading.Event()
         box: list[Any] = []
         self._replies[corr] = (done, box)
-        body: dict[str, Any] = {"id_number": id_number}
         props = None
         if self._protocol5:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
@@ -390,6 +407,9 @@ class Uplink:
             corr, record = body.get("corr"), body.get("record")
             if not isinstance(corr, bytes) or not (record is None or isinstance(record, dict)):
                 self._refuse(kind, "a reply needs corr (bytes) and record (map or null)")
+                return
+            if not all(body.get(k) is None or isinstance(body.get(k), dict) for k in ("gateway", "vneid")):
+                self._refuse(kind, "a reply's gateway and vneid parts must be maps")
                 return
             waiter = self._replies.get(corr)  # matched on the signed corr, never on an unsigned property
             if waiter is not None:

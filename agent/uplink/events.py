@@ -123,8 +123,10 @@ def checkin_body(record: CheckinRecord) -> dict[str, Any]:
     if elig.record is not None:
         eligibility["card_number"] = elig.record.card_number
         eligibility["category"] = elig.record.category
-    return {
-        "id_number": record.identity.id_number,
+    if elig.gateway_code is not None:
+        eligibility["gateway_code"] = elig.gateway_code
+    body: dict[str, Any] = {
+        "id_number": record.identity.id_number or None,  # None: a VNeID token that gave no verified identity
         "assurance": record.assurance,
         "verification": verification,
         "eligibility": eligibility,
@@ -132,6 +134,14 @@ def checkin_body(record: CheckinRecord) -> dict[str, Any]:
         "reason": decision.reason,
         "findings": [str(f) for f in decision.findings],
     }
+    if record.vneid is not None:  # the outcome and the hub's reference; never the token
+        vneid: dict[str, Any] = {"status": record.vneid.status.value}
+        if record.vneid.level is not None:
+            vneid["level"] = record.vneid.level
+        if record.vneid.reference is not None:
+            vneid["reference"] = record.vneid.reference
+        body["vneid"] = vneid
+    return body
 
 
 def error_body(stage: str, error: str) -> dict[str, Any]:

@@ -63,7 +63,24 @@ class Kind(enum.StrEnum):
     HOSTILE_CHAINING = "hostile_chaining"  # a chip that answers every read with endless response chaining
     HOSTILE_OVERSIZE = "hostile_oversize"  # a chip whose files announce 64 KB and 16 MB and return filler
     NO_SFI = "no_sfi"  # a genuine card whose OS refuses reads by short file identifier: a control, admitted
+    # the national systems: the gateway's codes and the VNeID route
+    CHILD_TEMP_CARD = "child_temp_card"  # under 6, no chip card, insured on a temporary card only: gateway 130
+    GATEWAY_OTHER = "gateway_other"  # the gateway answers a code records cannot show (army card, revoked ...)
+    VNEID_VALID = "vneid_valid"  # shows the VNeID app (level 2), no card
+    VNEID_EXPIRED = "vneid_expired"  # the app's QR shown after its validity
+    VNEID_WRONG_LEVEL = "vneid_wrong_level"  # a level-1 account
+    VNEID_OFFLINE = "vneid_offline"  # the national identity service does not answer in time
 
+
+#: the VNeID kinds and the variant of the token the patient shows (sim/hub/vneid.py)
+VNEID_VARIANT = {Kind.VNEID_VALID: "valid", Kind.VNEID_EXPIRED: "expired", Kind.VNEID_WRONG_LEVEL: "wrong-level",
+                 Kind.VNEID_OFFLINE: "valid"}  # fmt: skip
+#: codes of GATEWAY_OTHER patients, drawn in these proportions (our choice: the gateway publishes no rates)
+OTHER_CODES = (("001", 2), ("002", 1), ("003", 3), ("004", 3), ("051", 1), ("052", 1), ("053", 1), ("110", 1),
+               ("120", 1), ("121", 1), ("122", 1), ("123", 1), ("124", 1), ("101", 2), ("100", 1), ("054", 1),
+               ("055", 1), ("205", 1), ("401", 1))  # fmt: skip
+#: codes after which the gate admits a card holder found in a fresh cache (a new card; or no answer: the cache)
+ADMITTED_CODES = frozenset({"003", "004", "100", "101", "054", "055", "205", "401"})
 
 #: the card variant (:data:`sim.card.variants.REGISTRY`) each kind carries; the others carry a genuine card
 CARD_VARIANT: dict[Kind, str] = {
@@ -149,10 +166,18 @@ class Patient:
     person: Person = field(repr=False)
     category: str
     card_seed: int
+    gateway_code: str | None = None  # GATEWAY_OTHER: the code the gateway answers for this patient
 
     @property
     def has_card(self) -> bool:
-        return self.kind is not Kind.CHILD_NO_CARD
+        return self.kind not in (Kind.CHILD_NO_CARD, Kind.CHILD_TEMP_CARD) and self.route == "chip"
+
+    @property
+    def route(self) -> str:
+        """How this patient checks in: ``chip``, ``vneid`` or ``desk``."""
+        if self.kind in VNEID_VARIANT:
+            return "vneid"
+        return "desk" if self.kind in (Kind.CHILD_NO_CARD, Kind.CHILD_TEMP_CARD) else "chip"
 
 
 @dataclass(frozen=True)
@@ -166,6 +191,12 @@ class Mix:
     tampered: float = 0.01
     cloned: float = 0.01
     borrowed_card: float = 0.02
+    child_temp_card: float = 0.02
+    gateway_other: float = 0.03
+    vneid_valid: float = 0.05
+    vneid_expired: float = 0.01
+    vneid_wrong_level: float = 0.01
+    vneid_offline: float = 0.01
 
 
 def make_patients(
@@ -192,6 +223,12 @@ def make_patients(
             (mix.tampered, Kind.TAMPERED),
             (mix.cloned, Kind.CLONED),
             (mix.borrowed_card, Kind.BORROWED_CARD),
+            (mix.child_temp_card, Kind.CHILD_TEMP_CARD),
+            (mix.gateway_other, Kind.GATEWAY_OTHER),
+            (mix.vneid_valid, Kind.VNEID_VALID),
+            (mix.vneid_expired, Kind.VNEID_EXPIRED),
+            (mix.vneid_wrong_level, Kind.VNEID_WRONG_LEVEL),
+            (mix.vneid_offline, Kind.VNEID_OFFLINE),
             (mix.problem_rate, None),
         ]
         kind: Kind = Kind.INSURED
@@ -205,7 +242,7 @@ def make_patients(
                 else:
                     kind = k
                 break
-        if kind is Kind.CHILD_NO_CARD:
+        if kind in (Kind.CHILD_NO_CARD, Kind.CHILD_TEMP_CARD):
             category = "children_under_6"
             person = make_person(seed * 1_000_003 + i, today, min_age=0, max_age=5, province_code=code)
         else:
@@ -216,7 +253,10 @@ def make_patients(
             category = rng.choices(list(weights), weights=list(weights.values()))[0]
             min_age, max_age = _ages(category)
             person = make_person(seed * 1_000_003 + i, today, min_age=min_age, max_age=max_age, province_code=code)
-        patients.append(Patient(i, kind, person, category, seed * 1_000_003 + i))
+        gateway_code = None
+        if kind is Kind.GATEWAY_OTHER:
+            gateway_code = rng.choices([c for c, _ in OTHER_CODES], weights=[w for _, w in OTHER_CODES])[0]
+        patients.append(Patient(i, kind, person, category, seed * 1_000_003 + i, gateway_code))
     return patients
 
 
@@ -244,7 +284,7 @@ def insurance_record(patient: Patient, facility_code: str, today: dt.date) -> di
     in the ID-keyed eligibility data either (the hub keeps it for its own report).
     """
     p = patient.person
-    if patient.kind in (Kind.UNINSURED, Kind.RECORD_MISSING_ID):
+    if patient.kind in (Kind.UNINSURED, Kind.RECORD_MISSING_ID, Kind.CHILD_TEMP_CARD):
         return None
     rng = random.Random(f"record:{patient.card_seed}")
     valid_from = dt.date(today.year, 1, 1)
@@ -322,10 +362,24 @@ EXPECTED: dict[Kind, Expect] = {
     Kind.CHILD_NO_CARD: _expect("admitted_provisional"),
     Kind.BORROWED_CARD: _expect("refer_desk FINGER_NO_MATCH"),
     Kind.FINGER_WITHHELD: _expect("refer_desk FINGER_REQUIRED_NOT_CHECKED"),
+    Kind.CHILD_TEMP_CARD: _expect("admitted_provisional"),
+    Kind.GATEWAY_OTHER: _expect("admitted", "refer_desk"),  # which one: the patient's code (:func:`expected`)
+    Kind.VNEID_VALID: _expect("admitted"),
+    Kind.VNEID_EXPIRED: _expect("refer_desk"),
+    Kind.VNEID_WRONG_LEVEL: _expect("refer_desk"),
+    Kind.VNEID_OFFLINE: _expect("refer_desk"),
     **{kind: _BY_CONCLUSION[variant(name).conclusion] for kind, name in CARD_VARIANT.items()},
 }
 assert set(EXPECTED) == set(Kind), "every patient kind needs its expected outcome"
 assert not any(set(EXPECTED[k].outcomes) & set(ADMITTED) for k in ATTACKS), "an attack is never expected in"
+
+
+def expected(patient: Patient) -> Expect:
+    """What the default policy shows this patient (with the hub and the gateway reachable)."""
+    if patient.kind is Kind.GATEWAY_OTHER:
+        return _expect("admitted") if patient.gateway_code in ADMITTED_CODES else _expect("refer_desk")
+    return EXPECTED[patient.kind]
+
 
 #: an ``--attacks`` clinic: every attack in turn, with genuine patients (a plain card, a card without SFI reads)
 #: as the control group that must still be admitted

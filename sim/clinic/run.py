@@ -58,16 +58,20 @@ from sim.clinic.patients import (
     CARD_VARIANT,
     EXPECTED,
     NOT_READ,
+    VNEID_VARIANT,
     Kind,
     Mix,
     Patient,
+    expected,
     insurance_record,
     make_attack_patients,
     make_patients,
 )
 from sim.finger.module import PROFILES, PtyModule, SimModule
 from sim.hub.enrol import Authority, enroll_terminal
+from sim.hub.gateway import GatewaySim
 from sim.hub.hub import Hub, load_keys
+from sim.hub.vneid import IdentityService
 from sim.infra.mosquitto import Mosquitto, start_mosquitto
 from sim.infra.pcscd import Pcscd, start_pcscd
 from sim.pki import make_pki
@@ -256,10 +260,11 @@ class Visit:
     event_id: str | None = None
     seconds: float | None = None
     attempts: int = 0
+    gateway_code: str | None = None  # what the gateway answered, from the check-in event the hub stored
 
     @property
     def as_expected(self) -> bool:
-        return EXPECTED[self.patient.kind].met(self.outcome, self.reason)
+        return expected(self.patient).met(self.outcome, self.reason)
 
     @property
     def stopped(self) -> bool:
@@ -270,11 +275,13 @@ class Visit:
         return {
             "patient": self.patient.index,
             "kind": self.patient.kind.value,
+            "route": self.patient.route,
+            "gateway_code": self.gateway_code,
             "category": self.patient.category,
             "gate": self.gate,
             "outcome": self.outcome,
             "reason": self.reason,
-            "expected": list(EXPECTED[self.patient.kind].allowed),
+            "expected": list(expected(self.patient).allowed),
             "as_expected": self.as_expected,
             "attack": self.patient.kind in ATTACKS,
             "event_id": self.event_id,
@@ -304,6 +311,7 @@ class Clinic:
         self.mosquitto: Mosquitto | None = None
         self.gates: list[Gate] = []
         self.hub: Hub | None = None
+        self.identity_service = IdentityService()  # the national identity service the hub asks (VNeID)
         self.visits: list[Visit] = []
         self._done = 0
         self._lock = threading.Lock()
@@ -337,7 +345,14 @@ class Clinic:
         self.records = records
         keys = load_keys(self.work / "hub-keys")  # registered at enrolment
         by_id = {str(r["id_number"]): r for r in records}
-        self.hub = Hub(self.broker_url, FACILITY, self.work / "hub.db", keys, by_id, signing_key=hub_key).start()
+        forced = {p.person.id_number: p.gateway_code for p in self.patients if p.gateway_code}
+        temporary = {p.person.id_number for p in self.patients if p.kind is Kind.CHILD_TEMP_CARD}
+        # the service does not answer in time for these patients (the hub then says "unverified")
+        self.identity_service.unreachable = {p.person.id_number for p in self.patients
+                                             if p.kind is Kind.VNEID_OFFLINE}  # fmt: skip
+        self.hub = Hub(self.broker_url, FACILITY, self.work / "hub.db", keys, by_id, signing_key=hub_key,
+                       gateway=GatewaySim(by_id, forced=forced, children_without_card=temporary, today=self.today),
+                       identity_service=self.identity_service).start()  # fmt: skip
         if not self.hub.connected.wait(30):
             raise GateAgentError("the hub could not connect to the broker")
         for gate in self.gates:
@@ -372,7 +387,10 @@ class Clinic:
             before = len(gate.outcomes())
             log_offset = gate.log_size()
             start = time.monotonic()
-            if patient.kind is Kind.CHILD_NO_CARD:
+            if patient.route == "vneid":
+                start = time.monotonic()
+                gate.scanner.emit(self.identity_service.issue(patient.person, VNEID_VARIANT[patient.kind]))
+            elif patient.route == "desk":
                 try:
                     send(gate.state / "attendant.sock", {"id_number": patient.person.id_number, "no_card": True})
                 except GateAgentError:
@@ -406,11 +424,11 @@ class Clinic:
                     shown = {"outcome": NOT_READ, "reason": prompt.upper(), "event_id": None}
                     shown_at = time.monotonic()
                     break
-                if gate.plug.card is not None and not gate.plug.card.present and patient.kind is not Kind.CHILD_NO_CARD:
+                if gate.plug.card is not None and not gate.plug.card.present and patient.has_card:
                     self._fault(gate.name, "card-pull", f"patient {patient.index}, attempt {attempt}")
                     break  # the card was pulled mid-read: take it and try again
                 time.sleep(0.02)
-            if patient.kind is not Kind.CHILD_NO_CARD:
+            if patient.has_card:
                 gate.plug.remove()
                 gate.finger.remove()
                 time.sleep(0.6)  # pcscd polls the virtual reader: let it see the card go (after the decision)
@@ -490,7 +508,18 @@ class Clinic:
         stored = {e["id"] for e in self.hub.events() if e["type"] == "checkin"}
         durations = sorted(v.seconds for v in self.visits if v.seconds is not None)
         outcomes = Counter(v.outcome or "none" for v in self.visits)
+        codes = {e["id"]: e["body"].get("eligibility", {}).get("gateway_code") for e in self.hub.events()
+                 if e["type"] == "checkin"}  # fmt: skip
+        for v in self.visits:
+            v.gateway_code = codes.get(v.event_id or "")
         unexpected = [v.as_dict() for v in self.visits if not v.as_expected]
+        by_route: dict[str, dict[str, int]] = {}
+        by_code: dict[str, dict[str, int]] = {}
+        for v in self.visits:
+            route = by_route.setdefault(v.patient.route, {})
+            route[v.outcome or "none"] = route.get(v.outcome or "none", 0) + 1
+            code = by_code.setdefault(v.gateway_code or "none", {})
+            code[v.outcome or "none"] = code.get(v.outcome or "none", 0) + 1
         with (self.out / "outcomes.jsonl").open("w", encoding="utf-8") as fh:
             for v in sorted(self.visits, key=lambda v: v.patient.index):
                 fh.write(json.dumps(v.as_dict(), ensure_ascii=False) + "\n")
@@ -500,6 +529,9 @@ class Clinic:
             "seconds": round(elapsed, 1),
             "checkins_per_minute_per_terminal": round(len(durations) / elapsed * 60 / self.terminals, 1),
             "outcomes": dict(outcomes),
+            "by_route": by_route,
+            "by_gateway_code": dict(sorted(by_code.items())),
+            "vneid_verifications": dict(self.identity_service.by_status),
             "kinds": dict(Counter(p.kind.value for p in self.patients)),
             "as_expected": len(self.visits) - len(unexpected),
             "unexpected": unexpected,
@@ -574,6 +606,16 @@ def render(summary: dict[str, Any]) -> str:
     ]
     for outcome, count in sorted(summary["outcomes"].items()):
         lines.append(f"{outcome:<24} {count:>6}")
+    if summary.get("by_route"):
+        lines += ["", f"{'route':<10} outcomes"]
+        for route in ("chip", "vneid", "desk"):
+            if route in summary["by_route"]:
+                got = sorted(summary["by_route"][route].items())
+                lines.append(f"{route:<10} " + ", ".join(f"{o} {n}" for o, n in got))
+    if summary.get("by_gateway_code"):
+        lines += ["", f"{'gateway code':<14} outcomes"]
+        for code, got in summary["by_gateway_code"].items():
+            lines.append(f"{code:<14} " + ", ".join(f"{o} {n}" for o, n in sorted(got.items())))
     lines += ["", f"{'patient kind':<24} {'count':>6}"]
     for kind, count in sorted(summary["kinds"].items()):
         lines.append(f"{kind:<24} {count:>6}")

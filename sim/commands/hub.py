@@ -46,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eligibility", type=Path, help="JSON list of insurance records to answer queries with")
     parser.add_argument("--insured", help="comma-separated person seeds (`sim card --seed`) the insurer has valid "
                         "records of, registered at --facility; added to --eligibility")  # fmt: skip
+    parser.add_argument("--no-gateway", action="store_true",
+                        help="answer eligibility with records only (no social-insurance gateway answer)")
+    parser.add_argument("--xml0", type=Path, help="on exit, write today's QĐ 4750 XML0 check-in file here")
     parser.add_argument("--push", action="store_true", help="push the eligibility data to every known terminal")
     parser.add_argument("--username")
     parser.add_argument("--password")
@@ -180,8 +183,14 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     reporter = Reporter(args.quiet)
-    hub = Hub(args.broker, args.facility, args.db, load_keys(args.keys), {r["id_number"]: r for r in records},
-              args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key).start()  # fmt: skip
+    from sim.hub.gateway import GatewaySim
+    from sim.hub.vneid import IdentityService
+
+    by_id = {r["id_number"]: r for r in records}
+    gateway = None if args.no_gateway else GatewaySim(by_id)
+    hub = Hub(args.broker, args.facility, args.db, load_keys(args.keys), by_id,
+              args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key,
+              gateway=gateway, identity_service=IdentityService()).start()  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -201,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(ready), flush=True)
         stop.wait()
     finally:
+        if args.xml0 is not None:
+            from sim.hub.xml0 import VN
+
+            count = hub.export_xml0(dt.datetime.now(VN).date(), args.xml0)
+            print(json.dumps({"event": "xml0", "rows": count, "path": str(args.xml0)}), flush=True)
         hub.stop()
         reporter.close()
     print(json.dumps({"event": "stopped", "stored": hub.stats.stored, "duplicates": hub.stats.duplicates,

@@ -3,7 +3,10 @@
 Commands, one a line, one JSON answer line each: ``SEED`` (or ``scan SEED``) sends the
 scan of the card of the simulated person of that seed (the person of ``python -m sim
 card --seed SEED``) on the pty, as the real scanner would when the card is held to
-it; ``text LINE`` sends LINE as it is (a typed ID number, a damaged code); ``quit``.
+it; ``text LINE`` sends LINE as it is (a typed ID number, a damaged code); ``vneid SEED
+[VARIANT]`` sends the VNeID app QR of that person (variants: valid, expired, revoked,
+wrong-level, forged; tokens of the simulated national identity service, sim/hub/vneid.py,
+which ``python -m sim hub`` verifies); ``quit``.
 They arrive on stdin (end of input does not stop the scanner), a Unix socket
 (``--control PATH``) or a FIFO (``--fifo PATH``: ``echo 12 > PATH``).
 """
@@ -42,6 +45,17 @@ class ScannerControl:
             with self._lock:
                 self.scanner.emit(rest)
             return {"event": "scanned", "ok": True, "text": True}
+        if word == "vneid":
+            from sim.hub.vneid import VARIANTS, token_for_seed
+
+            parts = rest.split()
+            variant = parts[1] if len(parts) > 1 else "valid"
+            if not parts or not parts[0].isdigit() or variant not in VARIANTS:
+                return {"event": "error", "ok": False,
+                        "error": f"usage: vneid SEED [{'|'.join(VARIANTS)}]"}  # fmt: skip
+            with self._lock:
+                self.scanner.emit(token_for_seed(int(parts[0]), variant))
+            return {"event": "scanned", "ok": True, "seed": int(parts[0]), "vneid": variant}
         seed_text = rest.strip() if word == "scan" else word
         try:
             seed = int(seed_text)

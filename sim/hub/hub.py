@@ -18,6 +18,7 @@ so no message can stop a thread; events are deduplicated by (terminal, event id)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import queue as queue_mod
@@ -38,8 +39,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.app.gateway import GatewayDataError, parse_date
 from agent.uplink.events import EventError, open_sealed
 from agent.uplink.hubmsg import HubMessageError, HubSigner, decode_payload
+from sim.hub import xml0
+from sim.hub.gateway import OFFICER, GatewaySim
+from sim.hub.vneid import IdentityService
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +94,18 @@ class Hub:
         tls: tuple[str, str, str] | None = None,  # CA, certificate, key of the hub
         on_stored: Callable[[str, Mapping[str, Any]], None] | None = None,
         signing_key: ed25519.Ed25519PrivateKey | None = None,
+        gateway: GatewaySim | None = None,
+        identity_service: IdentityService | None = None,
     ) -> None:
         """``on_stored(terminal, event)`` is called (on the writer thread) for each event stored for the first time."""
         self.facility = facility
         self.keys = dict(keys)
         self.eligibility = dict(eligibility or {})
+        #: the social-insurance gateway (answers in its response shape) and the national identity service
+        self.gateway = gateway
+        self.identity_service = identity_service
+        #: identities the hub learnt: verified VNeID answers and the names/birth dates lookups carried
+        self.people: dict[str, dict[str, Any]] = {}
         self.stats = HubStats()
         self.on_stored = on_stored
         #: the key terminals pin at enrolment; a fresh one when none is given (a throw-away simulation)
@@ -291,15 +303,53 @@ class Hub:
         corr = getattr(props, "CorrelationData", None) if props is not None else None
         if corr is None and isinstance(body, dict):
             corr = body.get("corr")
-        id_number = body.get("id_number") if isinstance(body, dict) else None
-        if not isinstance(id_number, str) or not 1 <= len(id_number) <= 32 or \
-                not isinstance(corr, bytes | bytearray) or not 1 <= len(corr) <= 64:  # fmt: skip
+        if not isinstance(body, dict) or not isinstance(corr, bytes | bytearray) or not 1 <= len(corr) <= 64:
+            self._reject(terminal, "malformed query")
+            return
+        if body.get("kind") == "vneid":
+            answer = self._verify_vneid(body.get("token"))
+            if answer is None:
+                self._reject(terminal, "malformed query")
+                return
+            self._reply(terminal, bytes(corr), {"record": None, "vneid": answer})
+            return
+        id_number = body.get("id_number")
+        if not isinstance(id_number, str) or not 1 <= len(id_number) <= 32:
             self._reject(terminal, "malformed query")
             return
         record = self.eligibility.get(id_number)
+        reply: dict[str, Any] = {"record": record}
+        if self.gateway is not None:
+            given = body.get("person")
+            person: dict[str, Any] = given if isinstance(given, dict) else {}
+            request = {"maThe": id_number, **{k: v for k, v in person.items() if k in ("hoTen", "ngaySinh")
+                                              and isinstance(v, str)}, **OFFICER}  # fmt: skip
+            reply["gateway"] = self.gateway.lookup(request)
+            if request.get("hoTen"):  # the chip's name and birth date, as the gateway was asked
+                known = self.people.setdefault(id_number, {"id_number": id_number})
+                known.setdefault("full_name", request["hoTen"])
+                try:
+                    known.setdefault("birth", parse_date(request.get("ngaySinh"), "ngaySinh").isoformat())
+                except GatewayDataError:
+                    pass
+        self._reply(terminal, bytes(corr), reply)
+
+    def _verify_vneid(self, token: object) -> dict[str, Any] | None:
+        """Ask the national identity service (its answer; never log the token)."""
+        if not isinstance(token, str) or not 1 <= len(token) <= 2048:
+            return None
+        if self.identity_service is None:
+            return {"status": "unverified"}
+        answer = self.identity_service.verify(token)
+        identity = answer.get("identity")
+        if answer.get("status") == "valid" and isinstance(identity, dict):
+            self.people[str(identity["id_number"])] = dict(identity)
+        return answer
+
+    def _reply(self, terminal: str, corr: bytes, body: dict[str, Any]) -> None:
         out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        out.CorrelationData = bytes(corr)
-        sealed = self.signer.seal(terminal, "reply", {"record": record, "corr": bytes(corr)})
+        out.CorrelationData = corr
+        sealed = self.signer.seal(terminal, "reply", {**body, "corr": corr})
         self._outbox.put((f"gate/{self.facility}/{terminal}/reply", sealed, out))
 
     # --- commands and reports -----------------------------------------------------------------------
@@ -332,6 +382,30 @@ class Hub:
         with self._db_lock:
             rows = self._db.execute("SELECT body FROM events ORDER BY terminal, seq").fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def xml0_rows(self, day: dt.date | None = None) -> list[dict[str, str]]:
+        """QĐ 4750 XML0 rows of the stored check-ins (of ``day``, Vietnam time, when given), numbered from 1."""
+        rows: list[dict[str, str]] = []
+        for event in self.events():
+            if day is not None:
+                wall = dt.datetime.fromtimestamp(float(event["time"]["wall"]), dt.UTC).astimezone(xml0.VN)
+                if wall.date() != day:
+                    continue
+            number = str((event.get("body") or {}).get("id_number") or "")
+            record = self.eligibility.get(number)
+            person = dict(self.people.get(number) or {})
+            if record is not None:  # what the verified identity did not say, the insurer's record does
+                for key in ("full_name", "birth", "sex"):
+                    if not person.get(key) and record.get(key):
+                        person[key] = record[key]
+            row = xml0.row_for(event, len(rows) + 1, person or None, record, self.facility)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def export_xml0(self, day: dt.date, path: Path) -> int:
+        """A day's XML0 file for the HIS; every row validated.  The number of rows."""
+        return xml0.export_day(self.xml0_rows(day), path)
 
     def discrepancy_report(self) -> dict[str, dict[str, int]]:
         """Discrepancies by participant category and field: what the insurer must clean."""
