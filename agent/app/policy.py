@@ -8,6 +8,10 @@ No rule lives in code that a clinic might want to change: :data:`DEFAULT_ACTIONS
 is only the default of the ``[policy]`` table of the config.  The defaults refuse
 only what suggests fraud (data or chip not genuine); an insurance problem sends the
 patient to the desk, where a person can help (pay as uninsured, fix the record).
+
+Why one piece: the finding names, their default actions, their messages to the patient and the
+rules that raise them are one table read four ways (the config check, the decision, the event,
+``docs/policy.md``); split apart, a new finding could get a rule without a message or a default.
 """
 
 from __future__ import annotations
