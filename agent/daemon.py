@@ -18,49 +18,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from agent import __version__
-from agent.app.flow import CheckinFlow
-from agent.app.ports import Trigger
 from agent.app.sdnotify import Notifier
+from agent.app.wiring import Runtime, build_runtime
 from agent.config import Config, load_config
 from agent.errors import GateAgentError
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30.0
-
-
-class DeviceSource(Protocol):
-    """An input device feeding the flow (card watcher, scanner, attendant socket)."""
-
-    name: str
-
-    def start(self, submit: Callable[[Trigger], None]) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def state(self) -> str: ...
-
-
-class StatusPublisher(Protocol):
-    def publish_status(self, status: dict[str, Any]) -> None: ...
-
-
-@dataclass
-class Runtime:
-    """Everything the daemon runs, built from the config by :func:`agent.app.wiring.build_runtime`."""
-
-    flow: CheckinFlow
-    sources: list[DeviceSource] = field(default_factory=list)
-    status_publisher: StatusPublisher | None = None
-    extra_status: Callable[[], dict[str, Any]] | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    reconfigure: Callable[[Config], None] | None = None
 
 
 class Daemon:
@@ -76,11 +46,7 @@ class Daemon:
         if heartbeat is None:  # [uplink] heartbeat, validated with the rest of [uplink] when the uplink starts
             value = self.config.uplink.get("heartbeat", HEARTBEAT_SECONDS)
             heartbeat = float(value) if isinstance(value, int | float) and value > 0 else HEARTBEAT_SECONDS
-        if build is None:
-            from agent.app.wiring import build_runtime
-
-            build = build_runtime
-        self.build = build
+        self.build = build or build_runtime
         self.notifier = notifier or Notifier()
         self.heartbeat = heartbeat
         self._stop = threading.Event()

@@ -5,17 +5,14 @@ set) each line carries a ``<N>`` syslog priority prefix and no timestamp, which
 journald adds itself.  Interactive runs get a timestamp instead.
 
 Personal data (name, ID number, date of birth, images, templates) is never
-logged in clear.  Where a log line must let an operator correlate two events
-about the same person, use :func:`pseudonym`, a keyed hash that cannot be
-reversed without the terminal's key.  Wire-level hex (APDUs, serial frames) is
+logged: the model types hide it from ``repr``, and a log line refers to a
+check-in by its event id.  Wire-level hex (APDUs, serial frames) is
 logged only at :data:`WIRE`, below DEBUG, and only after secure messaging has
 been applied, i.e. ciphertext.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import sys
@@ -56,17 +53,3 @@ def setup_logging(verbosity: int = 0) -> None:
     for name in ("agent", "sim"):
         logging.getLogger(name).setLevel(level)
 
-
-_PSEUDONYM_KEY = os.urandom(32)
-
-
-def set_pseudonym_key(key: bytes) -> None:
-    """Use a persistent per-terminal key so pseudonyms stay stable across restarts."""
-    global _PSEUDONYM_KEY
-    _PSEUDONYM_KEY = bytes(key)
-
-
-def pseudonym(value: str | bytes) -> str:
-    """A short keyed digest of a personal value, safe to log (``p:1a2b3c4d5e6f``)."""
-    data = value.encode() if isinstance(value, str) else value
-    return "p:" + hmac.new(_PSEUDONYM_KEY, data, hashlib.sha256).hexdigest()[:12]

@@ -6,11 +6,11 @@ import datetime as dt
 import threading
 import uuid
 
-from agent.app.model import ChipFacts, FingerFacts, FingerStatus, Identity
-from agent.app.ports import CheckinRecord, ChipRead
+from agent.app.ports import ChipRead
 from agent.card.errors import CardError
 from agent.card.keys import AccessKeys
 from agent.errors import CardRemovedError, GateAgentError
+from agent.model import CheckinRecord, ChipFacts, FingerFacts, FingerStatus, Identity
 
 PERSON = Identity("001090012345", "Nguyễn Văn An", dt.date(1990, 5, 17), "M")
 

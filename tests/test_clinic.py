@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.clinic.patients import Kind, Mix
-from sim.clinic.run import Clinic, parse_faults, render
+from sim.clinic.run import Clinic, parse_clinic_faults, render
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mark.slow]
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mar
 def test_clinic_with_faults(tmp_path: Path) -> None:
     mix = Mix(problem_rate=0.2, uninsured=0.1, expired=0.1, child_no_card=0.1, tampered=0.1, cloned=0.1,
               borrowed_card=0.1)
-    faults = parse_faults("broker-down=3@4,power-cut@9,card-pull=0.15")
+    faults = parse_clinic_faults("broker-down=3@4,power-cut@9,card-pull=0.15")
     clinic = Clinic(2, 24, tmp_path, seed=8, faults=faults, progress=False, mix=mix)
     try:
         clinic.setup()
@@ -47,7 +47,7 @@ def test_clinic_with_faults(tmp_path: Path) -> None:
 
 def test_fault_spec_errors() -> None:
     with pytest.raises(ValueError, match="bad fault"):
-        parse_faults("meteor@3")
+        parse_clinic_faults("meteor@3")
 
 
 def test_fault_report_table_and_log() -> None:

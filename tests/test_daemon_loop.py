@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from agent.app.attendant import AttendantSocket, send, trigger_from_request
+from agent.app.attendant import send, trigger_from_request
 from agent.app.eligibility import EligibilityCache, EligibilityChain
 from agent.app.flow import CheckinFlow
 from agent.app.outputs import MemoryOutput
 from agent.app.policy import Policy
 from agent.app.ports import KeysEntered, ManualEntry, Trigger
 from agent.app.sdnotify import Notifier
+from agent.app.sources import AttendantSocket
+from agent.app.wiring import Runtime
 from agent.card.errors import InputError
 from agent.config import Config
-from agent.daemon import Daemon, Runtime
+from agent.daemon import Daemon
 from tests.flow_fakes import FakeReader, MemorySink
 
 CONFIG = """

@@ -19,13 +19,13 @@ from agent.app.doctor import FAIL, OK, WARN, check_terminal_credentials
 from agent.app.eligibility import EligibilityCache, EligibilityChain, record_to_dict
 from agent.app.finger import ModuleFinger
 from agent.app.flow import CheckinFlow, FlowTimeouts
-from agent.app.model import FingerStatus, InsuranceRecord
+from agent.app.hub_commands import HubCommands
 from agent.app.outputs import MemoryOutput
 from agent.app.policy import Policy
 from agent.app.ports import CardInserted, KeysEntered
-from agent.app.wiring import CommandHandler
 from agent.bio.module import FingerprintModule
 from agent.config import Config, load_config
+from agent.model import FingerStatus, InsuranceRecord
 from agent.profiles import ModuleProfile
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
@@ -126,13 +126,13 @@ def _config(tmp_path: Path, credentials: Path | None, finger: bool = False) -> C
 [terminal]
 facility_id = "01001"
 terminal_id = "gate-1"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [reader]
-trust_dir = "{tmp_path / 'trust'}"
-terminal_credentials = "{credentials or ''}"
+trust_dir = "{tmp_path / "trust"}"
+terminal_credentials = "{credentials or ""}"
 [finger]
-enabled = {'true' if finger else 'false'}
-url = "{tmp_path / 'finger'}"
+enabled = {"true" if finger else "false"}
+url = "{tmp_path / "finger"}"
 """
     path = tmp_path / "agent.toml"
     path.write_text(text)
@@ -162,19 +162,22 @@ def test_hub_replaces_terminal_credentials_atomically(tmp_path: Path) -> None:
     old = sim_eac.eac_pki(0, terminal_days=(-1, 5)).write_credentials(target)
     cfg = _config(tmp_path, target)
     reader = PcscChipReader(lambda: InProcessReader(build_card()), ["dg1"], None, credentials_dir=target)
-    handler = CommandHandler(cfg, EligibilityCache(dt.timedelta(hours=1)), reader, None)  # type: ignore[arg-type]
+    handler = HubCommands(cfg, EligibilityCache(dt.timedelta(hours=1)), reader, None)  # type: ignore[arg-type]
     before = {p.name: p.read_bytes() for p in old.iterdir()}
     fresh = sim_eac.eac_pki(0, terminal_days=(-1, 60))
     files = {f"{k}.cvcert": v for k, v in fresh.certificates.items()}
     # a set whose terminal certificate was not signed by the DV is rejected and changes nothing
     forged = sim_eac.eac_pki(0, forge_terminal=True)
-    bad = {**files, "is.cvcert": forged.certificates["is"], "terminal.key": _pem(forged.terminal_key)}
-    ok, reason = handler({"type": "terminal_credentials", "files": bad})
+    ok, reason = handler({"type": "terminal_credentials", "files": {**files, "is.cvcert": forged.certificates["is"]}})
     assert not ok and "signature" in reason
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     ok, reason = handler({"type": "terminal_credentials", "files": {**files, "../evil": b""}})
     assert not ok and "bad credentials file" in reason
+    # a private key never travels, not even the right one
     ok, reason = handler({"type": "terminal_credentials", "files": {**files, "terminal.key": _pem(fresh.terminal_key)}})
+    assert not ok and "private key" in reason
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    ok, reason = handler({"type": "terminal_credentials", "files": files})
     assert ok, reason
     assert reader.credentials is not None
     assert reader.credentials.terminal.expiration == dt.date.today() + dt.timedelta(days=60)

@@ -10,8 +10,11 @@ import pycddl
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from agent.app.model import (
+from agent.app.policy import Policy
+from agent.app.reconcile import reconcile
+from agent.model import (
     Assurance,
+    CheckinRecord,
     ChipFacts,
     Eligibility,
     EligibilitySource,
@@ -20,9 +23,6 @@ from agent.app.model import (
     Identity,
     InsuranceRecord,
 )
-from agent.app.policy import Policy
-from agent.app.ports import CheckinRecord
-from agent.app.reconcile import reconcile
 from agent.uplink import cose, events
 
 SCHEMA = pycddl.Schema((Path(__file__).resolve().parent.parent / "docs" / "events.cddl").read_text())
@@ -32,7 +32,7 @@ RECORD = InsuranceRecord("001090012345", "HS4010123456789", dt.date(2026, 1, 1),
 
 
 def record(chip: ChipFacts | None = None, assurance: Assurance = Assurance.CHIP) -> CheckinRecord:
-    from agent.app.model import CheckinFacts
+    from agent.model import CheckinFacts
 
     elig = Eligibility(RECORD, EligibilitySource.CACHE, True)
     finger = FingerFacts(FingerStatus.MATCH, 87)

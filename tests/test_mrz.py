@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from agent.card.errors import InputError, MrzError
 from agent.card.keys import MrzKey, check_digit
-from agent.card.mrz import parse_mrz
+from agent.card.mrz import NO_DATE, date_from_yymmdd, holder_from_mrz, parse_mrz, yymmdd_from_date
 from sim.population import make_population
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
@@ -86,6 +86,34 @@ def test_simulated_cards_parse_with_the_keys_the_simulator_announces() -> None:
         assert mrz.optional_data == person.id_number
         assert (mrz.birth, mrz.expiry) == (person.birth_yymmdd, person.expiry_yymmdd)
         assert parse_mrz("\n".join(person.td3())).document_number == person.passport_number
+
+
+def test_mrz_dates_convert_both_ways_with_the_century_guessed_by_direction() -> None:
+    today = dt.date(2026, 11, 22)
+    assert yymmdd_from_date(dt.date(1974, 8, 12)) == "740812" and yymmdd_from_date(None) == NO_DATE
+    assert date_from_yymmdd("740812", future=False, today=today) == dt.date(1974, 8, 12)
+    assert date_from_yymmdd("260101", future=False, today=today) == dt.date(2026, 1, 1)
+    assert date_from_yymmdd("300101", future=False, today=today) == dt.date(1930, 1, 1)  # a birth is never ahead
+    assert date_from_yymmdd("300101", future=True, today=today) == dt.date(2030, 1, 1)  # an expiry may be
+    assert date_from_yymmdd("760101", future=True, today=today) == dt.date(2076, 1, 1)
+    assert date_from_yymmdd("770101", future=True, today=today) == dt.date(1977, 1, 1)
+    for empty in (NO_DATE, "741312", "7408", "74O812"):
+        assert date_from_yymmdd(empty, future=True, today=today) is None
+
+
+def test_holder_of_the_icao_td1_specimen_is_its_document_number() -> None:
+    holder = holder_from_mrz(parse_mrz(TD1), today=dt.date(2026, 11, 22))
+    assert (holder.id_number, holder.full_name, holder.sex) == ("D23145890", "ERIKSSON ANNA MARIA", "F")
+    assert (holder.birth, holder.expiry) == (dt.date(1974, 8, 12), dt.date(2012, 4, 15))
+    assert "ERIKSSON" not in repr(holder) and "D23145890" not in repr(holder)
+
+
+def test_holder_of_a_cccd_is_the_12_digit_id_number_from_the_optional_data() -> None:
+    today = dt.date(2026, 11, 22)
+    for person in make_population(100, seed=11, today=today, min_age=14, max_age=95):
+        holder = holder_from_mrz(parse_mrz("\n".join(person.td1())), today=today)
+        assert holder.id_number == person.id_number
+        assert (holder.birth, holder.expiry, holder.sex) == (person.birth, person.expiry, person.sex)
 
 
 @given(st.text(max_size=120))

@@ -6,7 +6,10 @@ import datetime as dt
 
 import pytest
 
-from agent.app.model import (
+from agent.app.policy import MESSAGES, Decision, Finding, Outcome, Policy, findings
+from agent.app.reconcile import normalise_name, reconcile
+from agent.errors import ConfigError
+from agent.model import (
     Assurance,
     CheckinFacts,
     ChipFacts,
@@ -17,9 +20,6 @@ from agent.app.model import (
     Identity,
     InsuranceRecord,
 )
-from agent.app.policy import MESSAGES, Decision, Finding, Outcome, Policy, findings
-from agent.app.reconcile import normalise_name, reconcile
-from agent.errors import ConfigError
 
 TODAY = dt.date(2026, 11, 24)
 PERSON = Identity("001090012345", "Nguyễn Văn An", dt.date(1990, 5, 17), "M")

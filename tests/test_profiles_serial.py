@@ -12,11 +12,12 @@ import pytest
 
 from agent import profiles
 from agent.app.ports import KeysEntered, Trigger
+from agent.app.sources import ScannerSource
 from agent.card.errors import InputError
 from agent.card.read import read_document
 from agent.config import parse_config
 from agent.errors import ConfigError
-from agent.scan.source import ScannerSource, parse_scan
+from agent.scan.source import ScannedKeys, parse_scan
 from sim.card import InProcessReader, build_card
 from sim.finger import synthetic
 from sim.population import make_person
@@ -96,11 +97,11 @@ def test_finger_cli_against_the_simulated_module(tmp_path: Path) -> None:
 def test_scan_parsing() -> None:
     person = make_person(3)
     keys = parse_scan(person.qr(), "qr")
-    assert isinstance(keys, KeysEntered) and keys.id_number == person.id_number and keys.keys.can == person.can
+    assert isinstance(keys, ScannedKeys) and keys.id_number == person.id_number and keys.keys.can == person.can
     mrz = parse_scan("\n".join(person.td1()), "mrz")
-    assert isinstance(mrz, KeysEntered) and mrz.keys.mrz_keys[0].document_number == person.id_number[3:]
+    assert isinstance(mrz, ScannedKeys) and mrz.keys.mrz_keys[0].document_number == person.id_number[3:]
     plain = parse_scan(f" {person.id_number}\r\n", "qr")
-    assert isinstance(plain, KeysEntered) and plain.id_number == person.id_number
+    assert isinstance(plain, ScannedKeys) and plain.id_number == person.id_number
     assert plain.keys.can == person.id_number[-6:] and plain.keys.mrz_keys == ()
     with pytest.raises(InputError, match="province code"):
         parse_scan("999" + person.id_number[3:], "qr")

@@ -1,7 +1,7 @@
 """The attendant's input: ID number and date of birth typed at the desk, or a patient without a chip card.
 
-A Unix socket in the state directory (``attendant.sock``, mode 0660) takes one JSON
-object per line::
+A Unix socket in the state directory (``attendant.sock``, mode 0660; served by
+:class:`agent.app.sources.AttendantSocket`) takes one JSON object per line::
 
     {"id_number": "001090012345", "birth": "17051990", "issued": "01022021"}   # keys for the chip
     {"id_number": "001090012345", "no_card": true}                             # child under 6, no card
@@ -13,11 +13,7 @@ and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import socket
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +22,7 @@ from agent.card.cccd import PersonalId, cccd_access_keys, parse_ddmmyyyy
 from agent.card.errors import InputError
 from agent.errors import GateAgentError
 
-log = logging.getLogger(__name__)
-
+#: the longest request line the socket reads
 MAX_LINE = 4096
 
 
@@ -51,82 +46,6 @@ def trigger_from_request(request: Any) -> Trigger:
         issued=None if issued in (None, "") else parse_ddmmyyyy(str(issued), "issued"),
     )
     return KeysEntered(keys, "attendant", id_number)
-
-
-class AttendantSocket:
-    """A device source: serves the socket in a thread and submits triggers to the flow."""
-
-    name = "attendant"
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    def state(self) -> str:
-        return "ok" if self._sock is not None else "stopped"
-
-    def start(self, submit: Callable[[Trigger], None]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            self.path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(str(self.path))
-            os.chmod(self.path, 0o660)
-        except OSError as exc:
-            sock.close()
-            raise GateAgentError(f"cannot open the attendant socket {self.path}: {exc}") from exc
-        sock.listen(4)
-        sock.settimeout(0.5)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, args=(submit,), name="attendant", daemon=True)
-        self._thread.start()
-
-    def _serve(self, submit: Callable[[Trigger], None]) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    self._handle(conn, submit)
-                except OSError as exc:
-                    log.warning("attendant connection failed: %s", exc)
-
-    def _handle(self, conn: socket.socket, submit: Callable[[Trigger], None]) -> None:
-        data = b""
-        while b"\n" not in data and len(data) < MAX_LINE:
-            chunk = conn.recv(MAX_LINE)
-            if not chunk:
-                break
-            data += chunk
-        line = data.split(b"\n", 1)[0]
-        try:
-            request = json.loads(line)
-            trigger = trigger_from_request(request)
-        except (ValueError, InputError) as exc:
-            answer: dict[str, Any] = {"ok": False, "error": str(exc)}
-        else:
-            submit(trigger)
-            answer = {"ok": True}
-        conn.sendall((json.dumps(answer) + "\n").encode())
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._thread is not None:
-            self._thread.join(2)
-        if self.path.exists():
-            self.path.unlink()
 
 
 def send(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:

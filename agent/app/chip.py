@@ -8,28 +8,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.app.model import ChipFacts, Identity
 from agent.app.ports import ChipRead
 from agent.card.cvc import CvcError, TerminalCredentials, load_credentials
 from agent.card.keys import AccessKeys
+from agent.card.mrz import holder_from_mrz
 from agent.card.read import ReadResult, read_document
 from agent.card.trust import TrustStore
 from agent.errors import GateAgentError
+from agent.model import ChipFacts, Identity
 from agent.transport.base import CardTransport
 
 log = logging.getLogger(__name__)
-
-
-def _yymmdd(value: str, future: bool) -> dt.date | None:
-    if not value.isdigit() or len(value) != 6:
-        return None
-    year = int(value[:2])
-    today = dt.date.today()
-    century = 2000 if (year + 2000 <= today.year + (50 if future else 0)) else 1900
-    try:
-        return dt.date(century + year, int(value[2:4]), int(value[4:6]))
-    except ValueError:
-        return None
 
 
 def chip_read_from(result: ReadResult) -> ChipRead:
@@ -39,12 +28,9 @@ def chip_read_from(result: ReadResult) -> ChipRead:
         identity = Identity(dg13.id_number, dg13.full_name, dg13.birth, dg13.sex)
         expiry = dg13.expiry
     elif dg1 is not None:
-        m = dg1.mrz
-        # a TD1 CCCD carries the 12-digit number at the start of the optional data; a passport its personal number
-        number = m.optional_data[:12] if m.optional_data[:12].isdigit() else m.document_number
-        name = " ".join(p for p in (m.surname, m.given_names) if p)
-        identity = Identity(number, name or None, _yymmdd(m.birth, False), m.sex if m.sex in "MF" else None)
-        expiry = _yymmdd(m.expiry, True)
+        holder = holder_from_mrz(dg1.mrz)
+        identity = Identity(holder.id_number, holder.full_name, holder.birth, holder.sex)
+        expiry = holder.expiry
     else:
         raise GateAgentError("the chip gave neither DG13 nor DG1: no identity to check in")
     pa = result.passive_auth

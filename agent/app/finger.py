@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from agent.app.model import FingerFacts, FingerStatus
 from agent.bio.module import FingerprintModule
+from agent.model import FingerFacts, FingerStatus
 
 
 class ModuleFinger:

@@ -26,20 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.app.model import (
-    Assurance,
-    CheckinFacts,
-    Eligibility,
-    EligibilitySource,
-    FingerFacts,
-    FingerStatus,
-    Identity,
-)
 from agent.app.policy import Decision, Outcome, Policy
 from agent.app.ports import (
     CardInserted,
     CardRemoved,
-    CheckinRecord,
     ChipRead,
     ChipReader,
     EligibilityService,
@@ -48,13 +38,24 @@ from agent.app.ports import (
     KeysEntered,
     ManualEntry,
     Output,
-    Shown,
     Trigger,
 )
-from agent.app.reconcile import Discrepancy, reconcile
+from agent.app.reconcile import reconcile
 from agent.card.errors import CardError
 from agent.card.keys import AccessKeys
 from agent.errors import CardRemovedError, GateAgentError
+from agent.model import (
+    Assurance,
+    CheckinFacts,
+    CheckinRecord,
+    Discrepancy,
+    Eligibility,
+    EligibilitySource,
+    FingerFacts,
+    FingerStatus,
+    Identity,
+    Shown,
+)
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.app.ports import Output, Shown
+from agent.app.ports import Output
 from agent.errors import ConfigError, GateAgentError
+from agent.model import Shown
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.app.model import Assurance, CheckinFacts, EligibilitySource, FingerStatus
 from agent.errors import ConfigError
+from agent.model import Assurance, CheckinFacts, EligibilitySource, FingerStatus
 
 
 class Outcome(enum.StrEnum):

@@ -9,13 +9,12 @@ inbox of :class:`Trigger` objects; the flow is the only thing that decides.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from agent.app.model import ChipFacts, Eligibility, FingerFacts, Identity
-from agent.app.policy import Decision
-from agent.app.reconcile import Discrepancy
 from agent.card.keys import AccessKeys
+from agent.model import CheckinRecord, ChipFacts, Eligibility, FingerFacts, Identity, Shown
 
 # --- triggers: what the devices tell the flow -----------------------------------------------------------
 
@@ -85,35 +84,10 @@ class EligibilityService(Protocol):
     def lookup(self, id_number: str) -> Eligibility: ...
 
 
-@dataclass(frozen=True)
-class CheckinRecord:
-    """What a decision leaves behind: the content of the check-in event (and discrepancy event)."""
-
-    identity: Identity
-    assurance: str
-    chip: ChipFacts | None
-    finger: FingerFacts
-    eligibility: Eligibility
-    decision: Decision
-    discrepancies: tuple[Discrepancy, ...] = ()
-
-
 class EventSink(Protocol):
     def store(self, record: CheckinRecord) -> str:
         """Make the check-in durable (fsync'd) and return its event id; raise when it cannot be stored."""
         ...
-
-
-@dataclass(frozen=True)
-class Shown:
-    """An outcome as the gate shows it."""
-
-    event_id: str | None  # None when nothing could be stored (the gate then stays closed)
-    outcome: str
-    reason: str
-    message_vi: str
-    message_en: str
-    provisional: bool = False
 
 
 class Output(Protocol):
@@ -124,3 +98,22 @@ class Output(Protocol):
     def show(self, shown: Shown) -> None:
         """Show the outcome; open the gate when admitted."""
         ...
+
+
+# --- the daemon's view of its parts --------------------------------------------------------------------
+
+
+class DeviceSource(Protocol):
+    """An input device feeding the flow (card watcher, scanner, attendant socket)."""
+
+    name: str
+
+    def start(self, submit: Callable[[Trigger], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def state(self) -> str: ...
+
+
+class StatusPublisher(Protocol):
+    def publish_status(self, status: dict[str, Any]) -> None: ...

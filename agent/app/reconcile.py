@@ -11,18 +11,8 @@ identity is a reference: a typed ID number proves nothing about the name.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 
-from agent.app.model import Identity, InsuranceRecord
-
-
-@dataclass(frozen=True)
-class Discrepancy:
-    field: str  # "id_number" | "full_name" | "birth" | "sex"
-    chip_value: str
-
-    def __repr__(self) -> str:
-        return f"Discrepancy({self.field}, <redacted>)"
+from agent.model import Discrepancy, Identity, InsuranceRecord
 
 
 def normalise_name(name: str) -> str:

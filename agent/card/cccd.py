@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from agent.card.errors import KeyDerivationError
 from agent.card.keys import AccessKeys, MrzKey
+from agent.card.mrz import yymmdd_from_date
 
 #: Province codes of the personal ID number (Circular 07/2016/TT-BCA, annex), 63 provinces.
 PROVINCE_CODES: dict[str, str] = {
@@ -134,10 +135,6 @@ class PersonalId:
             )
 
 
-def _yymmdd(day: dt.date | None) -> str:
-    return "<<<<<<" if day is None else day.strftime("%y%m%d")
-
-
 def cccd_access_keys(
     id_number: str,
     birth: dt.date,
@@ -160,7 +157,7 @@ def cccd_access_keys(
         expiries: list[dt.date | None] = [card_expiry(birth, issued)]
     else:
         expiries = _possible_expiries(birth, today)
-    keys = tuple(MrzKey(pid.document_number, birth.strftime("%y%m%d"), _yymmdd(e)) for e in expiries)
+    keys = tuple(MrzKey(pid.document_number, yymmdd_from_date(birth), yymmdd_from_date(e)) for e in expiries)
     return AccessKeys(can=pid.can, mrz_keys=keys)
 
 

@@ -132,10 +132,6 @@ def _date(value: bytes, where: str) -> dt.date:
         raise ParseError(f"not a date: {value.hex()}", where) from None
 
 
-def encode_date(day: dt.date) -> bytes:
-    return bytes(int(c) for c in day.strftime("%y%m%d"))
-
-
 def _text(value: bytes, where: str) -> str:
     try:
         return value.decode("ascii")

@@ -49,6 +49,63 @@ class Mrz:
         return MrzKey(self.document_number, self.birth, self.expiry)
 
 
+#: an MRZ date field left empty (a card without expiry)
+NO_DATE = "<<<<<<"
+
+
+def yymmdd_from_date(day: dt.date | None) -> str:
+    """A date as the MRZ prints it (``YYMMDD``); :data:`NO_DATE` for none."""
+    return NO_DATE if day is None else day.strftime("%y%m%d")
+
+
+def date_from_yymmdd(value: str, *, future: bool, today: dt.date | None = None) -> dt.date | None:
+    """An MRZ date (``YYMMDD``) as a date; None when the field holds no date (``<<<<<<``, not a calendar day).
+
+    The century is a guess: a birth date (``future=False``) is never after today; an
+    expiry (``future=True``) may be up to 50 years ahead.
+    """
+    if not value.isdigit() or len(value) != 6:
+        return None
+    year = int(value[:2])
+    today = today or dt.date.today()
+    century = 2000 if (year + 2000 <= today.year + (50 if future else 0)) else 1900
+    try:
+        return dt.date(century + year, int(value[2:4]), int(value[4:6]))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class MrzHolder:
+    """Who an MRZ names, as the check-in needs it; personal data, hidden from ``repr``."""
+
+    id_number: str = field(repr=False)
+    full_name: str | None = field(repr=False)
+    birth: dt.date | None = field(repr=False)
+    sex: str | None = field(repr=False)  # "M" / "F"; None when the MRZ leaves it unspecified
+    expiry: dt.date | None
+
+
+def holder_from_mrz(mrz: Mrz, today: dt.date | None = None) -> MrzHolder:
+    """The holder's identity fields from a TD1 or TD3 MRZ (DG1).
+
+    A TD1 CCCD carries the 12-digit personal ID number at the start of the optional
+    data of line 1 (its document number is only the last 9 digits), a passport its
+    personal number in the optional data; when those (up to 12 characters) are not
+    all digits, the document number identifies the holder.
+    """
+    head = mrz.optional_data[:12]
+    number = head if head.isdigit() else mrz.document_number
+    name = " ".join(p for p in (mrz.surname, mrz.given_names) if p)
+    return MrzHolder(
+        id_number=number,
+        full_name=name or None,
+        birth=date_from_yymmdd(mrz.birth, future=False, today=today),
+        sex=mrz.sex if mrz.sex in ("M", "F") else None,
+        expiry=date_from_yymmdd(mrz.expiry, future=True, today=today),
+    )
+
+
 def split_lines(text: str) -> list[str]:
     """Split scanner output into MRZ lines (upper-cased, blanks removed)."""
     raw = [re.sub(r"\s+", "", line).upper() for line in re.split(r"[\r\n]+", text.strip())]

@@ -1,52 +1,45 @@
-"""A scanner as a device source of the check-in flow: lines in, access keys out.
+"""What a scanner's text means: lines in, access keys out.
 
 Both kinds of scanner send text lines over a serial port (``serial_for_url``: a
-device, a pty, ``socket://``).  The framing lives in :mod:`agent.scan.framer`, the
-parsing in :mod:`agent.scan.parse`, the reading loop in :mod:`agent.scan.loop`; this
-class only runs that loop in a thread and submits the keys to the flow.
+device, a pty, ``socket://``).  An MRZ reader sends the 2 or 3 MRZ lines of a
+document; a QR scanner sends the CCCD front QR code (``ID|old ID|name|...``) or a
+plain 12-digit ID number (typed on the scanner's keypad or scanned from a barcode).
+A plain ID number gives the CAN (its last 6 digits), which opens a CCCD with PACE;
+a chip without PACE needs the MRZ keys, hence the date of birth, and the read then
+fails as "wrong keys" for the attendant to enter it.  A bad scan is logged with the
+field that failed and ignored: the patient scans again.
+
+The thread that reads the serial port and hands the keys to the check-in flow is
+:class:`agent.app.sources.ScannerSource`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import re
+from dataclasses import dataclass, field
 
-from agent.app.ports import Trigger
-from agent.scan.loop import ScanLoop
-from agent.scan.parse import parse_scan
-
-__all__ = ["ScannerSource", "parse_scan"]
+from agent.card.cccd import PersonalId, parse_card_qr
+from agent.card.keys import AccessKeys
+from agent.card.mrz import parse_mrz
 
 
-class ScannerSource:
-    """Reads a serial scanner in a thread and submits keys to the flow."""
+@dataclass(frozen=True)
+class ScannedKeys:
+    """Access keys from one scan (the flow receives them as :class:`agent.app.ports.KeysEntered`)."""
 
-    def __init__(self, url: str, kind: str, baudrate: int = 9600) -> None:
-        self.url = url
-        self.kind = kind
-        self.name = f"{kind} scanner"
-        self.baudrate = baudrate
-        self.loop = ScanLoop(url, kind, baudrate, name=self.name)
-        self.ready = self.loop.ready  # set while the port is open
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    keys: AccessKeys = field(repr=False)
+    source: str  # "mrz" | "qr"
+    id_number: str | None = field(default=None, repr=False)  # known before the read when it came from a QR
 
-    @property
-    def error(self) -> str | None:
-        return self.loop.error
 
-    @property
-    def scans(self) -> int:
-        return self.loop.scans
-
-    def state(self) -> str:
-        return f"error: {self.error}" if self.error else "ok"
-
-    def start(self, submit: Callable[[Trigger], None]) -> None:
-        self._thread = threading.Thread(target=self.loop.run, args=(self._stop, submit), name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(3)
+def parse_scan(text: str, kind: str) -> ScannedKeys | None:
+    """A complete scan -> keys; None when more lines are needed; InputError when it is wrong."""
+    text = text.strip()
+    if kind == "qr" and re.fullmatch(r"[0-9]{12}", text):
+        pid = PersonalId(text)  # province code checked: a wrong scan is an InputError
+        return ScannedKeys(AccessKeys(can=pid.can), "qr", pid.number)
+    if kind == "qr" or "|" in text:
+        qr = parse_card_qr(text)
+        return ScannedKeys(qr.access_keys(), "qr", qr.id_number)
+    mrz = parse_mrz(text)
+    return ScannedKeys(AccessKeys(mrz_keys=(mrz.key,)), "mrz", None)

@@ -18,19 +18,22 @@ records, so acknowledged personal data does not linger.
 Event bodies are encrypted (AES-256-GCM, random 96-bit nonce, the sequence number
 and event id as associated data); only the sequence number, event id, priority and
 time travel in clear, so the operator commands can count and order without the key.
+
+Why one piece: the segments, ``acks.log`` and ``meta.cbor`` are one on-disk format
+kept consistent under one lock (a record is pending until its acknowledgement is
+durable, a sequence number is never reused); append, acknowledge, replay and purge
+each change several of those files, and split apart they would each need the
+whole invariant.  The file primitives it uses are in :mod:`agent.store.files`.
 """
 
 from __future__ import annotations
 
 import binascii
-import io
 import logging
 import os
 import secrets
-import stat
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,9 @@ import cbor2
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agent.store.errors import KeyFileError, QueueFullError, StoreError
+from agent.codec.cbor import CborError, decode_cbor
+from agent.store.errors import QueueFullError, StoreError
+from agent.store.files import fsync_dir, load_key, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -72,57 +77,12 @@ def read_frames(data: bytes) -> tuple[list[bytes], int]:
     return records, offset
 
 
-def decode_cbor(data: bytes, limit: int = MAX_RECORD) -> Any:
-    """Strict CBOR: one item, no trailing bytes, bounded size (cbor2.loads ignores trailing bytes)."""
-    if len(data) > limit:
-        raise StoreError(f"CBOR item of {len(data)} bytes exceeds the {limit}-byte limit")
-    stream = io.BytesIO(data)
+def _decode(data: bytes) -> Any:
+    """A record's CBOR; damage is a :class:`StoreError` like any other damaged queue file."""
     try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
-        raise StoreError(f"malformed CBOR: {exc}") from exc
-    if stream.tell() != len(data):
-        raise StoreError(f"{len(data) - stream.tell()} trailing bytes after the CBOR item")
-    return value
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def load_key(path: Path, create: bool = True) -> bytes:
-    """The AES key; created (0600) when missing and ``create``; refused when others can read it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        if not create:
-            raise KeyFileError(f"{path}: queue key file is missing") from None
-        key = AESGCM.generate_key(256)
-        write_atomic(path, key, 0o600)
-        log.info("created queue key %s", path)
-        return key
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"{path}: queue key file must be readable by its owner only (chmod 600)")
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise KeyFileError(f"{path}: queue key file must hold 32 bytes, not {len(key)}")
-    return key
+        return decode_cbor(data, MAX_RECORD)
+    except CborError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -206,12 +166,12 @@ class EventQueue:
     def _open(self) -> None:
         meta = self.dir / "meta.cbor"
         if meta.exists():
-            self.next_seq = int(decode_cbor(meta.read_bytes()).get("next_seq", 1))
+            self.next_seq = int(_decode(meta.read_bytes()).get("next_seq", 1))
         acks_path = self.dir / "acks.log"
         if acks_path.exists():
             for payload in self._recover_file(acks_path):
                 try:
-                    self._acked.update(int(s) for s in decode_cbor(payload))
+                    self._acked.update(int(s) for s in _decode(payload))
                 except (StoreError, TypeError, ValueError) as exc:
                     log.error("acks.log: skipping an unreadable record: %s", exc)
                     self.stats_unreadable += 1
@@ -220,7 +180,7 @@ class EventQueue:
             offset = 0
             for payload in self._recover_file(self._segment_path(number)):
                 try:
-                    record = decode_cbor(payload)
+                    record = _decode(payload)
                     seq = int(record["s"])
                 except (StoreError, KeyError, TypeError, ValueError) as exc:
                     # a whole frame with a valid CRC but a payload we cannot read: not ours to guess
@@ -310,7 +270,7 @@ class EventQueue:
             fh.seek(slot.offset)
             header = fh.read(HEADER)
             payload = fh.read(int.from_bytes(header[2:6], "big"))
-        record = decode_cbor(payload)
+        record = _decode(payload)
         sealed = record["b"]
         try:
             body = self._aead.decrypt(sealed[:12], sealed[12:], f"{seq}:{slot.event_id}".encode())
@@ -334,12 +294,6 @@ class EventQueue:
     def pending_seqs(self) -> list[int]:
         with self._lock:
             return sorted(self._pending)
-
-    def iter_pending(self) -> Iterator[Entry]:
-        for seq in self.pending_seqs():
-            entry = self.get(seq)
-            if entry is not None:
-                yield entry
 
     def ack(self, seqs: list[int] | set[int]) -> int:
         """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored."""
@@ -418,7 +372,9 @@ class EventQueue:
         fsync_dir(self.dir)
 
     def purge_acked(self) -> int:
-        """Rewrite older segments so that no acknowledged event remains on disk; returns segments rewritten.
+        """Rewrite every segment so that no acknowledged event remains on disk; returns segments rewritten.
+
+        The active segment is closed first (appends continue in a fresh one), so it is purged too.
 
         Pending records are copied byte for byte (same sequence numbers, same ciphertext)
         into a fresh segment written atomically; then the old segment is deleted.
@@ -426,6 +382,8 @@ class EventQueue:
         self._writable()
         with self._lock:
             rewritten = 0
+            if self._active_size > 0:
+                self._rotate()  # the active segment holds acknowledged events too: purge it like the others
             for number in sorted(n for n in self._segments if n != self._active):
                 slots = sorted((seq, s) for seq, s in self._pending.items() if s.segment == number)
                 if not slots:

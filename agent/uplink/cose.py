@@ -20,9 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import GateAgentError
-from agent.store.errors import StoreError
-from agent.store.queue import decode_cbor
 
 TAG_SIGN1 = 18
 ALG, KID = 1, 4
@@ -82,7 +81,7 @@ def decode_sign1(data: bytes, limit: int = 64 * 1024) -> Sign1:
     """Parse (strict CBOR, size-limited) without verifying."""
     try:
         item = decode_cbor(data, limit)
-    except StoreError as exc:
+    except CborError as exc:
         raise CoseError(f"not a COSE_Sign1 message: {exc}") from exc
     if not isinstance(item, cbor2.CBORTag) or item.tag != TAG_SIGN1:
         raise CoseError("not a COSE_Sign1 message (CBOR tag 18 expected)")
@@ -96,7 +95,7 @@ def decode_sign1(data: bytes, limit: int = 64 * 1024) -> Sign1:
         raise CoseError("COSE_Sign1 items have the wrong types")
     try:
         protected = decode_cbor(protected_raw, 1024) if protected_raw else {}
-    except StoreError as exc:
+    except CborError as exc:
         raise CoseError(f"protected header is not CBOR: {exc}") from exc
     if not isinstance(protected, Mapping):
         raise CoseError("protected header is not a map")

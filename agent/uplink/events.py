@@ -23,10 +23,10 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from agent.app.ports import CheckinRecord
+from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import GateAgentError
-from agent.store.errors import StoreError
-from agent.store.queue import decode_cbor, write_atomic
+from agent.model import CheckinRecord
+from agent.store.files import write_atomic
 from agent.uplink import cose
 
 VERSION = 1
@@ -126,9 +126,9 @@ def checkin_body(record: CheckinRecord) -> dict[str, Any]:
         "assurance": record.assurance,
         "verification": verification,
         "eligibility": eligibility,
-        "outcome": decision.outcome.value,
+        "outcome": str(decision.outcome),
         "reason": decision.reason,
-        "findings": [f.value for f in decision.findings],
+        "findings": [str(f) for f in decision.findings],
     }
 
 
@@ -145,7 +145,7 @@ def decode_event(data: bytes) -> dict[str, Any]:
     """An event's CBOR, strictly decoded and shape-checked (for the hub and the operator tools)."""
     try:
         event = decode_cbor(data, MAX_EVENT)
-    except StoreError as exc:
+    except CborError as exc:
         raise EventError(str(exc)) from exc
     if not isinstance(event, Mapping):
         raise EventError("event is not a map")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.app.ports import CheckinRecord
+from agent.model import CheckinRecord
 from agent.store.queue import EventQueue
 from agent.uplink.events import EventFactory, checkin_body, discrepancy_body
 

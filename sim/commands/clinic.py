@@ -25,10 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.clinic.run import Clinic, parse_faults, render
+    from sim.clinic.run import Clinic, parse_clinic_faults, render
 
     try:
-        faults = parse_faults(args.faults)
+        faults = parse_clinic_faults(args.faults)
     except ValueError as exc:
         print(f"python -m sim clinic: error: {exc}", file=sys.stderr)
         return 2

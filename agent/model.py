@@ -1,15 +1,24 @@
-"""What the check-in flow knows about one patient at the gate.
+"""What the check-in flow knows about one patient at the gate, and what a check-in leaves behind.
 
-These are the facts the policy decides on.  They are deliberately small: a chip
-read produces far more (files, certificates, images), but the flow keeps only
-what a decision and its event need (privacy by design: nothing else is stored).
+These are the facts the policy decides on and the record an event is made of.
+They are deliberately small: a chip read produces far more (files, certificates,
+images), but the flow keeps only what a decision and its event need (privacy by
+design: nothing else is stored).
+
+This module sits at the bottom of the layers (docs/architecture.md): the app
+fills these types, the uplink turns them into events, and neither the types nor
+this module know about either.  The policy's :class:`agent.app.policy.Decision`
+is held through the :class:`DecisionFacts` shape, so the model does not import
+the policy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 class Assurance(enum.StrEnum):
@@ -112,3 +121,52 @@ class CheckinFacts:
     eligibility: Eligibility
     today: dt.date
     facility_code: str
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """One field where the insurance record disagrees with the chip (see :mod:`agent.app.reconcile`)."""
+
+    field: str  # "id_number" | "full_name" | "birth" | "sex"
+    chip_value: str
+
+    def __repr__(self) -> str:
+        return f"Discrepancy({self.field}, <redacted>)"
+
+
+class DecisionFacts(Protocol):
+    """What a check-in record keeps of the policy's decision (:class:`agent.app.policy.Decision` has this shape)."""
+
+    @property
+    def outcome(self) -> str: ...  # an agent.app.policy.Outcome value ("admitted", "refused" ...)
+
+    @property
+    def reason(self) -> str: ...  # the finding that decided, or "OK"
+
+    @property
+    def findings(self) -> Sequence[str]: ...  # every finding (agent.app.policy.Finding values)
+
+
+@dataclass(frozen=True)
+class CheckinRecord:
+    """What a decision leaves behind: the content of the check-in event (and discrepancy event)."""
+
+    identity: Identity
+    assurance: str
+    chip: ChipFacts | None
+    finger: FingerFacts
+    eligibility: Eligibility
+    decision: DecisionFacts
+    discrepancies: tuple[Discrepancy, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An outcome as the gate shows it."""
+
+    event_id: str | None  # None when nothing could be stored (the gate then stays closed)
+    outcome: str
+    reason: str
+    message_vi: str
+    message_en: str
+    provisional: bool = False
