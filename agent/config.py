@@ -88,13 +88,20 @@ class TimeoutsConfig:
 
 @dataclass(frozen=True)
 class OutputsConfig:
-    kinds: list[str] = field(default_factory=lambda: ["log"])  # log | recorder | gpio | screen
+    kinds: list[str] = field(default_factory=lambda: ["log"])  # log | recorder | gpio | screen | kiosk
     recorder_path: str = ""  # JSON lines of every outcome shown (simulator, audits)
     gpio_chip: str = "/dev/gpiochip0"
     gpio_relay_line: int = 17
     gpio_green_line: int = 27
     gpio_red_line: int = 22
     relay_seconds: float = 3.0
+    kiosk_bind: str = "127.0.0.1"  # the patient's kiosk page (kinds has "kiosk"); loopback: the gate's own browser
+    kiosk_port: int = 8080
+    kiosk_hold: float = 8.0  # seconds an outcome stays on the page, counting down, before it returns to ready
+    backlog_warn: int = 50  # unsent check-ins from which the page shows a backlog
+    speech: str = "off"  # spoken prompts: off | espeak (espeak-ng, Vietnamese) | recorded (recorded_dir/<code>.wav)
+    speech_voice: str = "vi"  # espeak-ng voice: vi (northern), vi-vn-x-central, vi-vn-x-south
+    recorded_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,8 @@ _SECTIONS: dict[str, type] = {
     "outputs": OutputsConfig,
 }
 _RAW_SECTIONS = ("uplink", "policy")
-_OUTPUT_KINDS = {"log", "recorder", "gpio", "screen"}
+_OUTPUT_KINDS = {"log", "recorder", "gpio", "screen", "kiosk"}
+_SPEECH = ("off", "espeak", "recorded")
 
 T = TypeVar("T")
 
@@ -196,6 +204,15 @@ def _validate(cfg: Config, prefix: str) -> None:
             )
     if "recorder" in cfg.outputs.kinds and not cfg.outputs.recorder_path:
         raise ConfigError(f"{prefix}outputs.recorder_path: required when outputs.kinds has 'recorder'")
+    o = cfg.outputs
+    if not 0 <= o.kiosk_port <= 65535:
+        raise ConfigError(f"{prefix}outputs.kiosk_port: must be between 0 and 65535")
+    if o.kiosk_hold <= 0 or o.backlog_warn < 1:
+        raise ConfigError(f"{prefix}outputs: kiosk_hold must be positive and backlog_warn at least 1")
+    if o.speech not in _SPEECH:
+        raise ConfigError(f"{prefix}outputs.speech: {o.speech!r} is not one of {', '.join(_SPEECH)}")
+    if o.speech == "recorded" and not o.recorded_dir:
+        raise ConfigError(f"{prefix}outputs.recorded_dir: required when outputs.speech is 'recorded'")
 
 
 def parse_config(data: Mapping[str, Any], path: Path = Path("<config>")) -> Config:

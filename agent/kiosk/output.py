@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.app.ports import Shown
 from agent.kiosk.screen import STATUS_UNKNOWN, KioskModel, Screen, faults_from_status, outcome_screen
 from agent.kiosk.server import DEFAULT_FONT_DIR, PageServer, StateBus
+from agent.model import Shown
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class KioskOutput:
         font_dir: Path = DEFAULT_FONT_DIR,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._address = (bind, port)
         self.model = KioskModel(hold)
         self.bus = StateBus()
         self.clock = clock
@@ -53,6 +54,11 @@ class KioskOutput:
         self._thread = threading.Thread(target=self._run, name="kiosk", daemon=True)
         self._thread.start()
         log.info("kiosk page on %s", self.server.url)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """What it was asked to bind (port 0 = any free port)."""
+        return self._address
 
     @property
     def url(self) -> str:

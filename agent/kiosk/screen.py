@@ -21,28 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: ISO/IEC 19794-4 finger position codes (as in the chip's DG3) -> (hand, finger)
-FINGER_POSITIONS: dict[int, tuple[str, str]] = {
-    1: ("right", "thumb"), 2: ("right", "index"), 3: ("right", "middle"), 4: ("right", "ring"),
-    5: ("right", "little"), 6: ("left", "thumb"), 7: ("left", "index"), 8: ("left", "middle"),
-    9: ("left", "ring"), 10: ("left", "little"),
-}  # fmt: skip
-
-_FINGER_VI = {"thumb": "ngón cái", "index": "ngón trỏ", "middle": "ngón giữa", "ring": "ngón áp út",
-              "little": "ngón út"}  # fmt: skip
-_HAND_VI = {"right": "phải", "left": "trái"}
-
-
-def finger_prompt(position: int | None) -> tuple[str, str, str]:
-    """The prompt code and texts asking for the finger at ``position`` (DG3); the generic prompt when unknown."""
-    if position is None or position not in FINGER_POSITIONS:
-        return "place_finger", "Mời đặt ngón tay lên cảm biến.", "Please place your finger on the sensor."
-    hand, finger = FINGER_POSITIONS[position]
-    return (
-        f"place_finger_{hand}_{finger}",
-        f"Mời đặt {_FINGER_VI[finger]} {_HAND_VI[hand]} lên cảm biến.",
-        f"Please place your {hand} {finger} finger on the sensor.",
-    )
+_HANDS = ("right", "left")
+_FINGERS = ("thumb", "index", "middle", "ring", "little")
 
 
 def mask_id(id_number: str) -> str:
@@ -165,7 +145,7 @@ def prompt_screen(code: str, message_vi: str, message_en: str) -> Screen:
     if code.startswith("place_finger"):
         hand, finger = "right", "index"
         parts = code.split("_")
-        if len(parts) == 4 and parts[2] in _HAND_VI and parts[3] in _FINGER_VI:
+        if len(parts) == 4 and parts[2] in _HANDS and parts[3] in _FINGERS:
             hand, finger = parts[2], parts[3]
         return Screen("finger", code, _headline(message_vi), _headline(message_en), picture="finger",
                       hand=hand, finger=finger)  # fmt: skip

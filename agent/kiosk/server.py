@@ -162,7 +162,7 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
     server_version = "gate-agent"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def send_body(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
