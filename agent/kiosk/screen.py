@@ -202,9 +202,9 @@ class KioskModel:
 
     def prompt(self, code: str, message_vi: str, message_en: str, now: float) -> Screen | None:
         """A prompt from the flow; returns the new screen, or None when the screen stays as it is."""
-        if self._counting(now) and code in ("take_card", "ready"):
+        if self._counting(now) and self.current.kind == "outcome" and code in ("take_card", "ready"):
             self._after = code
-            if code == "take_card" and self.current.kind == "outcome":
+            if code == "take_card":
                 return self._put(dataclasses.replace(self.current, note_vi=_headline(message_vi),
                                                      note_en=_headline(message_en)))  # fmt: skip
             if code == "ready" and self.current.note_vi:  # the card was taken

@@ -189,6 +189,10 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        if self.server.bus.closed:  # stopping: a kept-alive connection must not serve a last, stale state
+            self.close_connection = True
+            self.send_text(503, "stopping")
+            return
         if not self.host_allowed():
             self.send_text(421, "wrong host")
             return

@@ -76,6 +76,7 @@
     };
     source.onerror = () => {
       if (lostTimer === null) { lostTimer = setTimeout(lost, 3000); }
+      if (source.readyState === EventSource.CLOSED) { setTimeout(connect, 2000); }  // refused for good: retry
     };
   }
 
