@@ -8,6 +8,7 @@
   let lostTimer = null;
   // when each screen was put on the page (Date.now(), ms), by the gate's sequence number: the bench reads it
   window.kioskRendered = {};
+  window.kioskPainted = {};  // the next animation frame after it: the screen shows it
 
   function text(id, value) { $(id).textContent = value || ""; }
 
@@ -58,6 +59,7 @@
     tickCountdown();
     renderFaults(s.faults);
     window.kioskRendered[s.seq] = Date.now();
+    requestAnimationFrame(() => { window.kioskPainted[s.seq] = Date.now(); });
   }
 
   function lost() {
