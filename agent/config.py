@@ -105,6 +105,20 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True)
+class DeskConfig:
+    """The attendant's desk page (agent/desk): referred patients and manual entry, per-attendant logins."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"  # the facility LAN address to serve the desk on (loopback: only this terminal)
+    port: int = 8081
+    users_file: str = ""  # attendants' password hashes (gate-agent desk passwd NAME --users FILE); required
+    tls_cert: str = ""  # PEM certificate and key: HTTPS on the LAN (recommended off loopback)
+    tls_key: str = ""
+    session_minutes: int = 480  # a login lasts one shift at most
+    entry_wait: float = 30.0  # seconds the desk waits for the outcome of a manual entry (the card must be read)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     terminal: TerminalConfig
@@ -116,6 +130,7 @@ class Config:
     outputs: OutputsConfig
     uplink: Mapping[str, Any]  # validated by agent.uplink
     policy: Mapping[str, Any]  # validated by agent.app.policy
+    desk: DeskConfig = field(default_factory=DeskConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -130,6 +145,7 @@ _SECTIONS: dict[str, type] = {
     "eligibility": EligibilityConfig,
     "timeouts": TimeoutsConfig,
     "outputs": OutputsConfig,
+    "desk": DeskConfig,
 }
 _RAW_SECTIONS = ("uplink", "policy")
 _OUTPUT_KINDS = {"log", "recorder", "gpio", "screen", "kiosk"}
@@ -213,6 +229,13 @@ def _validate(cfg: Config, prefix: str) -> None:
         raise ConfigError(f"{prefix}outputs.speech: {o.speech!r} is not one of {', '.join(_SPEECH)}")
     if o.speech == "recorded" and not o.recorded_dir:
         raise ConfigError(f"{prefix}outputs.recorded_dir: required when outputs.speech is 'recorded'")
+    d = cfg.desk
+    if d.enabled and not d.users_file:
+        raise ConfigError(f"{prefix}desk.users_file: required when desk.enabled is true")
+    if not 0 <= d.port <= 65535 or d.session_minutes < 1 or d.entry_wait <= 0:
+        raise ConfigError(f"{prefix}desk: port 0-65535, session_minutes at least 1, entry_wait positive")
+    if bool(d.tls_cert) != bool(d.tls_key):
+        raise ConfigError(f"{prefix}desk.tls_key: tls_cert and tls_key go together")
 
 
 def parse_config(data: Mapping[str, Any], path: Path = Path("<config>")) -> Config:

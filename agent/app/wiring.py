@@ -212,6 +212,20 @@ def build_runtime(cfg: Config) -> Runtime:
         return {"devices": devices, **extra_status()}
 
     connect_kiosk(outputs, gate_status)
+    board = None
+    if cfg.desk.enabled:
+        from agent.desk.board import DeskBoard
+        from agent.desk.events import DeskEvents
+        from agent.desk.server import DeskServer, DeskSource
+        from agent.desk.users import Users
+
+        d = cfg.desk
+        board = DeskBoard()
+        desk = DeskServer(d.bind, d.port, Users(d.users_file), board, DeskEvents(queue, factory, uplink),
+                          session_minutes=d.session_minutes, entry_wait=d.entry_wait,
+                          tls=(Path(d.tls_cert), Path(d.tls_key)) if d.tls_cert else None)  # fmt: skip
+        sources.append(DeskSource(desk))
+        flow.output = MultiOutput([*outputs.outputs, board])
 
     def reconfigure(fresh: Config) -> None:
         nonlocal outputs
@@ -220,7 +234,7 @@ def build_runtime(cfg: Config) -> Runtime:
         flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
         outputs = build_outputs(fresh, outputs)
         connect_kiosk(outputs, gate_status)
-        flow.output = outputs
+        flow.output = outputs if board is None else MultiOutput([*outputs.outputs, board])
         reader.reload_trust()
         reader.reload_credentials()
 
