@@ -58,7 +58,8 @@ class Browser:
         return self.driver.execute_script(script, *args)
 
     def text(self, element_id: str) -> str:
-        return str(self.js(f"const e = document.getElementById({json.dumps(element_id)}); return e ? e.textContent : ''"))
+        found = self.js(f"const e = document.getElementById({json.dumps(element_id)}); return e ? e.textContent : ''")
+        return str(found)
 
     def data(self, name: str) -> str:
         return str(self.js(f"return document.body.dataset[{json.dumps(name)}] || ''"))
