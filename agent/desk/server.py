@@ -223,7 +223,7 @@ class DeskHandler(PageHandler):
             self.send_text(421, "wrong host")
             return
         path = self.path.split("?", 1)[0]
-        if path in ("/desk.css", "/desk.js", "/favicon.svg"):
+        if path in ("/desk.css", "/desk.js", "/favicon.svg") or path.startswith("/fonts/"):
             super().do_GET()
             return
         if path == "/login":
