@@ -17,7 +17,7 @@ from agent.card.errors import InputError
 from agent.card.read import read_document
 from agent.config import parse_config
 from agent.errors import ConfigError
-from agent.scan.source import ScannedKeys, parse_scan
+from agent.scan.parse import ScannedKeys, parse_scan
 from sim.card import InProcessReader, build_card
 from sim.finger import synthetic
 from sim.population import make_person

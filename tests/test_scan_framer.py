@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from agent.app.ports import KeysEntered
 from agent.scan.framer import ScanFramer
 from agent.scan.loop import ScanLoop
+from agent.scan.parse import ScannedKeys
 from agent.transport.serial import SerialPort
 from sim.population import make_person
 
@@ -107,10 +107,10 @@ def test_the_loop_over_a_real_port_submits_keys_and_logs_only_the_field(caplog: 
     port = SerialPort("loop://", 9600)
     loop = ScanLoop("loop://", "qr", opener=lambda url, baud: port)
     stop = threading.Event()
-    got: list[KeysEntered] = []
+    got: list[ScannedKeys] = []
     arrived = threading.Event()
 
-    def submit(keys: KeysEntered) -> None:
+    def submit(keys: ScannedKeys) -> None:
         got.append(keys)
         arrived.set()
 

@@ -1,7 +1,7 @@
 """The device sources of the daemon: each turns what a device sees into triggers in the flow's inbox.
 
 * :class:`CardWatcherSource` -- a card arriving on or leaving the PC/SC reader;
-* :class:`ScannerSource` -- an MRZ or QR scanner on a serial line (what a scan means: :mod:`agent.scan.source`);
+* :class:`ScannerSource` -- an MRZ or QR scanner on a serial line (the reading loop: :mod:`agent.scan.loop`);
 * :class:`AttendantSocket` -- the attendant's Unix socket (what a request means: :mod:`agent.app.attendant`).
 
 Each runs its own thread (the card watcher's is in :mod:`agent.transport.pcsc`) and
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 import threading
 from collections.abc import Callable
@@ -23,13 +22,11 @@ from typing import Any
 from agent.app.attendant import MAX_LINE, trigger_from_request
 from agent.app.ports import CardInserted, CardRemoved, KeysEntered, Trigger
 from agent.card.errors import InputError
-from agent.errors import GateAgentError, SerialTransportError
-from agent.scan.source import parse_scan
+from agent.errors import GateAgentError
+from agent.scan.loop import ScanLoop
+from agent.scan.parse import ScannedKeys
 
 log = logging.getLogger(__name__)
-
-_MRZ_LINE = re.compile(r"^[A-Z0-9<]{30}$|^[A-Z0-9<]{44}$")
-
 
 class CardWatcherSource:
     """PC/SC card presence as flow triggers."""
@@ -52,91 +49,41 @@ class CardWatcherSource:
 
 
 class ScannerSource:
-    """Reads a serial scanner in a thread and submits keys to the flow."""
+    """Runs a scanner's reading loop (:class:`agent.scan.loop.ScanLoop`) in a thread and submits keys to the flow."""
 
     def __init__(self, url: str, kind: str, baudrate: int = 9600) -> None:
         self.url = url
         self.kind = kind
         self.name = f"{kind} scanner"
         self.baudrate = baudrate
+        self.loop = ScanLoop(url, kind, baudrate, name=self.name)
+        self.ready = self.loop.ready  # set while the port is open
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.error: str | None = None
-        self.scans = 0
+
+    @property
+    def error(self) -> str | None:
+        return self.loop.error
+
+    @property
+    def scans(self) -> int:
+        return self.loop.scans
 
     def state(self) -> str:
         return f"error: {self.error}" if self.error else "ok"
 
     def start(self, submit: Callable[[Trigger], None]) -> None:
-        self._thread = threading.Thread(target=self._run, args=(submit,), name=self.name, daemon=True)
+        def keys_entered(scan: ScannedKeys) -> None:
+            submit(KeysEntered(scan.keys, scan.source, scan.id_number))
+
+        self._thread = threading.Thread(target=self.loop.run, args=(self._stop, keys_entered), name=self.name,
+                                        daemon=True)  # fmt: skip
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(3)
-
-    def _open(self) -> object:
-        import serial
-
-        try:
-            return serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.3)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise SerialTransportError(f"{self.name} at {self.url}: {exc}") from exc
-
-    def _run(self, submit: Callable[[Trigger], None]) -> None:
-        import serial
-
-        while not self._stop.is_set():
-            try:
-                port = self._open()
-            except SerialTransportError as exc:
-                self.error = str(exc)
-                self._stop.wait(2)
-                continue
-            self.error = None
-            lines: list[str] = []
-            buffer = b""
-            try:
-                while not self._stop.is_set():
-                    # what is buffered now, else wait (up to the port timeout) for one byte: a whole
-                    # line goes on at once instead of waiting out the timeout for a full block
-                    chunk = port.read(port.in_waiting or 1)  # type: ignore[attr-defined]
-                    if not chunk:
-                        if lines:  # a pause ends a multi-line MRZ that did not parse yet
-                            lines = []
-                        continue
-                    buffer += chunk
-                    while b"\n" in buffer or b"\r" in buffer:
-                        raw, _, buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").partition(b"\n")
-                        line = raw.decode("utf-8", "replace").strip()
-                        if line:
-                            lines = self._line(line, lines, submit)
-            except (serial.SerialException, OSError) as exc:
-                self.error = f"{self.name}: {exc}"
-                log.warning("%s", self.error)
-            finally:
-                port.close()  # type: ignore[attr-defined]
-            self._stop.wait(1)
-
-    def _line(self, line: str, lines: list[str], submit: Callable[[Trigger], None]) -> list[str]:
-        if self.kind == "mrz" and _MRZ_LINE.match(line.upper()):
-            lines = [*lines, line.upper()]
-            if len(lines) < 2 or (len(lines) == 2 and len(lines[0]) == 30):
-                return lines
-            text = "\n".join(lines)
-            lines = []
-        else:
-            text = line
-        try:
-            scan = parse_scan(text, self.kind)
-        except InputError as exc:
-            log.warning("%s: bad scan (%s): %s", self.name, exc.field or "input", exc)
-            return []
-        if scan is not None:
-            self.scans += 1
-            submit(KeysEntered(scan.keys, scan.source, scan.id_number))
-        return lines
 
 
 class AttendantSocket:

@@ -18,11 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.app.ports import KeysEntered
 from agent.card.errors import InputError
 from agent.errors import SerialTransportError, TransportTimeoutError
 from agent.scan.framer import ScanFramer
-from agent.scan.parse import parse_scan
+from agent.scan.parse import ScannedKeys, parse_scan
 from agent.transport.serial import SerialPort
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class ScanLoop:
         self.bad_scans = 0
         self._opener = opener
 
-    def run(self, stop: threading.Event, submit: Callable[[KeysEntered], None]) -> None:
+    def run(self, stop: threading.Event, submit: Callable[[ScannedKeys], None]) -> None:
         """Read until ``stop`` is set."""
         while not stop.is_set():
             try:
@@ -80,7 +79,7 @@ class ScanLoop:
                 port.close()
             stop.wait(REOPEN)
 
-    def _read(self, port: SerialPort, stop: threading.Event, submit: Callable[[KeysEntered], None]) -> None:
+    def _read(self, port: SerialPort, stop: threading.Event, submit: Callable[[ScannedKeys], None]) -> None:
         while not stop.is_set():
             try:
                 data = port.read_some(time.monotonic() + self.pause)
@@ -93,7 +92,7 @@ class ScanLoop:
                     self.scans += 1
                     submit(keys)
 
-    def parse(self, text: str) -> KeysEntered | None:
+    def parse(self, text: str) -> ScannedKeys | None:
         """One complete scan -> keys; a bad one is logged by field name and gives None."""
         try:
             return parse_scan(text, self.kind)

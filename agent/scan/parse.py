@@ -11,21 +11,30 @@ to enter it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-from agent.app.ports import KeysEntered
 from agent.card.cccd import PersonalId, parse_card_qr
 from agent.card.keys import AccessKeys
 from agent.card.mrz import parse_mrz
 
 
-def parse_scan(text: str, kind: str) -> KeysEntered | None:
+@dataclass(frozen=True)
+class ScannedKeys:
+    """Access keys from one scan (the flow receives them as :class:`agent.app.ports.KeysEntered`)."""
+
+    keys: AccessKeys = field(repr=False)
+    source: str  # "mrz" | "qr"
+    id_number: str | None = field(default=None, repr=False)  # known before the read when it came from a QR
+
+
+def parse_scan(text: str, kind: str) -> ScannedKeys | None:
     """A complete scan -> keys; None when more lines are needed; InputError when it is wrong."""
     text = text.strip()
     if kind == "qr" and re.fullmatch(r"[0-9]{12}", text):
         pid = PersonalId(text)  # province code checked: a wrong scan is an InputError
-        return KeysEntered(AccessKeys(can=pid.can), "qr", pid.number)
+        return ScannedKeys(AccessKeys(can=pid.can), "qr", pid.number)
     if kind == "qr" or "|" in text:
         qr = parse_card_qr(text)
-        return KeysEntered(qr.access_keys(), "qr", qr.id_number)
+        return ScannedKeys(qr.access_keys(), "qr", qr.id_number)
     mrz = parse_mrz(text)
-    return KeysEntered(AccessKeys(mrz_keys=(mrz.key,)), "mrz", None)
+    return ScannedKeys(AccessKeys(mrz_keys=(mrz.key,)), "mrz", None)
