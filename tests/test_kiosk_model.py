@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from agent.app.flow import PROMPTS, finger_prompt
+from agent.app.fingers import finger_prompt
+from agent.app.flow import PROMPTS
 from agent.kiosk.output import KioskOutput
 from agent.kiosk.screen import (
     IDLE,
@@ -38,9 +39,11 @@ def test_given_name_is_the_last_word() -> None:
 def test_finger_prompt_names_the_dg3_finger() -> None:
     assert finger_prompt(2) == ("place_finger_right_index", "Mời đặt ngón trỏ phải lên cảm biến.",
                                 "Please place your right index finger on the sensor.")  # fmt: skip
-    assert finger_prompt(7)[1] == "Mời đặt ngón trỏ trái lên cảm biến."
-    assert finger_prompt(0)[0] == "place_finger" and finger_prompt(None)[0] == "place_finger"
-    screen = prompt_screen(*finger_prompt(9))
+    assert (finger_prompt(7) or ("", "", ""))[1] == "Mời đặt ngón trỏ trái lên cảm biến."
+    assert finger_prompt(0) is None and finger_prompt(None) is None  # the generic prompt stays
+    asked = finger_prompt(9)
+    assert asked is not None
+    screen = prompt_screen(*asked)
     assert (screen.kind, screen.hand, screen.finger, screen.picture) == ("finger", "left", "ring", "finger")
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.app.fingers import finger_prompt
 from agent.app.policy import Decision, Outcome, Policy
 from agent.app.ports import (
     CardInserted,
@@ -91,29 +92,6 @@ PROMPTS: dict[str, tuple[str, str]] = {
     "timeout": ("Hết thời gian chờ. Mời bắt đầu lại.", "Timed out. Please start again."),
     "take_card": ("Mời lấy lại thẻ.", "Please take your card."),
 }
-
-#: ISO/IEC 19794-4 finger position codes (the chip's DG3) -> (hand, finger)
-FINGER_POSITIONS: dict[int, tuple[str, str]] = {
-    1: ("right", "thumb"), 2: ("right", "index"), 3: ("right", "middle"), 4: ("right", "ring"),
-    5: ("right", "little"), 6: ("left", "thumb"), 7: ("left", "index"), 8: ("left", "middle"),
-    9: ("left", "ring"), 10: ("left", "little"),
-}  # fmt: skip
-_FINGER_VI = {"thumb": "ngón cái", "index": "ngón trỏ", "middle": "ngón giữa", "ring": "ngón áp út",
-              "little": "ngón út"}  # fmt: skip
-_HAND_VI = {"right": "phải", "left": "trái"}
-
-
-def finger_prompt(position: int | None) -> tuple[str, str, str]:
-    """The prompt asking for the finger the chip's reference is of (``place_finger_right_index`` ...)."""
-    if position not in FINGER_POSITIONS:
-        return ("place_finger", *PROMPTS["place_finger"])
-    hand, finger = FINGER_POSITIONS[position]
-    return (
-        f"place_finger_{hand}_{finger}",
-        f"Mời đặt {_FINGER_VI[finger]} {_HAND_VI[hand]} lên cảm biến.",
-        f"Please place your {hand} {finger} finger on the sensor.",
-    )
-
 
 STORE_FAILED = Shown(
     None,
@@ -327,8 +305,9 @@ class CheckinFlow:
         if reference is None:
             task.stop()
             return FingerFacts(FingerStatus.NOT_CHECKED, detail="no fingerprint reference from the chip")
-        if task.captured is None and chip.facts.finger_position in FINGER_POSITIONS:
-            self.output.prompt(*finger_prompt(chip.facts.finger_position))  # now the chip says which finger
+        asked = finger_prompt(chip.facts.finger_position)
+        if task.captured is None and asked is not None:
+            self.output.prompt(*asked)  # now the chip says which finger
         remaining = max(0.0, self.timeouts.finger - (time.monotonic() - started))
         if not task.wait(remaining):
             task.stop()
