@@ -152,6 +152,7 @@ def build_runtime(cfg: Config) -> Runtime:
     reader = PcscChipReader(
         lambda: PcscTransport(r.name), files, Path(r.trust_dir), chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
+        read_timeout=cfg.timeouts.read,
     )  # fmt: skip
     finger = None
     if cfg.finger.enabled:
@@ -232,6 +233,7 @@ def build_runtime(cfg: Config) -> Runtime:
         flow.policy = Policy.from_config(dict(fresh.policy))
         ft = fresh.timeouts
         flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
+        reader.read_timeout = ft.read
         outputs = build_outputs(fresh, outputs)
         connect_kiosk(outputs, gate_status)
         flow.output = outputs if board is None else MultiOutput([*outputs.outputs, board])

@@ -18,8 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from urllib.parse import urlsplit
 
+    from agent.app.policy import relaxations
     from agent.uplink.config import UplinkConfig
 
     cfg = load_config(args.config)
@@ -27,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     if cfg.uplink:
         uplink = UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
         plaintext = [u for u in uplink.broker_urls if urlsplit(u).scheme in ("mqtt", "tcp")]
+    warnings = relaxations(dict(cfg.policy))
+    for warning in warnings:
+        print(f"{cfg.path}: warning: {warning}", file=sys.stderr)
     if args.json:
         out = {
             "config": str(cfg.path),
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
             "facility_id": cfg.terminal.facility_id,
             "terminal_id": cfg.terminal.terminal_id,
             "plaintext_brokers": plaintext,
+            "warnings": warnings,
         }
         print(json.dumps(out))
     else:
