@@ -205,7 +205,7 @@ def _packet(data: bytes) -> None:
 
 def _scan(kind: str) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
-        from agent.scan.source import parse_scan
+        from agent.scan.parse import parse_scan
 
         parse_scan(_text(data), kind)
 
@@ -227,10 +227,7 @@ def _command_handler() -> Any:
     from agent.app.eligibility import EligibilityCache
     from agent.config import load_config
 
-    try:
-        from agent.app.hub_commands import CommandHandler  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        from agent.app.wiring import CommandHandler
+    from agent.app.hub_commands import HubCommands
     state = Path(tempfile.mkdtemp(prefix="fuzz-hub-"))
     atexit.register(shutil.rmtree, state, True)
     config = state / "agent.toml"
@@ -242,7 +239,7 @@ def _command_handler() -> Any:
     class Flow:
         policy: object = None
 
-    return CommandHandler(cfg, EligibilityCache(dt.timedelta(hours=24)), reader, Flow())  # type: ignore[arg-type]
+    return HubCommands(cfg, EligibilityCache(dt.timedelta(hours=24)), reader, Flow())  # type: ignore[arg-type]
 
 
 def _hub_command(data: bytes) -> None:

@@ -19,6 +19,12 @@ for the next patient.
 The flow owns no device: it gets triggers from one inbox and calls the ports of
 :mod:`agent.app.ports`.  ``step()`` handles one trigger and returns, so the daemon
 can ping the watchdog between check-ins and tests can drive it synchronously.
+
+Why one piece: the states above share one inbox, one card-presence flag and one
+catch-all; splitting the waits from the check-in would spread the rule "nothing is
+shown before it is stored, nothing escapes a stage" over modules that must then
+agree on it.  The prompts' texts and the DG3 finger prompt live beside it
+(:mod:`agent.app.fingers`).
 """
 
 from __future__ import annotations
