@@ -94,9 +94,9 @@ def test_waiting_for_a_finger_ends_at_its_deadline_whatever_the_module_sends(
     kind: str, streamer: Callable[[Callable[[random.Random], bytes]], tuple[Streamer, FingerprintModule]]
 ) -> None:
     _, driver = streamer(GARBAGE[kind])
-    took, result = _bounded(lambda: driver.capture_live(threading.Event(), 1.0), 4.0)
+    took, result = _bounded(lambda: driver.capture_live(threading.Event(), 1.0), 8.0)
     assert result is False or isinstance(result, TransportTimeoutError | FrameError), result
-    assert took < 1.0 + PROFILE.slow_timeout + 0.5, took
+    assert took < 1.0 + PROFILE.slow_timeout + 1.5, took  # the deadline, and a loaded machine's slack
     assert len(driver._buffer) <= MAX_BUFFER
 
 

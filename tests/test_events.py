@@ -99,3 +99,22 @@ def test_strict_decoding() -> None:
         events.decode_event(cbor2.dumps({"v": 1}) + b"\x00")
     with pytest.raises(events.EventError, match="missing"):
         events.decode_event(cbor2.dumps({"v": 1}))
+
+
+def test_rules_finger_required_and_error_events_match_the_schema(factory: events.EventFactory) -> None:
+    chip = ChipFacts("PACE", True, chip_auth=False, active_auth=True, rules=("DG15_WITHHELD", "CA_REQUIRED"),
+                     finger_expected=True)  # fmt: skip
+    rec = record(chip)
+    body = events.checkin_body(rec)
+    assert body["verification"]["rules"] == ["DG15_WITHHELD", "CA_REQUIRED"]
+    assert body["verification"]["finger_required"] is False
+    SCHEMA.validate_cbor(cbor2.dumps(factory.envelope("checkin", 1, body)))
+    error = factory.envelope("error", 2, events.error_body("read", "RuntimeError"))
+    SCHEMA.validate_cbor(cbor2.dumps(error))
+    assert events.decode_event(cbor2.dumps(error))["body"]["reason"] == "INTERNAL_ERROR"
+    error["body"]["stage"] = "somewhere"
+    with pytest.raises(pycddl.ValidationError):
+        SCHEMA.validate_cbor(cbor2.dumps(error))
+    body["verification"]["rules"] = ["MADE_UP"]
+    with pytest.raises(pycddl.ValidationError):
+        SCHEMA.validate_cbor(cbor2.dumps(factory.envelope("checkin", 3, body)))

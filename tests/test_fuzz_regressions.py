@@ -31,6 +31,25 @@ def test_parse_sod_crashes_are_parse_errors(hex_input: str) -> None:
     assert result.valid is False and result.failed_step == "sod"
 
 
+#: found by the atheris campaign (target dg15): an "ec" key whose parameters do not decode (an asn1crypto Void)
+DG15_VOID_PARAMETERS = (
+    "6f5b3059301306112a8648ce3d0201ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+    "ffffffff00801ffa6c0a2686a7ce01254803010703000000ffff00801ffa6c00ffff008000000000"
+)
+
+
+def test_a_dg15_key_with_undecodable_parameters_is_a_signature_error() -> None:
+    from agent.card.aa import active_authentication, parse_dg15
+    from agent.card.trust import SignatureError, load_public_key
+
+    data = bytes.fromhex(DG15_VOID_PARAMETERS)
+    with pytest.raises(SignatureError, match="malformed public key"):
+        load_public_key(parse_dg15(data))
+    # in the read flow: AA is not judged for that key (and, since EF.SOD covers DG15, then failed)
+    result = active_authentication(lambda command: None, data, None)  # type: ignore[arg-type, return-value]
+    assert result.valid is None and result.failed_step == "dg15"
+
+
 SELF_CONTAINING_EVENT = "d81ca661760162696460647479706560687465726d696e616c60637365710064626f6479d81d00"
 
 

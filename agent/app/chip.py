@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def chip_read_from(result: ReadResult, *, credentials: bool = False) -> ChipRead:
     """Identity and verification facts from a read; the raw files stay behind.
 
-    ``credentials``: terminal credentials were configured, so a chip listing DG3 owes its fingerprint reference.
+    ``credentials``: terminal credentials are configured (usable or not), so a chip listing DG3 owes its
+    fingerprint reference.
     """
     dg13, dg1 = result.dg13, result.dg1
     if dg13 is not None and dg13.id_number:
@@ -139,4 +140,6 @@ class PcscChipReader:
                                    terminal=terminal, deadline=deadline)  # fmt: skip
         finally:
             transport.close()
-        return chip_read_from(result, credentials=terminal is not None)
+        # configured credentials make the reference due even when they are expired or unusable: the finger then
+        # cannot be checked, and the patient goes to the desk instead of through the gate
+        return chip_read_from(result, credentials=self.credentials_dir is not None)

@@ -160,7 +160,7 @@ def read_document(
     try:
         return _read_document(transport, keys, files, chunk_size=chunk_size, extended_length=extended_length,
                               trust=trust, at=at, terminal=terminal, deadline=deadline)  # fmt: skip
-    except (ValueError, OverflowError, IndexError, KeyError, TypeError, UnicodeError) as exc:
+    except (ValueError, OverflowError, IndexError, KeyError, TypeError, AttributeError, UnicodeError) as exc:
         # a bug's signature, but the chip caused it: a typed error, never a crash of the caller
         log.warning("the chip's answers could not be handled: %s", type(exc).__name__)
         raise UnexpectedCardData(f"the chip's answers could not be handled ({type(exc).__name__})") from exc

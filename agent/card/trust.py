@@ -115,7 +115,8 @@ def load_public_key(spki: bytes) -> PublicKeyTypes:
             return ec.EllipticCurvePublicKey.from_encoded_point(_curve_of(params.chosen), point)
         except SignatureError:
             raise
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            # asn1crypto: an absent or undecodable parameters field is a Void without .name (AttributeError)
             raise SignatureError(f"malformed public key: {exc}") from exc
 
 
