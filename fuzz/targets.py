@@ -225,9 +225,8 @@ def _event(data: bytes) -> None:
 def _command_handler() -> Any:
     from agent.app.chip import PcscChipReader
     from agent.app.eligibility import EligibilityCache
-    from agent.config import load_config
-
     from agent.app.hub_commands import HubCommands
+    from agent.config import load_config
     state = Path(tempfile.mkdtemp(prefix="fuzz-hub-"))
     atexit.register(shutil.rmtree, state, True)
     config = state / "agent.toml"
