@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent.uplink.events import load_signing_key
+from agent.uplink.hubmsg import public_pem
 from sim.card import SimulatedCard, build_card
 from sim.card import eac as sim_eac
 from sim.card.vpcd import VpcdPlug
@@ -56,6 +57,7 @@ def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hosti
                for i, c in enumerate(cards)]  # fmt: skip
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": key.public_key()},
               {str(r["id_number"]): r for r in records if r is not None}).start()  # fmt: skip
+    (state / "hub.pub").write_bytes(public_pem(hub.signing_key.public_key()))  # pinned, as at enrolment
     module = PtyModule(SimModule(speed=0), tmp_path / "finger").start()  # nobody ever places a finger
     scanner = PtyScanner(tmp_path / "qr")
     recorder = tmp_path / "outcomes.jsonl"
@@ -84,6 +86,7 @@ kinds = ["log", "recorder"]
 recorder_path = "{recorder}"
 [uplink]
 broker_urls = ["{mosquitto.url}"]
+allow_plaintext = true
 backoff_min = 0.2
 backoff_max = 1.0
 """)
