@@ -114,6 +114,8 @@ class KioskOutput:
                 self.refresh_faults()
 
     def close(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join(2)
         self.server.stop()
