@@ -164,3 +164,40 @@ def test_kiosk_output_serves_state_and_refuses_foreign_hosts() -> None:
             assert resp.read(4) == b"\x00\x01\x00\x00"
     finally:
         kiosk.close()
+
+
+def test_the_flow_asks_for_the_dg3_finger_once_the_chip_says_which() -> None:
+    import threading
+
+    from agent.app.ports import CardInserted, ChipRead, KeysEntered
+    from agent.card.keys import AccessKeys
+    from agent.model import ChipFacts, FingerFacts, FingerStatus
+    from tests.flow_fakes import FakeReader
+    from tests.test_flow import make_flow
+
+    class LateFinger:
+        def __init__(self) -> None:
+            self.prompted = threading.Event()
+
+        def capture(self, cancel: threading.Event, timeout: float) -> bool:
+            return self.prompted.wait(timeout)  # lands once the patient was told which finger
+
+        def match(self, reference: bytes) -> FingerFacts:
+            return FingerFacts(FingerStatus.MATCH, 90)
+
+    finger = LateFinger()
+    facts = ChipFacts("PACE", True, chip_auth=True, finger_reference=b"ref", finger_position=6)
+    flow, out, _ = make_flow(reader=FakeReader(ChipRead(PERSON, facts)), finger=finger)  # type: ignore[arg-type]
+    real_prompt = out.prompt
+
+    def prompt(code: str, vi: str, en: str) -> None:
+        real_prompt(code, vi, en)
+        if code == "place_finger_left_thumb":
+            assert vi == "Mời đặt ngón cái trái lên cảm biến."
+            finger.prompted.set()
+
+    out.prompt = prompt  # type: ignore[method-assign]
+    flow.submit(KeysEntered(AccessKeys(can="123456"), "qr"))
+    shown = flow.handle(CardInserted())
+    assert shown is not None and shown.outcome == "admitted" and shown.identity == PERSON
+    assert out.prompts.index("place_finger") < out.prompts.index("place_finger_left_thumb")
