@@ -224,3 +224,35 @@ def test_board_orders_referrals_and_matches_outcomes() -> None:
     assert got is not None and got.event_id == "e2"
     assert board.wait_outcome("079201000001", board.mark(), 0.05) is None
     assert board.clear("e1") is not None and board.clear("e1") is None
+
+
+def test_desk_over_tls_with_a_secure_cookie(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.sim_procs import sim
+
+    made = subprocess.run(sim("pki", "--out", str(tmp_path / "pki"), "--broker-host", "127.0.0.1"),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    pki = tmp_path / "pki"
+    users = Users(tmp_path / "users")
+    users.set_password("lan", "long enough")
+    server = DeskServer("127.0.0.1", 0, users, DeskBoard(), lambda body: "e",
+                        tls=(pki / "broker.crt", pki / "broker.key"))  # fmt: skip
+    server.start()
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        https = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect)
+        with https.open(server.url + "login", timeout=10) as resp:
+            assert resp.status == 200
+        form = urllib.parse.urlencode({"user": "lan", "password": "long enough"}).encode()
+        request = urllib.request.Request(server.url + "login", form,
+                                         {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            https.open(request, timeout=10)
+        assert answer.value.code == 303 and "; Secure" in answer.value.headers["Set-Cookie"]
+        with pytest.raises(OSError):  # plain HTTP to the TLS port gets nowhere
+            urllib.request.urlopen(server.url.replace("https://", "http://") + "login", timeout=5)
+    finally:
+        server.stop()

@@ -86,7 +86,8 @@ class DeskServer(PageServer):
             except (OSError, ssl.SSLError) as exc:
                 self.server_close()
                 raise GateAgentError(f"desk TLS certificate or key unusable: {exc}") from exc
-            self.socket = context.wrap_socket(self.socket, server_side=True)
+            # the handshake happens in the connection's own thread: a silent client cannot stall the accept loop
+            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     @property
     def url(self) -> str:
@@ -172,6 +173,7 @@ def referral_json(r: Referral) -> dict[str, Any]:
 class DeskHandler(PageHandler):
     server: DeskServer
     referrer_policy = "same-origin"  # with no-referrer, browsers send "Origin: null" and the origin check fails
+    timeout = 30  # seconds a LAN client may stay silent before its connection is dropped
 
     # --- plumbing -----------------------------------------------------------------------------------
 
