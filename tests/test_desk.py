@@ -242,6 +242,9 @@ def test_desk_over_tls_with_a_secure_cookie(tmp_path: Path) -> None:
     server.start()
     try:
         assert server.url.startswith("https://127.0.0.1:")
+        import socket
+
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)  # connects, never says hello
         context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         https = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect)
         with https.open(server.url + "login", timeout=10) as resp:
@@ -254,5 +257,6 @@ def test_desk_over_tls_with_a_secure_cookie(tmp_path: Path) -> None:
         assert answer.value.code == 303 and "; Secure" in answer.value.headers["Set-Cookie"]
         with pytest.raises(OSError):  # plain HTTP to the TLS port gets nowhere
             urllib.request.urlopen(server.url.replace("https://", "http://") + "login", timeout=5)
+        silent.close()
     finally:
         server.stop()
