@@ -8,6 +8,10 @@ No rule lives in code that a clinic might want to change: :data:`DEFAULT_ACTIONS
 is only the default of the ``[policy]`` table of the config.  The defaults refuse
 only what suggests fraud (data or chip not genuine); an insurance problem sends the
 patient to the desk, where a person can help (pay as uninsured, fix the record).
+
+Why one piece: the findings, their default actions, the fail-closed set and the
+relaxation warnings are one table read together; split apart, a new finding could get
+a default without being classed fail-closed, or a warning without a finding.
 """
 
 from __future__ import annotations
