@@ -195,9 +195,9 @@ def test_warnings_name_legal_but_unsafe_choices(tmp_path: Path) -> None:
 
 def test_kiosk_and_desk_settings(tmp_path: Path) -> None:
     files = tls_files(tmp_path / "pki", T["terminal_id"])
-    with pytest.raises(ConfigError, match="desk.tls_key: tls_cert and tls_key go together"):
+    with pytest.raises(ConfigError, match=r"desk\.tls_key: tls_cert and tls_key go together"):
         parse_config({"terminal": T, "desk": {"tls_cert": str(files["cert"])}})
-    with pytest.raises(ConfigError, match="desk.tls_key: .* are not a PEM certificate and its private key"):
+    with pytest.raises(ConfigError, match=r"desk\.tls_key: .* are not a PEM certificate and its private key"):
         parse_config({"terminal": T, "desk": {"tls_cert": str(files["cert"]), "tls_key": str(files["ca"])}})
     users = tmp_path / "desk-users"
     lan = parse_config({"terminal": {**T, "state_dir": str(tmp_path)},
