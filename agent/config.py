@@ -26,6 +26,7 @@ import contextvars
 import dataclasses
 import importlib.util
 import re
+import shutil
 import textwrap
 import tomllib
 import typing
@@ -49,7 +50,9 @@ _ENROLLING: contextvars.ContextVar[bool] = contextvars.ContextVar("enrolling", d
 
 #: files a check-in may read (ICAO 9303-10 LDS: EF.COM, EF.SOD, DG1..DG16)
 CHIP_FILES = ("com", "sod", *(f"dg{n}" for n in range(1, 17)))
-OUTPUT_KINDS = ("log", "recorder", "gpio", "screen")
+OUTPUT_KINDS = ("log", "recorder", "gpio", "screen", "kiosk")
+SPEECH_MODES = ("off", "espeak", "recorded")  # agent.kiosk.speech.MODES
+SPEECH_VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")  # espeak-ng's Vietnamese: northern, central, southern
 BROKER_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}  # scheme -> TLS
 
 
@@ -134,14 +137,48 @@ class TimeoutsConfig:
 
 @dataclass(frozen=True)
 class OutputsConfig:
-    kinds: list[str] = key(["log"], "log | recorder | gpio | screen (gpio needs python3-libgpiod)",
-                           choices=OUTPUT_KINDS)
+    kinds: list[str] = key(["log"], "log | recorder | gpio | screen | kiosk (gpio needs python3-libgpiod; kiosk: the "
+                                    "patient's page, for the gate's own browser)", choices=OUTPUT_KINDS)
     recorder_path: str = key("", "JSON lines of every outcome shown (required for \"recorder\")", path="abs")
     gpio_chip: str = key("/dev/gpiochip0", "the GPIO chip of the relay and LEDs")
     gpio_relay_line: int = key(17, "line (offset on the chip) of the gate relay", min=0, max=1023)
     gpio_green_line: int = key(27, "line of the green LED", min=0, max=1023)
     gpio_red_line: int = key(22, "line of the red LED", min=0, max=1023)
     relay_seconds: float = key(3.0, "seconds the relay stays closed after an admission", min=0.1, max=60)
+    kiosk_bind: str = key("127.0.0.1", "address of the kiosk page (kinds has \"kiosk\"): a loopback address, for the "
+                                       "gate's own browser; another one needs kiosk_allow_remote")  # fmt: skip
+    kiosk_allow_remote: bool = key(False, "serve the kiosk page on a kiosk_bind that is not loopback (a screen on "
+                                          "another machine): the network sees given names and outcomes")  # fmt: skip
+    kiosk_port: int = key(8080, "TCP port of the kiosk page (0 = any free port)", min=0, max=65535)
+    kiosk_hold: float = key(8.0, "seconds an outcome stays on the page, counting down, before it returns to ready",
+                            min=0.1, max=600)  # fmt: skip
+    backlog_warn: int = key(50, "unsent check-ins from which the page shows a backlog", min=1)
+    speech: str = key("off", "spoken prompts: off | espeak (espeak-ng, Vietnamese) | recorded "
+                             "(recorded_dir/<code>.wav, played with aplay; espeak-ng for a prompt without a recording)",
+                      choices=SPEECH_MODES)  # fmt: skip
+    speech_voice: str = key("vi", "espeak-ng voice: vi (northern), vi-vn-x-central, vi-vn-x-south",
+                            choices=SPEECH_VOICES)  # fmt: skip
+    recorded_dir: str = key("", "directory of the recorded prompts (required for speech = \"recorded\")", path="dir",
+                            example="/var/lib/gate-agent/prompts")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    """The attendant's desk page (agent/desk): referred patients and manual entry, per-attendant logins."""
+
+    enabled: bool = key(False, "serve the attendant's desk page: referred patients, manual entry, one login each")
+    bind: str = key("127.0.0.1", "address to serve the desk on: the facility LAN's, or loopback for this terminal "
+                                 "only; off loopback use tls_cert and tls_key")  # fmt: skip
+    port: int = key(8081, "TCP port of the desk page (0 = any free port)", min=0, max=65535)
+    users_file: str = key("", "attendants' scrypt password hashes, written by gate-agent desk passwd NAME (mode 0600, "
+                              "owned by the service user); required when enabled", path="abs",
+                          example="/etc/gate-agent/desk-users")  # fmt: skip
+    tls_cert: str = key("", "PEM certificate of the desk's HTTPS (\"\" = plain HTTP)", path="file",
+                        example="/etc/gate-agent/tls/desk.pem")  # fmt: skip
+    tls_key: str = key("", "the desk certificate's private key", path="file", example="/etc/gate-agent/tls/desk.key")
+    session_minutes: int = key(480, "minutes a login lasts at most (one shift)", min=1, max=1440)
+    entry_wait: float = key(30.0, "seconds the desk waits for the outcome of a manual entry (the card must be read)",
+                            min=0.1, max=600)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -189,6 +226,7 @@ class Config:
     timeouts: TimeoutsConfig
     outputs: OutputsConfig
     uplink: UplinkSettings
+    desk: DeskConfig
     policy: Mapping[str, Any]  # finding -> action; validated by agent.app.policy
 
     @property
@@ -220,6 +258,7 @@ SECTIONS: dict[str, type] = {
     "timeouts": TimeoutsConfig,
     "outputs": OutputsConfig,
     "uplink": UplinkSettings,
+    "desk": DeskConfig,
 }
 #: keys that existed once and were never used; naming them explains the error
 REMOVED = {
@@ -356,7 +395,46 @@ def _validate(cfg: Config) -> None:
         lines = [o.gpio_relay_line, o.gpio_green_line, o.gpio_red_line]
         if len(set(lines)) != 3:
             raise ConfigError("outputs.gpio_relay_line: the relay, green and red lines must differ")
+    if not is_loopback(o.kiosk_bind) and not o.kiosk_allow_remote:
+        raise ConfigError(f"outputs.kiosk_bind: {o.kiosk_bind!r} is not a loopback address; the kiosk page is for the "
+                          "gate's own browser (or set outputs.kiosk_allow_remote = true)")  # fmt: skip
+    if o.speech == "recorded" and not o.recorded_dir:
+        raise ConfigError("outputs.recorded_dir: required when outputs.speech is 'recorded'")
+    if o.speech != "off" and shutil.which("espeak-ng") is None:  # recorded speech falls back to it too
+        raise ConfigError(f"outputs.speech: {o.speech!r} needs espeak-ng (apt install espeak-ng)")
     _validate_uplink(cfg.uplink)
+    _validate_desk(cfg.desk)
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_desk(d: DeskConfig) -> None:
+    if d.enabled and not d.users_file:
+        raise ConfigError("desk.users_file: required when desk.enabled is true (gate-agent desk passwd NAME --users "
+                          "FILE makes it)")  # fmt: skip
+    if bool(d.tls_cert) != bool(d.tls_key):
+        missing = "tls_key" if d.tls_cert else "tls_cert"
+        raise ConfigError(f"desk.{missing}: tls_cert and tls_key go together (the desk's certificate and its key)")
+    if d.tls_cert:
+        import ssl
+
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(d.tls_cert, d.tls_key)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"desk.tls_key: {d.tls_cert} and {d.tls_key} are not a PEM certificate and its "
+                              f"private key: {exc.reason or exc}") from None  # fmt: skip
+        except OSError as exc:
+            raise ConfigError(f"desk.tls_key: cannot read {d.tls_key}: {exc.strerror or exc}") from None
 
 
 def _validate_uplink(u: UplinkSettings) -> None:
@@ -515,8 +593,19 @@ def warnings(cfg: Config) -> list[str]:
         out.append("reader.files: dg3 without reader.terminal_credentials: the chip refuses it")
     if "dg2" in cfg.reader.files:
         out.append("reader.files: dg2 is the face image: read it only when the gate needs it")
-    if not any(k in cfg.outputs.kinds for k in ("gpio", "screen")):
-        out.append("outputs.kinds: neither gpio nor screen: nobody at the gate sees the outcome")
+    if not any(k in cfg.outputs.kinds for k in ("gpio", "screen", "kiosk")):
+        out.append("outputs.kinds: neither gpio nor screen nor kiosk: nobody at the gate sees the outcome")
+    o = cfg.outputs
+    if "kiosk" in o.kinds and not is_loopback(o.kiosk_bind):  # only with kiosk_allow_remote = true
+        out.append(f"outputs.kiosk_bind: {o.kiosk_bind} is not loopback (outputs.kiosk_allow_remote = true): the "
+                   "network sees the patients' given names, masked ID numbers and outcomes")  # fmt: skip
+    d = cfg.desk
+    if d.enabled and not Path(d.users_file).is_file():
+        out.append(f"desk.users_file: {d.users_file} does not exist yet: nobody can log in to the desk until "
+                   "gate-agent desk passwd NAME adds an attendant")  # fmt: skip
+    if d.enabled and not d.tls_cert and not is_loopback(d.bind):
+        out.append(f"desk.tls_cert: the desk on {d.bind} without TLS: attendants' passwords and patients' data cross "
+                   "the network in clear")  # fmt: skip
     from agent.app.policy import ACTIONS, DEFAULT_ACTIONS, FAIL_CLOSED
 
     fail_closed = {f.value.lower() for f in FAIL_CLOSED}

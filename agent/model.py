@@ -66,6 +66,7 @@ class ChipFacts:
     finger_reference: bytes | None = field(
         default=None, repr=False
     )  # DG3's first finger image, when Terminal Authentication opened it (goes to the module, never stored)
+    finger_position: int | None = None  # that image's ISO/IEC 19794-4 finger position (2 = right index ...)
     #: downgrade rules that fired (``agent.card.read.RULES``: DG14_WITHHELD, AA_REQUIRED, CARD_ACCESS_MISSING ...)
     rules: tuple[str, ...] = ()
     #: the chip's fingerprint reference is expected: EF.SOD lists DG3 and terminal credentials are configured
@@ -206,3 +207,5 @@ class Shown:
     message_vi: str
     message_en: str
     provisional: bool = False
+    #: who it is shown to: the patient's screen shows the given name and the masked ID number; no output logs it
+    identity: Identity | None = field(default=None, repr=False, compare=False)

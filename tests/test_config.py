@@ -108,6 +108,19 @@ T = {"facility_id": "1", "terminal_id": "g"}
         ({"terminal": T, "finger": {"capture_timeout": 15.0}}, "finger.capture_timeout: removed"),
         ({"terminal": T, "outputs": {"kinds": ["log", "log"]}}, "outputs.kinds: lists an output twice"),
         ({"terminal": T, "eligibility": {"online_timeout": 600}}, "eligibility.online_timeout: must be between"),
+        # the patient's page and the desk
+        ({"terminal": T, "outputs": {"kiosk_bind": "0.0.0.0"}}, "outputs.kiosk_bind: '0.0.0.0' is not a loopback"),
+        ({"terminal": T, "outputs": {"kiosk_port": 70000}}, "outputs.kiosk_port: must be between"),
+        ({"terminal": T, "outputs": {"kiosk_hold": 0}}, "outputs.kiosk_hold: must be between"),
+        ({"terminal": T, "outputs": {"speech": "loud"}}, "outputs.speech: 'loud' is not one of"),
+        ({"terminal": T, "outputs": {"speech_voice": "en"}}, "outputs.speech_voice: 'en' is not one of"),
+        ({"terminal": T, "outputs": {"speech": "recorded"}}, "outputs.recorded_dir: required"),
+        ({"terminal": T, "outputs": {"recorded_dir": "/nonexistent/prompts"}}, "outputs.recorded_dir: directory"),
+        ({"terminal": T, "desk": {"enabled": True}}, "desk.users_file: required when desk.enabled"),
+        ({"terminal": T, "desk": {"users_file": "desk-users"}}, "desk.users_file: .* must be an absolute path"),
+        ({"terminal": T, "desk": {"tls_cert": "/nonexistent/desk.pem"}}, "desk.tls_cert: file .* does not exist"),
+        ({"terminal": T, "desk": {"session_minutes": 0}}, "desk.session_minutes: must be between"),
+        ({"terminal": T, "desk": {"user_file": "/etc/x"}}, "desk.user_file: unknown key"),
     ],
 )
 def test_errors_name_the_key(doc: dict[str, object], message: str) -> None:
@@ -178,6 +191,29 @@ def test_warnings_name_legal_but_unsafe_choices(tmp_path: Path) -> None:
     assert "policy.vneid_expired = " not in got  # not fail-closed: only "more lenient than the default"
     assert "other_facility" not in got  # stricter than the default is no warning
     assert "uplink.broker_urls: none configured" in "\n".join(warnings(parse_config({"terminal": T})))
+
+
+def test_kiosk_and_desk_settings(tmp_path: Path) -> None:
+    files = tls_files(tmp_path / "pki", T["terminal_id"])
+    with pytest.raises(ConfigError, match=r"desk\.tls_key: tls_cert and tls_key go together"):
+        parse_config({"terminal": T, "desk": {"tls_cert": str(files["cert"])}})
+    with pytest.raises(ConfigError, match=r"desk\.tls_key: .* are not a PEM certificate and its private key"):
+        parse_config({"terminal": T, "desk": {"tls_cert": str(files["cert"]), "tls_key": str(files["ca"])}})
+    users = tmp_path / "desk-users"
+    lan = parse_config({"terminal": {**T, "state_dir": str(tmp_path)},
+                        "outputs": {"kinds": ["kiosk"], "kiosk_bind": "192.0.2.10", "kiosk_allow_remote": True},
+                        "desk": {"enabled": True, "bind": "192.0.2.10", "users_file": str(users)}})  # fmt: skip
+    got = "\n".join(warnings(lan))
+    for key in ("outputs.kiosk_bind: 192.0.2.10 is not loopback", "desk.users_file: ", "desk.tls_cert: the desk on "
+                "192.0.2.10 without TLS"):  # fmt: skip
+        assert key in got, key
+    assert "outputs.kinds: neither" not in got  # the kiosk shows the outcome
+    users.write_text("")
+    tls = {"tls_cert": str(files["cert"]), "tls_key": str(files["key"])}
+    safe = parse_config({"terminal": {**T, "state_dir": str(tmp_path)}, "outputs": {"kinds": ["kiosk"]},
+                         "desk": {"enabled": True, "bind": "192.0.2.10", "users_file": str(users), **tls}})  # fmt: skip
+    assert not [w for w in warnings(safe) if w.startswith(("desk.", "outputs."))]
+    assert safe.as_dict()["desk"]["bind"] == "192.0.2.10"
 
 
 def test_file_errors(tmp_path: Path) -> None:

@@ -76,12 +76,14 @@ def test_package_metadata_and_contents(deb: Path) -> None:
     assert fields["Package"] == "gate-agent" and fields["Architecture"] == arch
     assert deb.name == f"gate-agent_{fields['Version']}_{arch}.deb"
     assert "python3 (>= 3.11)" in fields["Depends"] and "pcscd" in fields["Depends"]
-    assert "python3-libgpiod" in fields["Suggests"]
+    assert "python3-libgpiod" in fields["Suggests"] and "cage" in fields["Suggests"]
     control = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True, check=True)
     assert control.stdout.split() == ["/etc/gate-agent/agent.toml"]
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
     paths = {line.split()[5].removeprefix(".") for line in listing.splitlines()}
     for want in ("/usr/bin/gate-agent", "/lib/systemd/system/gate-agent.service", "/etc/gate-agent/agent.toml",
+                 "/lib/systemd/system/gate-agent-kiosk.service",
+                 f"/{PREFIX}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/agent/kiosk/static/index.html",
                  f"/{PREFIX}/share/gate-agent/firmware_profiles/r503.toml", "/usr/share/doc/gate-agent/install.md"):
         assert want in paths, want
     assert not [p for p in paths if "/site-packages/sim/" in p], "the simulator is not shipped"
@@ -113,6 +115,25 @@ def test_installed_unit_passes_systemd_analyze_verify(installed: Path, tmp_path:
     (root / "usr/bin/gate-agent").unlink()
     res = subprocess.run([analyze, "verify", f"--root={root}", str(unit)], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "/usr/bin/gate-agent" in res.stderr
+
+
+def test_installed_kiosk_unit_verifies_and_is_not_enabled(installed: Path, tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze
+    root = tmp_path / "root"
+    shutil.copytree(installed, root, symlinks=True)
+    shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True, dirs_exist_ok=True)
+    (root / "bin").mkdir(exist_ok=True)
+    for tool in ("/bin/kill", "/bin/rm"):
+        shutil.copy2(tool, root / tool.lstrip("/"))
+    # cage (the compositor) comes with the terminal's display, not with this machine: a stand-in executable
+    (root / "usr/bin/cage").write_text("#!/bin/sh\n")
+    (root / "usr/bin/cage").chmod(0o755)
+    unit = root / "lib/systemd/system/gate-agent-kiosk.service"
+    res = subprocess.run([analyze, "verify", f"--root={root}", str(unit)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "Requires=gate-agent.service" in unit.read_text()
+    assert not list((root / "etc/systemd").rglob("gate-agent-kiosk.service")), "installed, not enabled"
 
 
 def installer_config(root: Path, tmp_path: Path, extra: str = "") -> Path:

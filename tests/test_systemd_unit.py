@@ -53,3 +53,30 @@ def test_unit_parses_as_ini() -> None:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     assert parser.sections() == ["Unit", "Service", "Install"]
+
+
+KIOSK = UNIT.with_name("gate-agent-kiosk.service")
+
+
+def test_kiosk_unit_verifies_and_starts_after_the_daemon_is_ready(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze
+    gate_agent = Path(sys.executable).with_name("gate-agent")
+    (tmp_path / "gate-agent.service").write_text(UNIT.read_text().replace("/usr/bin/gate-agent", str(gate_agent)))
+    # cage (the compositor) is installed on the terminal, not on a developer's machine: verify the rest
+    cage = shutil.which("cage") or "/bin/true"
+    (tmp_path / KIOSK.name).write_text(KIOSK.read_text().replace("/usr/bin/cage", cage))
+    res = subprocess.run([analyze, "verify", str(tmp_path / KIOSK.name)], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string(KIOSK.read_text())
+    assert "gate-agent.service" in unit["Unit"]["Requires"] and "gate-agent.service" in unit["Unit"]["After"]
+    assert "Type=notify" in UNIT.read_text()  # so After= means after READY=1, when the page is served
+    start = unit["Service"]["ExecStart"]
+    assert "--kiosk" in start and "--app=http://127.0.0.1:8080/" in start
+    for flag in ("--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
+        assert flag in start
+    from agent.config import OutputsConfig
+
+    assert OutputsConfig().kiosk_bind == "127.0.0.1" and OutputsConfig().kiosk_port == 8080  # the URL above

@@ -27,13 +27,17 @@ The flow owns no device: it gets triggers from one inbox and calls the ports of
 :mod:`agent.app.ports`.  ``step()`` handles one trigger and returns, so the daemon
 can ping the watchdog between check-ins and tests can drive it synchronously.
 
-Why one piece: the states, their waits and the catch-all share one inbox and one
-"current stage"; a check-in's abort, crash and success paths must see the same
-state to leave the gate closed and return to IDLE consistently.
+Why one piece: the states above share one inbox, one card-presence flag, one "current
+stage" and one catch-all; a check-in's abort, crash and success paths must see the same
+state to leave the gate closed and return to IDLE consistently, and splitting the waits
+from the check-in would spread the rule "nothing is shown before it is stored, nothing
+escapes a stage" over modules that must then agree on it.  The prompts' texts and the
+DG3 finger prompt live beside it (:mod:`agent.app.fingers`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import logging
@@ -43,6 +47,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.app.fingers import finger_prompt
 from agent.app.gateway import mismatch_discrepancies
 from agent.app.policy import Decision, Outcome, Policy
 from agent.app.ports import (
@@ -397,6 +402,9 @@ class CheckinFlow:
         if reference is None:
             task.stop()
             return FingerFacts(FingerStatus.NOT_CHECKED, detail="no fingerprint reference from the chip")
+        asked = finger_prompt(chip.facts.finger_position)
+        if task.captured is None and asked is not None:
+            self.output.prompt(*asked)  # now the chip says which finger
         remaining = max(0.0, self.timeouts.finger - (time.monotonic() - started))
         if not task.wait(remaining):
             task.stop()
@@ -486,7 +494,7 @@ class CheckinFlow:
             event_id = self.sink.store(record)
         except GateAgentError as exc:
             log.error("check-in could not be stored, gate stays closed: %s", exc)
-            shown = STORE_FAILED
+            shown = dataclasses.replace(STORE_FAILED, identity=identity)
         else:
             shown = Shown(
                 event_id,
@@ -495,6 +503,7 @@ class CheckinFlow:
                 decision.message_vi,
                 decision.message_en,
                 decision.provisional,
+                identity,
             )
         self.stage = "show"
         self._set(State.SHOWING, None)

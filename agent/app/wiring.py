@@ -45,10 +45,25 @@ class Runtime:
     reconfigure: Callable[[Config], None] | None = None
 
 
-def build_outputs(cfg: Config) -> MultiOutput:
+def build_outputs(cfg: Config, previous: MultiOutput | None = None) -> MultiOutput:
+    """The outputs of ``[outputs]``; on a reload the kiosk page keeps running when its address is unchanged."""
+    from agent.kiosk.output import KioskOutput
+    from agent.kiosk.speech import SpeechOutput
+
     outs: list[Output] = []
     o = cfg.outputs
+    old = previous.outputs if previous is not None else []
+    kept: list[Output] = []
+    for out in old:
+        if isinstance(out, KioskOutput) and "kiosk" in o.kinds and out.address == (o.kiosk_bind, o.kiosk_port):
+            out.model.hold, out.backlog_warn = o.kiosk_hold, o.backlog_warn
+            kept.append(out)
+        elif isinstance(out, KioskOutput | SpeechOutput):
+            out.close()
     for kind in o.kinds:
+        if kind == "kiosk":
+            outs.append(kept[0] if kept else KioskOutput(o.kiosk_bind, o.kiosk_port, hold=o.kiosk_hold,
+                                                         backlog_warn=o.backlog_warn))  # fmt: skip
         if kind == "log":
             outs.append(LogOutput())
         elif kind == "recorder":
@@ -57,7 +72,28 @@ def build_outputs(cfg: Config) -> MultiOutput:
             outs.append(ScreenOutput())
         elif kind == "gpio":
             outs.append(GpioOutput(o.gpio_chip, o.gpio_relay_line, o.gpio_green_line, o.gpio_red_line, o.relay_seconds))
+    if o.speech != "off":
+        outs.append(SpeechOutput(o.speech, voice=o.speech_voice, recorded_dir=Path(o.recorded_dir) if o.recorded_dir
+                                 else None))  # fmt: skip
     return MultiOutput(outs)
+
+
+def connect_kiosk(outputs: MultiOutput, status: Callable[[], dict[str, Any]]) -> None:
+    """Give the kiosk page the gate's status document, for its fault strip."""
+    from agent.kiosk.output import KioskOutput
+
+    for out in outputs.outputs:
+        if isinstance(out, KioskOutput):
+            out.status_source = status
+
+
+def close_outputs(outputs: MultiOutput) -> None:
+    from agent.kiosk.output import KioskOutput
+    from agent.kiosk.speech import SpeechOutput
+
+    for out in outputs.outputs:
+        if isinstance(out, KioskOutput | SpeechOutput):
+            out.close()
 
 
 def build_eligibility_cache(cfg: Config) -> EligibilityCache:
@@ -129,11 +165,12 @@ def build_runtime(cfg: Config) -> Runtime:
     policy, policy_table, policy_source = policy_in_force(cfg)
     t = cfg.timeouts
     attendant = AttendantSocket(state / "attendant.sock")  # a source, and an output: it answers waiting requests
+    outputs = build_outputs(cfg)
     flow = CheckinFlow(
         reader=reader,
         eligibility=eligibility,
         sink=QueueSink(queue, factory, uplink),
-        output=MultiOutput([*build_outputs(cfg).outputs, attendant]),
+        output=MultiOutput([*outputs.outputs, attendant]),
         policy=policy,
         facility_code=cfg.terminal.facility_id,
         finger=finger,
@@ -164,7 +201,30 @@ def build_runtime(cfg: Config) -> Runtime:
     commands = HubCommands(cfg, cache, reader, flow)
     commands.policy_state = policy_state(policy_table, policy_source)
 
+    def gate_status() -> dict[str, Any]:
+        devices = {source.name: source.state() for source in sources}
+        if finger is not None:
+            devices["fingerprint module"] = "ok"
+        return {"devices": devices, **extra_status()}
+
+    connect_kiosk(outputs, gate_status)
+    board = None
+    if cfg.desk.enabled:
+        from agent.desk.board import DeskBoard
+        from agent.desk.events import DeskEvents
+        from agent.desk.server import DeskServer, DeskSource
+        from agent.desk.users import Users
+
+        d = cfg.desk
+        board = DeskBoard()
+        desk = DeskServer(d.bind, d.port, Users(d.users_file), board, DeskEvents(queue, factory, uplink),
+                          session_minutes=d.session_minutes, entry_wait=d.entry_wait,
+                          tls=(Path(d.tls_cert), Path(d.tls_key)) if d.tls_cert else None)  # fmt: skip
+        sources.append(DeskSource(desk))
+        flow.output = MultiOutput([*outputs.outputs, attendant, board])
+
     def reconfigure(fresh: Config) -> None:
+        nonlocal outputs
         commands.cfg = fresh  # the next hub push lays itself over the reloaded [policy], not the one of the start
         fresh_policy, table, source = policy_in_force(fresh)  # a pushed policy stays in force
         flow.policy = fresh_policy
@@ -173,11 +233,13 @@ def build_runtime(cfg: Config) -> Runtime:
         flow.timeouts = FlowTimeouts(keys=ft.keys, card=ft.card, read=ft.read, finger=ft.finger,
                                      card_removal=ft.card_removal)  # fmt: skip
         reader.read_timeout = ft.read
-        flow.output = MultiOutput([*build_outputs(fresh).outputs, attendant])
+        outputs = build_outputs(fresh, outputs)  # the kiosk page keeps running when its address is unchanged
+        connect_kiosk(outputs, gate_status)
+        flow.output = MultiOutput([*outputs.outputs, attendant, *([] if board is None else [board])])
         reader.reload_trust()
         reader.reload_credentials()
 
-    closers: list[Callable[[], None]] = [queue.close]
+    closers: list[Callable[[], None]] = [queue.close, lambda: close_outputs(outputs)]
     if finger is not None:
         closers.append(finger.module.close)
     if uplink is not None:

@@ -58,6 +58,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-cert", type=Path, help="the hub's client certificate")
     tls.add_argument("--tls-key", type=Path, help="the hub's private key")
     parser.add_argument("--quiet", action="store_true", help="no line or progress bar per stored event")
+    parser.add_argument("--dashboard", type=int, metavar="PORT",
+                        help="serve the live dashboard on http://127.0.0.1:PORT/ (0: any free port)")  # fmt: skip
 
 
 def tls_files(args: argparse.Namespace) -> tuple[str, str, str] | None:
@@ -192,6 +194,11 @@ def run(args: argparse.Namespace) -> int:
               args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key,
               gateway=gateway, identity_service=IdentityService()).start()  # fmt: skip
     stop = threading.Event()
+    dashboard = None
+    if args.dashboard is not None:
+        from sim.hub.dashboard import Dashboard
+
+        dashboard = Dashboard(args.db, args.dashboard).start()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -207,9 +214,13 @@ def run(args: argparse.Namespace) -> int:
                 hub.push_eligibility(terminal, records, dt.datetime.now(dt.UTC).isoformat())
         ready = {"event": "ready", "facility": args.facility, "terminals": sorted(hub.keys), "tls": tls is not None,
                  "hub_key": fingerprint(hub.signing_key.public_key())}  # fmt: skip
+        if dashboard is not None:
+            ready["dashboard"] = dashboard.url
         print(json.dumps(ready), flush=True)
         stop.wait()
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         if args.xml0 is not None:
             from sim.hub.xml0 import VN
 
