@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import pwd
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from agent.desk.users import Users
 from agent.errors import ConfigError
 
 HELP = "manage the attendants who may log in to the desk page (passwd NAME)"
+SERVICE_USER = "gate-agent"  # the system user of the Debian package's unit
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     pw.add_argument("name", help="the attendant's login name")
     pw.add_argument("--users", type=Path, help="the users file (default: [desk] users_file of the config)")
     pw.add_argument("--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})")
+    pw.add_argument("--owner", default=SERVICE_USER,
+                    help=f"run as root: give the file to this user, who runs the daemon (default {SERVICE_USER}; "
+                         "'' keeps root's)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +42,21 @@ def run(args: argparse.Namespace) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
+    owner = _owner(args.owner)  # before anything is written: a wrong --owner changes nothing
     Users(path).set_password(args.name, password)
-    print(f"{path}: password set for {args.name}")
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    print(f"{path}: password set for {args.name}" + (f" (owned by {owner.pw_name})" if owner else ""))
     return 0
+
+
+def _owner(user: str) -> pwd.struct_passwd | None:
+    """As root, the daemon's user to hand the file (0600) to: a root-owned one is unreadable to the service."""
+    if not user or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        if user == SERVICE_USER:  # the package is not installed here (a developer's machine): nothing to hand over
+            return None
+        raise ConfigError(f"--owner: no user {user!r} on this system") from None
