@@ -281,7 +281,8 @@ class DeskHandler(PageHandler):
     def referral_row(r: Referral, session: Session) -> str:
         d = referral_json(r)
         return (f'<tr data-key="{_e(r.key)}"><td>{_e(d["time"])}</td><td class="name">{_e(r.given_name)}</td>'
-                f'<td class="id">{_e(r.masked_id)}</td><td>{_e(r.message_vi)}<br><span class="en">{_e(r.message_en)}'
+                f'<td class="id">{_e(r.masked_id or "chưa rõ · unknown")}</td>'
+                f'<td>{_e(r.message_vi)}<br><span class="en">{_e(r.message_en)}'
                 f'</span></td><td><form method="post" action="/clear"><input type="hidden" name="csrf" '
                 f'value="{_e(session.csrf)}"><input type="hidden" name="key" value="{_e(r.key)}">'
                 f'<button type="submit" class="clear">Đã xử lý · Done</button></form></td></tr>')  # fmt: skip
