@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -42,7 +43,8 @@ def test_reader_card_and_gate_agent_read(tmp_path: Path) -> None:
                 env={**os.environ, **info["env"]}, capture_output=True, text=True, timeout=120,
             )  # fmt: skip
             assert res.returncode == 0, res.stderr[-2000:]
-            assert person["id_number"] in res.stdout
+            assert person["id_number"] in res.stdout and json.loads(res.stdout)  # the prompt stays off stdout
+            assert "place the card on the reader" in res.stderr  # --wait tells the operator what to do
         pid = int(info["pid"])
         assert _alive(pid)
         assert reader.stop() == 0  # SIGTERM: stops its pcscd and exits cleanly

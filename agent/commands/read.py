@@ -104,6 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     except CvcError as exc:
         raise InputError(f"--terminal: {exc}", field="terminal") from None
     if args.wait:
+        # the prompt goes to stderr: stdout stays the result (one JSON object with --json)
+        print(f"Mời đặt thẻ lên đầu đọc / place the card on the reader (waiting up to {args.wait:g} s)",
+              file=sys.stderr, flush=True)  # fmt: skip
         wait_for_card(args.reader, args.wait)
     with PcscTransport(args.reader) as transport:
         result = read_document(
