@@ -33,6 +33,9 @@ class TerminalConfig:
     terminal_id: str  # unique within the facility, e.g. "gate-1"
     state_dir: str = "/var/lib/gate-agent"
     queue_capacity: int = 100_000  # unacknowledged events kept; when full, new check-ins are refused
+    #: the key sealing the queue and the eligibility cache: a file outside state_dir ("" = a systemd credential
+    #: "queue-key" when present, else state_dir/queue/key); see agent/store/keysource.py
+    queue_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from agent.store import queue as q  # noqa: E402
 from agent.uplink.client import Uplink, UplinkConfig  # noqa: E402
 from agent.uplink.events import EventFactory, load_signing_key  # noqa: E402
+from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_or_create_private_key  # noqa: E402
 from sim.infra.mosquitto import start_mosquitto  # noqa: E402
 
 
@@ -111,11 +112,14 @@ def main() -> int:
     keys.mkdir()
     (keys / "gate-1.pub").write_bytes((work / "terminal.pub").read_bytes())
     hub = subprocess.Popen([sys.executable, "-m", "sim", "hub", "--broker", broker.url, "--db", str(work / "hub.db"),
-                            "--keys", str(keys)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            "--keys", str(keys), "--hub-key", str(work / "hub.key"), "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                            cwd=ROOT)  # fmt: skip
     assert hub.stdout is not None and "ready" in hub.stdout.readline()
-    config = UplinkConfig.from_table({"broker_urls": [broker.url], "rate": 1e9, "inflight": 256}, "01001", "gate-1")
-    uplink = Uplink(config, full)
+    table = {"broker_urls": [broker.url], "rate": 1e9, "inflight": 256, "allow_plaintext": True}
+    config = UplinkConfig.from_table(table, "01001", "gate-1")
+    hub_key = load_or_create_private_key(work / "hub.key").public_key()  # pinned, as at enrolment
+    uplink = Uplink(config, full, verifier=HubVerifier(hub_key, "01001", "gate-1", HighWaterMark(work / "hub-ctr")))
     total = len(full)
     rss_before = rss_mb()
     peak = rss_before

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.store.queue import EventQueue
 from agent.uplink.client import Uplink, UplinkConfig
 from agent.uplink.events import EventFactory, load_signing_key
+from agent.uplink.hubmsg import HighWaterMark, HubVerifier
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
 from sim.infra.net import free_port
@@ -51,7 +52,8 @@ def test_tls_acl_terminal_publishes_only_as_itself(tmp_path: Path) -> None:
     queue = EventQueue(tmp_path / "gate-1" / "queue")
     table = {"broker_urls": [url], "tls_ca": str(pki / "ca.crt"), "tls_cert": str(pki / "gate-1.crt"),
              "tls_key": str(pki / "gate-1.key"), "backoff_min": 0.2, "backoff_max": 1.0}  # fmt: skip
-    uplink = Uplink(UplinkConfig.from_table(table, "01001", "gate-1"), queue)
+    verifier = HubVerifier(hub.signing_key.public_key(), "01001", "gate-1", HighWaterMark(tmp_path / "hub-counter"))
+    uplink = Uplink(UplinkConfig.from_table(table, "01001", "gate-1"), queue, verifier=verifier)
     try:
         assert hub.connected.wait(10)
         uplink.start()

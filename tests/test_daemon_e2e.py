@@ -15,6 +15,7 @@ import pytest
 
 from agent.app.attendant import send
 from agent.uplink.events import load_signing_key
+from agent.uplink.hubmsg import public_pem
 from sim.card import build_card
 from sim.card.vpcd import VpcdPlug
 from sim.clinic.patients import Kind, Patient, insurance_record
@@ -54,6 +55,7 @@ def test_daemon_checks_patients_in_end_to_end(tmp_path: Path, pcscd: Pcscd, mosq
     ]
     eligibility = {str(r["id_number"]): r for r in records if r is not None}
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": key.public_key()}, eligibility).start()
+    (state / "hub.pub").write_bytes(public_pem(hub.signing_key.public_key()))  # pinned, as at enrolment
     scanner = PtyScanner(tmp_path / "qr")
     recorder = tmp_path / "outcomes.jsonl"
     config = tmp_path / "agent.toml"
@@ -74,6 +76,7 @@ kinds = ["log", "recorder"]
 recorder_path = "{recorder}"
 [uplink]
 broker_urls = ["{mosquitto.url}"]
+allow_plaintext = true
 backoff_min = 0.2
 backoff_max = 1.0
 """)

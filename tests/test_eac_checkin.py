@@ -126,13 +126,13 @@ def _config(tmp_path: Path, credentials: Path | None, finger: bool = False) -> C
 [terminal]
 facility_id = "01001"
 terminal_id = "gate-1"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [reader]
-trust_dir = "{tmp_path / 'trust'}"
-terminal_credentials = "{credentials or ''}"
+trust_dir = "{tmp_path / "trust"}"
+terminal_credentials = "{credentials or ""}"
 [finger]
-enabled = {'true' if finger else 'false'}
-url = "{tmp_path / 'finger'}"
+enabled = {"true" if finger else "false"}
+url = "{tmp_path / "finger"}"
 """
     path = tmp_path / "agent.toml"
     path.write_text(text)
@@ -168,13 +168,16 @@ def test_hub_replaces_terminal_credentials_atomically(tmp_path: Path) -> None:
     files = {f"{k}.cvcert": v for k, v in fresh.certificates.items()}
     # a set whose terminal certificate was not signed by the DV is rejected and changes nothing
     forged = sim_eac.eac_pki(0, forge_terminal=True)
-    bad = {**files, "is.cvcert": forged.certificates["is"], "terminal.key": _pem(forged.terminal_key)}
-    ok, reason = handler({"type": "terminal_credentials", "files": bad})
+    ok, reason = handler({"type": "terminal_credentials", "files": {**files, "is.cvcert": forged.certificates["is"]}})
     assert not ok and "signature" in reason
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     ok, reason = handler({"type": "terminal_credentials", "files": {**files, "../evil": b""}})
     assert not ok and "bad credentials file" in reason
+    # a private key never travels, not even the right one
     ok, reason = handler({"type": "terminal_credentials", "files": {**files, "terminal.key": _pem(fresh.terminal_key)}})
+    assert not ok and "private key" in reason
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    ok, reason = handler({"type": "terminal_credentials", "files": files})
     assert ok, reason
     assert reader.credentials is not None
     assert reader.credentials.terminal.expiration == dt.date.today() + dt.timedelta(days=60)

@@ -232,7 +232,14 @@ def test_cache_snapshot_delta_and_bad_data_is_atomic() -> None:
         c.apply_delta([], [PERSON.id_number], NOW - dt.timedelta(days=2))
     assert c.apply_delta([], [PERSON.id_number], NOW) == (0, 1)
     assert c.lookup(PERSON.id_number).record is None
-    restored = EligibilityCache(now=lambda: NOW)
-    restored.load_document(cache(RECORD).to_document())
-    assert restored.lookup(PERSON.id_number).record == RECORD
+    assert cache(RECORD).lookup(PERSON.id_number).record == RECORD
     assert EligibilityCache().lookup("x").source is EligibilitySource.NONE
+
+
+def test_an_expired_or_future_dated_cache_is_not_used() -> None:
+    assert cache(RECORD, age=dt.timedelta(hours=30)).lookup(PERSON.id_number).record == RECORD  # stale: used, not fresh
+    assert cache(RECORD, age=dt.timedelta(hours=30)).lookup(PERSON.id_number).fresh is False
+    expired = cache(RECORD, age=dt.timedelta(hours=24 * 7 + 1)).lookup(PERSON.id_number)
+    assert expired.record is None and expired.source is EligibilitySource.NONE
+    future = cache(RECORD, age=-dt.timedelta(hours=2)).lookup(PERSON.id_number)
+    assert future.record is None and future.source is EligibilitySource.NONE

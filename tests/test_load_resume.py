@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.uplink.events import load_signing_key
+from agent.uplink.hubmsg import public_pem
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
 
@@ -23,6 +24,7 @@ def test_kill_9_and_resume(tmp_path: Path, mosquitto: Mosquitto) -> None:
     state = tmp_path / "state"
     key = load_signing_key(state / "terminal.key")
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": key.public_key()}).start()
+    (state / "hub.pub").write_bytes(public_pem(hub.signing_key.public_key()))  # pinned, as at enrolment
     assert hub.connected.wait(10)
     total = 400
     cmd = [sys.executable, "-m", "sim", "load", "--terminal", "gate-1", "--events", str(total),

@@ -30,6 +30,11 @@ def test_queue_commands(tmp_path: Path) -> None:
     out = tmp_path / "export.jsonl"
     assert gate("export", "--dir", str(tmp_path / "q"), "--out", str(out)).returncode == 0
     exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["body"]["id_number"] for e in exported] == ["001*******42", "001*******43", "001*******44"]
+    assert out.stat().st_mode & 0o777 == 0o600
+    clear = tmp_path / "clear.jsonl"
+    assert gate("export", "--dir", str(tmp_path / "q"), "--out", str(clear), "--unmasked").returncode == 0
+    exported = [json.loads(line) for line in clear.read_text().splitlines()]
     assert [e["body"]["id_number"] for e in exported] == ["001090012342", "001090012343", "001090012344"]
     busy = gate("purge-acked", "--dir", str(tmp_path / "q"))
     assert busy.returncode == 1 and "in use by another process" in busy.stderr

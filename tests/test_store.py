@@ -99,7 +99,7 @@ def test_purge_rewrites_partly_acknowledged_segments(tmp_path: Path, monkeypatch
     queue._rotate()
     queue.append("purged-or-kept-event-6", body(6))
     queue.ack([1, 2, 3])
-    assert queue.purge_acked() == 1
+    assert queue.purge_acked() == 2  # the older segment and the active one
     files = sorted((tmp_path / "q").glob("seg-*.log"))
     raw = b"".join(p.read_bytes() for p in files)
     assert b"purged-or-kept-event-0" not in raw and b"purged-or-kept-event-1" not in raw
@@ -108,6 +108,22 @@ def test_purge_rewrites_partly_acknowledged_segments(tmp_path: Path, monkeypatch
     again = q.EventQueue(tmp_path / "q")
     assert [e.seq for e in again.pending()] == [4, 5, 6, 7]
     assert again.get(5).body == body(4)  # type: ignore[union-attr]
+
+
+def test_purge_reaches_the_active_segment(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(4):
+        queue.append(f"active-segment-event-number-{i}", body(i))
+    queue.ack([1, 2])
+    assert len(list((tmp_path / "q").glob("seg-*.log"))) == 1  # all in the active segment
+    queue.purge_acked()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "q").glob("seg-*.log"))
+    assert b"active-segment-event-number-0" not in raw and b"active-segment-event-number-1" not in raw
+    assert b"active-segment-event-number-3" in raw
+    assert queue.append("after-purge-event-number-4", body(4)) == 5  # appends go on
+    queue.close()
+    again = q.EventQueue(tmp_path / "q")
+    assert [e.seq for e in again.pending()] == [3, 4, 5]
 
 
 def test_strict_cbor() -> None:
@@ -185,3 +201,29 @@ def test_a_whole_but_unreadable_record_is_skipped_not_fatal(tmp_path: Path) -> N
     again = q.EventQueue(tmp_path / "q")
     assert [e.seq for e in again.pending()] == [1] and again.stats()["unreadable_records"] == 1
     assert again.append("e1", body(1)) == 2
+
+
+def test_the_key_comes_from_a_credential_or_outside_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.store.errors import KeyFileError
+    from agent.store.keysource import queue_key_file
+
+    state = tmp_path / "state"
+    assert queue_key_file(state) == (state / "queue" / "key", True)
+    assert queue_key_file(state, str(tmp_path / "keys" / "queue.key")) == (tmp_path / "keys" / "queue.key", True)
+    with pytest.raises(KeyFileError, match="inside the state directory"):
+        queue_key_file(state, str(state / "k"))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "queue-key").write_bytes(bytes(32))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert queue_key_file(state, str(tmp_path / "keys" / "queue.key")) == (creds / "queue-key", False)
+    # a queue sealed with a key kept elsewhere cannot be opened from the state directory alone
+    (creds / "queue-key").chmod(0o400)
+    queue = q.EventQueue(state / "queue", key_file=creds / "queue-key")
+    queue.append("sealed-elsewhere-event", body(1))
+    queue.close()
+    assert not (state / "queue" / "key").exists()
+    with pytest.raises(KeyFileError, match="missing"):
+        q.EventQueue(state / "queue", read_only=True)

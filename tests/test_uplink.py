@@ -17,10 +17,14 @@ from agent.store.queue import EventQueue
 from agent.uplink import cose
 from agent.uplink.client import Uplink, UplinkConfig
 from agent.uplink.events import EventFactory, load_signing_key
+from agent.uplink.hubmsg import HighWaterMark, HubVerifier
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
+
+#: the hub's message-signing key, which each terminal here has pinned
+HUB_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
 def wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
@@ -37,8 +41,11 @@ class Terminal:
         self.key = load_signing_key(root / name / "terminal.key")
         self.factory = EventFactory("01001", name, self.key)
         self.queue = EventQueue(root / name / "queue")
-        table = {"broker_urls": [broker.url], "backoff_min": 0.1, "backoff_max": 0.5, "ack_timeout": 30.0, **cfg}
-        self.uplink = Uplink(UplinkConfig.from_table(table, "01001", name), self.queue, on_command=self.command)
+        table = {"broker_urls": [broker.url], "backoff_min": 0.1, "backoff_max": 0.5, "ack_timeout": 30.0,
+                 "allow_plaintext": True, **cfg}  # fmt: skip
+        verifier = HubVerifier(HUB_KEY.public_key(), "01001", name, HighWaterMark(root / name / "hub-counter.json"))
+        self.uplink = Uplink(UplinkConfig.from_table(table, "01001", name), self.queue, on_command=self.command,
+                             verifier=verifier)  # fmt: skip
         self.commands: list[dict[str, object]] = []
 
     def command(self, body: object) -> tuple[bool, str]:
@@ -62,7 +69,7 @@ class Terminal:
 def setup(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Terminal, Hub]]:
     terminal = Terminal(tmp_path, mosquitto)
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()},
-              eligibility={"001090012345": {"id_number": "001090012345"}}).start()  # fmt: skip
+              eligibility={"001090012345": {"id_number": "001090012345"}}, signing_key=HUB_KEY).start()  # fmt: skip
     assert hub.connected.wait(10)
     terminal.uplink.start()
     yield terminal, hub
@@ -92,7 +99,9 @@ def test_nothing_is_lost_across_broker_restarts(setup: tuple[Terminal, Hub], mos
 
 def test_unacknowledged_events_are_sent_again_and_deduplicated(tmp_path: Path, mosquitto: Mosquitto) -> None:
     terminal = Terminal(tmp_path, mosquitto, ack_timeout=1.0)
-    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}).start()
+    hub = Hub(
+        mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}, signing_key=HUB_KEY
+    ).start()
     try:
         assert hub.connected.wait(10)
         unsubscribed = threading.Event()
@@ -186,7 +195,9 @@ def test_failover_to_the_second_broker(tmp_path: Path, mosquitto: Mosquitto) -> 
 
     dead = f"mqtt://127.0.0.1:{free_port()}"
     terminal = Terminal(tmp_path, mosquitto, broker_urls=[dead, mosquitto.url])
-    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}).start()
+    hub = Hub(
+        mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()}, signing_key=HUB_KEY
+    ).start()
     try:
         assert hub.connected.wait(10)
         terminal.uplink.start()
@@ -205,3 +216,15 @@ def test_config_errors_name_the_key() -> None:
         UplinkConfig.from_table({"broker_urls": ["http://x"]}, "f", "t")
     with pytest.raises(ConfigError, match=r"uplink\.inflight: expected int"):
         UplinkConfig.from_table({"broker_urls": [], "inflight": "many"}, "f", "t")
+    with pytest.raises(ConfigError, match=r"uplink\.broker_urls: .* plain MQTT without TLS"):
+        UplinkConfig.from_table({"broker_urls": ["mqtt://127.0.0.1:1883"]}, "f", "t")
+    assert UplinkConfig.from_table({"broker_urls": ["mqtts://127.0.0.1:8883"]}, "f", "t").allow_plaintext is False
+
+
+def test_a_tls_file_problem_at_start_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    table = {"broker_urls": ["mqtts://127.0.0.1:8883"], "tls_ca": str(tmp_path / "ca.pem"),
+             "tls_cert": str(tmp_path / "missing.crt"), "tls_key": str(tmp_path / "gate.key")}  # fmt: skip
+    uplink = Uplink(UplinkConfig.from_table(table, "01001", "gate-1"), EventQueue(tmp_path / "queue"))
+    with pytest.raises(ConfigError, match=r"uplink\.tls_cert: .*missing\.crt"):
+        uplink.start()

@@ -274,10 +274,44 @@ def check_queue(cfg: Config) -> Iterable[Check]:
         yield Check("queue", OK, detail)
 
 
+def check_queue_key(cfg: Config) -> Iterable[Check]:
+    """The key sealing the queue should not sit beside it (a pulled SD card would reveal the events)."""
+    from agent.store.keysource import beside_state, queue_key_file
+
+    path, _ = queue_key_file(cfg.state_dir, cfg.terminal.queue_key)  # KeyFileError: FAIL
+    if beside_state(path, cfg.state_dir):
+        advice = "load it as a systemd credential (queue-key) or set terminal.queue_key outside the state directory"
+        yield Check("queue key", WARN, f"{path} sits beside the queue: {advice}")
+    else:
+        yield Check("queue key", OK if path.exists() else WARN, f"{path}" + ("" if path.exists() else " (missing)"))
+
+
+def check_hub_trust(cfg: Config) -> Iterable[Check]:
+    """Plain MQTT, and the hub key pinned at enrolment (without it every hub message is refused)."""
+    if not cfg.uplink.get("broker_urls"):
+        return
+    from agent.uplink.config import UplinkConfig
+
+    up = UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)  # ConfigError: FAIL
+    plain = [u for u in up.broker_urls if urlsplit(u).scheme in ("mqtt", "tcp")]
+    if plain:
+        yield Check("plaintext", WARN, f"allow_plaintext = true: {', '.join(plain)} without TLS (simulator only)")
+    pin = Path(up.hub_key) if up.hub_key else cfg.state_dir / "hub.pub"
+    if not pin.exists():
+        yield Check("hub key", FAIL, f"{pin}: no hub key pinned; run `gate-agent enroll` (hub commands are refused)")
+        return
+    from agent.uplink.hubmsg import HubKeyError, fingerprint, load_public_key
+
+    try:
+        yield Check("hub key", OK, f"pinned {fingerprint(load_public_key(pin))}")
+    except HubKeyError as exc:
+        yield Check("hub key", FAIL, str(exc))
+
+
 #: checks run in this order
 CHECKS: list[CheckFn] = [
     check_state_dir, check_queue, check_clock, check_pcscd, check_serial_devices, check_trust_dir,
-    check_terminal_credentials, check_brokers, check_certificates,
+    check_terminal_credentials, check_brokers, check_certificates, check_hub_trust, check_queue_key,
 ]  # fmt: skip
 
 

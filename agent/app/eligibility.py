@@ -4,25 +4,39 @@ The hub pushes a snapshot (every insured person this facility may see) and delta
 the cache keeps them with the time the hub produced them.  A lookup asks the hub
 online first when connected (short timeout), and falls back to the cache, which is
 *fresh* while younger than ``[eligibility] max_age_hours``.  The policy turns a
-stale cache into a provisional decision.
+stale cache into a provisional decision.  Past ``HARD_LIMIT`` times that age, or dated
+ahead of this terminal's clock by more than ``FUTURE_SKEW``, the cache is not used at
+all (a lookup answers "no cache"): old insurance data must not decide forever.
 
 The cache holds personal data (name, date of birth) because reconciliation needs
-it; it lives in the state directory, readable only by the service user, and is
-replaced wholesale by each snapshot.
+it; it lives in ``state_dir/eligibility.db`` (agent/store/eligibility.py), every
+record sealed with AES-256-GCM under a key derived from the caller's, rows keyed by
+an HMAC of the ID number, and is replaced wholesale (atomically) by each snapshot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-import threading
+import secrets
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
+
+import cbor2
 
 from agent.errors import GateAgentError
 from agent.model import Eligibility, EligibilitySource, InsuranceRecord
+from agent.store.eligibility import EligibilityStore, StaleDataError, unlink_durably
+from agent.store.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+#: the cache is refused past this many times ``max_age`` (stale before that: provisional decisions)
+HARD_LIMIT = 7
+#: how far ahead of this terminal's clock a cache may be dated and still be used
+FUTURE_SKEW = dt.timedelta(minutes=5)
 
 
 class EligibilityDataError(GateAgentError):
@@ -89,80 +103,145 @@ def record_to_dict(record: InsuranceRecord) -> dict[str, Any]:
     }
 
 
+_RECORD_V1 = 1
+
+
+def encode_record(record: InsuranceRecord) -> bytes:
+    """The stored value of one record (the ID number is the store's key, not repeated here)."""
+    return cbor2.dumps([
+        _RECORD_V1, record.card_number, record.valid_from.toordinal(), record.valid_to.toordinal(),
+        record.facility_code, record.benefit_level, record.category, record.full_name,
+        None if record.birth is None else record.birth.toordinal(), record.sex,
+    ])  # fmt: skip
+
+
+def decode_record(id_number: str, data: bytes) -> InsuranceRecord:
+    """Inverse of :func:`encode_record`; raises EligibilityDataError on anything else."""
+    try:
+        item = cbor2.loads(data)
+        version, card, valid_from, valid_to, facility, level, category, name, birth, sex = item
+        if version != _RECORD_V1:
+            raise ValueError(f"record version {version!r}")
+        return InsuranceRecord(
+            id_number=id_number,
+            card_number=str(card),
+            valid_from=dt.date.fromordinal(valid_from),
+            valid_to=dt.date.fromordinal(valid_to),
+            facility_code=str(facility),
+            benefit_level=int(level),
+            category=str(category),
+            full_name=None if name is None else str(name),
+            birth=None if birth is None else dt.date.fromordinal(birth),
+            sex=None if sex is None else str(sex),
+        )
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as exc:
+        raise EligibilityDataError(f"stored record is malformed: {exc}") from exc
+
+
 class EligibilityCache:
-    """ID number -> insurance record, with the time the hub's data was current."""
+    """ID number -> insurance record, with the time the hub's data was current.
+
+    The records live in an :class:`EligibilityStore` (SQLite, sealed rows); nothing
+    proportional to their count is kept in Python.  Without a store the cache keeps an
+    in-memory one under a random key (tests, one-shot tools).
+    """
 
     def __init__(
         self,
         max_age: dt.timedelta = dt.timedelta(hours=24),
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-        on_change: Callable[[dict[str, Any]], None] | None = None,
+        store: EligibilityStore | None = None,
     ) -> None:
         self.max_age = max_age
         self.now = now
-        self.on_change = on_change
-        self._records: dict[str, InsuranceRecord] = {}
-        self.as_of: dt.datetime | None = None
-        self._lock = threading.Lock()
+        self.store = store if store is not None else EligibilityStore(None, secrets.token_bytes(32))
 
     def __len__(self) -> int:
-        return len(self._records)
+        state = self.store.state
+        return 0 if state is None else state.count
+
+    @property
+    def as_of(self) -> dt.datetime | None:
+        state = self.store.state
+        return None if state is None else state.as_of
+
+    def usable(self, as_of: dt.datetime | None) -> bool:
+        """Not past the hard limit, not dated in the future."""
+        if as_of is None:
+            return False
+        age = self.now() - as_of
+        return -FUTURE_SKEW <= age <= self.max_age * HARD_LIMIT
+
+    def _fresh(self, as_of: dt.datetime | None) -> bool:
+        return as_of is not None and self.now() - as_of <= self.max_age
 
     @property
     def fresh(self) -> bool:
-        return self.as_of is not None and self.now() - self.as_of <= self.max_age
+        return self._fresh(self.as_of)
 
     def lookup(self, id_number: str) -> Eligibility:
-        with self._lock:
-            if self.as_of is None:
+        """The cached answer; a cache that cannot be read answers "no cache" (never a guess)."""
+        try:
+            state, value = self.store.get(id_number)
+            if state is None:
                 return Eligibility(None, EligibilitySource.NONE, fresh=False)
-            return Eligibility(self._records.get(id_number), EligibilitySource.CACHE, self.fresh, self.as_of)
+            record = None if value is None else decode_record(id_number, value)
+        except (StoreError, EligibilityDataError) as exc:
+            log.error("eligibility cache unreadable, answering without it: %s", exc)
+            return Eligibility(None, EligibilitySource.NONE, fresh=False)
+        if not self.usable(state.as_of):
+            log.warning("eligibility cache expired or dated in the future (as of %s): not used", state.as_of)
+            return Eligibility(None, EligibilitySource.NONE, fresh=False)
+        return Eligibility(record, EligibilitySource.CACHE, self._fresh(state.as_of), state.as_of)
 
     def apply_snapshot(self, records: Iterable[Mapping[str, Any]], as_of: dt.datetime) -> int:
-        """Replace everything; all records are validated before anything changes."""
-        parsed = {r.id_number: r for r in (record_from_dict(item) for item in records)}
-        with self._lock:
-            self._records = parsed
-            self.as_of = as_of
-        self._changed()
-        return len(parsed)
+        """Replace everything; nothing changes unless every record is valid and the snapshot is not older."""
+        items = ((r.id_number, encode_record(r)) for r in (record_from_dict(item) for item in records))
+        try:
+            return self.store.replace(items, as_of)
+        except StaleDataError as exc:
+            raise EligibilityDataError(str(exc)) from None
 
     def apply_delta(
         self, upserts: Iterable[Mapping[str, Any]], deletes: Iterable[str], as_of: dt.datetime
     ) -> tuple[int, int]:
-        """Add/replace and remove records; atomic (validated first), older deltas are rejected."""
-        parsed = [record_from_dict(item) for item in upserts]
-        gone = [str(d) for d in deletes]
-        with self._lock:
-            if self.as_of is None:
-                raise EligibilityDataError("a delta needs a snapshot first")
-            if as_of < self.as_of:
-                raise EligibilityDataError("delta is older than the cache")
-            for record in parsed:
-                self._records[record.id_number] = record
-            for id_number in gone:
-                self._records.pop(id_number, None)
-            self.as_of = as_of
-        self._changed()
-        return len(parsed), len(gone)
+        """Add/replace and remove records; atomic (one transaction), older deltas are rejected."""
+        items = ((r.id_number, encode_record(r)) for r in (record_from_dict(item) for item in upserts))
+        try:
+            return self.store.update(items, (str(d) for d in deletes), as_of)
+        except StaleDataError as exc:
+            raise EligibilityDataError(str(exc)) from None
 
-    def to_document(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "as_of": self.as_of.isoformat() if self.as_of else None,
-                "records": [record_to_dict(r) for r in self._records.values()],
-            }
+    def import_json(self, path: Path) -> None:
+        """Import an ``eligibility.json`` of an older version once, then delete it (it held personal data in clear).
 
-    def load_document(self, doc: Mapping[str, Any]) -> None:
-        as_of = doc.get("as_of")
-        if as_of is None:
-            return
-        self.apply_snapshot(doc.get("records", []), dt.datetime.fromisoformat(str(as_of)))
+        A file that does not parse is deleted too: the hub's next snapshot replaces it, and
+        plain-text personal data must not stay behind.  Data older than the store's is dropped.
+        """
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            as_of = doc.get("as_of") if isinstance(doc, Mapping) else None
+            if as_of is not None:
+                n = self.apply_snapshot(doc.get("records", []), dt.datetime.fromisoformat(str(as_of)))
+                log.info("imported %d eligibility records from %s", n, path.name)
+        except EligibilityDataError as exc:
+            log.warning("eligibility cache of the older version not imported: %s", exc)
+        except (OSError, ValueError, TypeError, GateAgentError) as exc:
+            log.error("eligibility cache of the older version %s unreadable, dropping it: %s", path.name, exc)
+        try:
+            unlink_durably(path)
+        except OSError as exc:
+            log.error("cannot delete %s: %s", path, exc)
 
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change(self.to_document())
+
+def open_eligibility_cache(state_dir: Path, key: bytes, max_age: dt.timedelta) -> EligibilityCache:
+    """The terminal's cache in ``state_dir/eligibility.db`` sealed under ``key``; imports an old JSON cache once."""
+    cache = EligibilityCache(max_age, store=EligibilityStore(state_dir / "eligibility.db", key))
+    legacy = state_dir / "eligibility.json"
+    if legacy.exists():
+        cache.import_json(legacy)
+    return cache
 
 
 class OnlineLookup(Protocol):

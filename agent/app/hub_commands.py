@@ -17,10 +17,14 @@ directory fsync'd); no old file is deleted before every new one is in place.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from agent.app.chip import PcscChipReader
 from agent.app.eligibility import EligibilityCache
@@ -30,7 +34,59 @@ from agent.config import Config
 from agent.errors import GateAgentError
 from agent.store.files import fsync_dir, write_atomic, write_durable, write_json_atomic
 
-TRUST_SUFFIXES = (".pem", ".der", ".crt", ".cer", ".crl", ".ml")
+TRUST_SUFFIXES = (".crl", ".ml")  # CSCA certificates arrive inside a master list, never alone
+ML_ROOT_PIN = "ml-root.pem"
+
+
+class TrustPushError(GateAgentError):
+    """A pushed trust anchor does not chain to what was pinned at enrolment."""
+
+
+def policy_state(table: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """What the status heartbeat says about the policy in force: where it came from and a digest of it."""
+    canonical = json.dumps(dict(table), sort_keys=True, default=str).encode()
+    return {"source": source, "sha256": hashlib.sha256(canonical).hexdigest()[:16],
+            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def master_list_signer_chains_to(data: bytes, root: x509.Certificate, source: str) -> None:
+    """The master list's signer is the pinned root or certified by it (9303-12: the CSCA certifies its signer)."""
+    from asn1crypto import cms
+
+    from agent.card.trust import SignatureError, certificate_key, verify_issued_by
+
+    try:
+        signed = cms.ContentInfo.load(data, strict=True)["content"]
+        infos = signed["signer_infos"]
+        if len(infos) != 1:
+            raise TrustPushError(f"{source}: a master list needs exactly one signer")
+        sid = infos[0]["sid"]
+        signer = None
+        for choice in signed["certificates"] or []:
+            if choice.name != "certificate":
+                continue
+            cert = choice.chosen
+            if sid.name == "issuer_and_serial_number":
+                match = cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native
+            else:
+                match = sid.chosen.native in (cert.key_identifier, cert.public_key.sha1)
+            if match:
+                signer = x509.load_der_x509_certificate(cert.dump())
+                break
+    except TrustPushError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
+        raise TrustPushError(f"{source}: malformed master list: {exc}") from exc
+    if signer is None:
+        raise TrustPushError(f"{source}: the master list carries no signer certificate")
+    if signer == root:
+        return
+    if signer.issuer != root.subject:
+        raise TrustPushError(f"{source}: the master list signer is not certified by the pinned root")
+    try:
+        verify_issued_by(signer, certificate_key(root))
+    except SignatureError as exc:
+        raise TrustPushError(f"{source}: the master list signer is not certified by the pinned root: {exc}") from exc
 
 
 class HubCommands:
@@ -41,6 +97,8 @@ class HubCommands:
         self.cache = cache
         self.reader = reader
         self.flow = flow
+        self.policy_state: dict[str, Any] = policy_state(cfg.policy, "config")
+        self.skew = float(cfg.uplink.get("clock_skew", 300.0))
 
     def __call__(self, body: Mapping[str, Any]) -> tuple[bool, str]:
         kind = body.get("type")
@@ -65,6 +123,8 @@ class HubCommands:
         as_of = dt.datetime.fromisoformat(str(body.get("as_of")))
         if as_of.tzinfo is None:
             return False, "as_of must carry a time zone"
+        if as_of > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.skew):
+            return False, "eligibility data dated in the future (beyond the allowed clock skew)"
         if kind == "eligibility_snapshot":
             records = body.get("records")
             if not isinstance(records, list | tuple):
@@ -81,6 +141,7 @@ class HubCommands:
         policy = Policy.from_config(dict(table))
         write_json_atomic(self.cfg.state_dir / "policy.json", dict(table))
         self.flow.policy = policy
+        self.policy_state = policy_state(dict(self.cfg.policy) | dict(table), "hub")
         return True, "policy applied"
 
     def _trust(self, body: Mapping[str, Any]) -> tuple[bool, str]:
@@ -90,6 +151,11 @@ class HubCommands:
         files = body.get("files")
         if not isinstance(files, Mapping) or not files:
             return False, "files must map file names to contents"
+        pin = self.cfg.state_dir / ML_ROOT_PIN
+        try:
+            root = x509.load_pem_x509_certificate(pin.read_bytes())
+        except (OSError, ValueError):
+            return False, f"no master-list root pinned at enrolment ({pin.name}): trust updates are refused"
         check = TrustStore()
         for name, data in files.items():
             if not isinstance(data, bytes) or "/" in str(name) or str(name).startswith("."):
@@ -98,11 +164,12 @@ class HubCommands:
             if suffix == ".crl":
                 check.add_crl(data, str(name))
             elif suffix == ".ml":
+                master_list_signer_chains_to(data, root, str(name))
                 check.add_master_list(data, str(name))
-            elif suffix in TRUST_SUFFIXES:
-                check.add_certificate(data, str(name))
             else:
-                return False, f"unknown trust file type {name!r}"
+                return False, f"refused trust file {name!r}: CSCA certificates come only in a signed master list (.ml)"
+        if not check.certificates and not check.crls:
+            return False, "no trust anchors in the update"
         trust_dir = Path(self.cfg.reader.trust_dir)
         trust_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
@@ -120,7 +187,7 @@ class HubCommands:
         start: the status reports it and the gate keeps working without DG3 until the
         hub sends the credentials again.
         """
-        from agent.card.cvc import CvcError, load_credentials
+        from agent.card.cvc import CvcError, load_credentials, parse_cvc
 
         files = body.get("files")
         target = self.cfg.reader.terminal_credentials
@@ -130,28 +197,40 @@ class HubCommands:
             return False, "files must map file names to contents"
         for name, data in files.items():
             name = str(name)
-            if not isinstance(data, bytes) or "/" in name or name.startswith(".") or \
-                    not (name.endswith(".cvcert") or name == "terminal.key"):  # fmt: skip
-                return False, f"bad credentials file {name!r} (only *.cvcert and terminal.key)"
+            if name.endswith(".key") or (isinstance(data, bytes) and b"PRIVATE KEY" in data):
+                return False, "a private key never travels: credentials renewal carries certificates only"
+            if not isinstance(data, bytes) or "/" in name or name.startswith(".") or not name.endswith(".cvcert"):
+                return False, f"bad credentials file {name!r} (only *.cvcert)"
         directory = Path(target)
+        current = _current_cvcas(directory)
+        if not current:
+            return False, "no CVCA certificate on this terminal to chain to (enrol first)"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryDirectory(dir=directory.parent) as staging:
             staged = Path(staging)
             for name, data in files.items():
                 write_durable(staged / str(name), data, 0o600)
-            if "terminal.key" not in files and (directory / "terminal.key").exists():
-                # renewed certificates for the same key: keep the key
-                write_durable(staged / "terminal.key", (directory / "terminal.key").read_bytes(), 0o600)
+            if not (directory / "terminal.key").exists():
+                return False, "no terminal key on this terminal (enrol first)"
+            # the key made at enrolment stays; the trusted CVCA stays available for link certificates
+            write_durable(staged / "terminal.key", (directory / "terminal.key").read_bytes(), 0o600)
+            for file_name, cvca in current.items():
+                if not (staged / file_name).exists():
+                    write_durable(staged / file_name, cvca, 0o600)
             try:
                 credentials = load_credentials(staged)
             except CvcError as exc:
                 return False, f"credentials rejected: {exc}"
+            root = credentials.chain[0]
+            trusted = {(c.chr, c.public_key.point) for c in (parse_cvc(raw) for raw in current.values())}
+            if (root.chr, root.public_key.point) not in trusted:  # same CVCA: same name and same key
+                return False, "credentials rejected: the chain does not start at the CVCA this terminal trusts"
             fsync_dir(staged)
-            for name in [*files, "terminal.key"]:
-                if (staged / str(name)).exists():
-                    (staged / str(name)).replace(directory / str(name))
+            names = {p.name for p in staged.glob("*.cvcert")}
+            for name in names:
+                (staged / name).replace(directory / name)
             fsync_dir(directory)
-            stale = [old for old in directory.glob("*.cvcert") if old.name not in files]
+            stale = [old for old in directory.glob("*.cvcert") if old.name not in names]
             for old in stale:
                 old.unlink()
             if stale:
@@ -159,3 +238,19 @@ class HubCommands:
         self.reader.reload_credentials()
         term = credentials.terminal
         return True, f"terminal credentials installed: {term.chr} until {term.expiration}"
+
+
+def _current_cvcas(directory: Path) -> dict[str, bytes]:
+    """The self-signed CVCA certificates the terminal holds now (file name -> encoded certificate)."""
+    from agent.card.cvc import Role, parse_cvc
+    from agent.card.errors import ParseError
+
+    out: dict[str, bytes] = {}
+    for file in sorted(directory.glob("*.cvcert")) if directory.is_dir() else []:
+        try:
+            cert = parse_cvc(file.read_bytes())
+        except (OSError, ParseError):
+            continue
+        if cert.role is Role.CVCA and cert.self_signed:
+            out[file.name] = cert.raw
+    return out

@@ -20,14 +20,16 @@ from agent import profiles
 from agent.app.chip import PcscChipReader
 from agent.app.eligibility import EligibilityCache
 from agent.app.flow import CheckinFlow, FlowTimeouts
-from agent.app.hub_commands import HubCommands
+from agent.app.hub_commands import HubCommands, policy_state
 from agent.app.outputs import GpioOutput, LogOutput, MultiOutput, RecorderOutput, ScreenOutput
 from agent.app.policy import Policy
 from agent.app.ports import DeviceSource, Output, StatusPublisher
 from agent.app.sources import AttendantSocket, CardWatcherSource, ScannerSource
 from agent.config import Config
-from agent.errors import GateAgentError
-from agent.store.files import write_json_atomic
+from agent.store.files import load_key
+from agent.store.keysource import queue_key_file
+from agent.uplink.config import UplinkConfig
+from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +62,24 @@ def build_outputs(cfg: Config) -> MultiOutput:
 
 
 def build_eligibility_cache(cfg: Config) -> EligibilityCache:
-    """The cache, loaded from and saved to ``state_dir/eligibility.json`` (mode 0600)."""
-    path = cfg.state_dir / "eligibility.json"
+    """The cache in ``state_dir/eligibility.db``, sealed under the queue's key for now; imports an old JSON cache."""
+    from agent.app.eligibility import open_eligibility_cache
 
-    def save(doc: dict[str, Any]) -> None:
-        try:
-            write_json_atomic(path, doc)
-        except OSError as exc:
-            raise GateAgentError(f"cannot save the eligibility cache {path}: {exc}") from exc
+    (cfg.state_dir / "queue").mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file, create = queue_key_file(cfg.state_dir, cfg.terminal.queue_key)
+    key = load_key(key_file, create=create)
+    return open_eligibility_cache(cfg.state_dir, key, dt.timedelta(hours=cfg.eligibility.max_age_hours))
 
-    cache = EligibilityCache(dt.timedelta(hours=cfg.eligibility.max_age_hours))
-    if path.exists():
-        try:
-            cache.load_document(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, GateAgentError) as exc:
-            log.error("eligibility cache %s unreadable, starting empty: %s", path, exc)
-    cache.on_change = save
-    return cache
+
+def build_hub_verifier(cfg: Config, up: UplinkConfig) -> HubVerifier | None:
+    """The verifier of hub messages from the key pinned at enrolment; None (all refused) when none is pinned."""
+    pin = Path(up.hub_key) if up.hub_key else cfg.state_dir / "hub.pub"
+    if not pin.exists():
+        log.error("no hub key pinned at %s: every hub message (acks, commands, replies) is refused; "
+                  "run gate-agent enroll", pin)  # fmt: skip
+        return None
+    return HubVerifier(load_public_key(pin), cfg.terminal.facility_id, cfg.terminal.terminal_id,
+                       HighWaterMark(cfg.state_dir / "hub-counter.json"), skew=up.clock_skew)  # fmt: skip
 
 
 def build_runtime(cfg: Config) -> Runtime:
@@ -84,17 +87,21 @@ def build_runtime(cfg: Config) -> Runtime:
     from agent.app.eligibility import EligibilityChain
     from agent.store.queue import EventQueue
     from agent.transport.pcsc import PcscTransport
-    from agent.uplink.client import Uplink, UplinkConfig
+    from agent.uplink.client import Uplink
     from agent.uplink.events import EventFactory, load_signing_key
     from agent.uplink.sink import QueueSink
 
     state = cfg.state_dir
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity)
+    key_file, create = queue_key_file(state, cfg.terminal.queue_key)
+    if create and not key_file.exists() and key_file.parent != state / "queue":
+        load_key(key_file, create=True)  # made here once, outside the state directory
+    queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity, key_file=key_file)
     factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
     uplink = None
     if cfg.uplink.get("broker_urls"):
-        uplink = Uplink(UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id), queue)
+        up = UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
+        uplink = Uplink(up, queue, verifier=build_hub_verifier(cfg, up))
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
     r = cfg.reader
@@ -120,9 +127,11 @@ def build_runtime(cfg: Config) -> Runtime:
         finger = ModuleFinger(module, cfg.finger.threshold)
     policy_table = dict(cfg.policy)
     override = state / "policy.json"
+    policy_source = "config"
     if override.exists():
         try:
             policy_table.update(json.loads(override.read_text()))
+            policy_source = "hub"
         except (OSError, ValueError) as exc:
             log.error("policy pushed by the hub is unreadable, using the config's: %s", exc)
     t = cfg.timeouts
@@ -148,10 +157,16 @@ def build_runtime(cfg: Config) -> Runtime:
     def extra_status() -> dict[str, Any]:
         out: dict[str, Any] = {"queue": queue.stats(), "eligibility": {"records": len(cache), "fresh": cache.fresh},
                                "terminal_credentials": reader.credentials_status}  # fmt: skip
+        out["policy"] = dict(commands.policy_state)
         if uplink is not None:
             out["uplink"] = {"connected": uplink.connected, "published": uplink.stats.published,
-                             "acked": uplink.stats.acked, "broker": uplink.stats.broker}  # fmt: skip
+                             "acked": uplink.stats.acked, "broker": uplink.stats.broker,
+                             "hub_messages_rejected": uplink.stats.rejected,
+                             "hub_key_pinned": uplink.verifier is not None}  # fmt: skip
         return out
+
+    commands = HubCommands(cfg, cache, reader, flow)
+    commands.policy_state = policy_state(policy_table, policy_source)
 
     def reconfigure(fresh: Config) -> None:
         flow.policy = Policy.from_config(dict(fresh.policy))
@@ -165,7 +180,7 @@ def build_runtime(cfg: Config) -> Runtime:
     if finger is not None:
         closers.append(finger.module.close)
     if uplink is not None:
-        uplink.on_command = HubCommands(cfg, cache, reader, flow)
+        uplink.on_command = commands
         uplink.start()
         closers.append(lambda: uplink.stop(5.0))
     return Runtime(flow, sources, uplink, extra_status, closers, reconfigure)

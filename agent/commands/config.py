@@ -18,15 +18,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from agent.uplink.config import UplinkConfig
+
     cfg = load_config(args.config)
+    plaintext: list[str] = []
+    if cfg.uplink:
+        uplink = UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
+        plaintext = [u for u in uplink.broker_urls if urlsplit(u).scheme in ("mqtt", "tcp")]
     if args.json:
         out = {
             "config": str(cfg.path),
             "ok": True,
             "facility_id": cfg.terminal.facility_id,
             "terminal_id": cfg.terminal.terminal_id,
+            "plaintext_brokers": plaintext,
         }
         print(json.dumps(out))
     else:
         print(f"{cfg.path}: ok (facility {cfg.terminal.facility_id}, terminal {cfg.terminal.terminal_id})")
+        if plaintext:
+            print(f"warning: uplink.allow_plaintext = true; {', '.join(plaintext)} carries check-ins without TLS")
     return 0

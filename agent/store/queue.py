@@ -372,7 +372,9 @@ class EventQueue:
         fsync_dir(self.dir)
 
     def purge_acked(self) -> int:
-        """Rewrite older segments so that no acknowledged event remains on disk; returns segments rewritten.
+        """Rewrite every segment so that no acknowledged event remains on disk; returns segments rewritten.
+
+        The active segment is closed first (appends continue in a fresh one), so it is purged too.
 
         Pending records are copied byte for byte (same sequence numbers, same ciphertext)
         into a fresh segment written atomically; then the old segment is deleted.
@@ -380,6 +382,8 @@ class EventQueue:
         self._writable()
         with self._lock:
             rewritten = 0
+            if self._active_size > 0:
+                self._rotate()  # the active segment holds acknowledged events too: purge it like the others
             for number in sorted(n for n in self._segments if n != self._active):
                 slots = sorted((seq, s) for seq, s in self._pending.items() if s.segment == number)
                 if not slots:

@@ -47,18 +47,33 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.codec.cbor import CborError, decode_cbor
-from agent.errors import GateAgentError
+from agent.errors import ConfigError, GateAgentError
 from agent.store.errors import StoreError
 from agent.store.queue import EventQueue
 from agent.uplink.config import Topics, UplinkConfig
 from agent.uplink.delivery import DeliveryWindow
+from agent.uplink.hubmsg import HubMessageError, HubVerifier
 
 __all__ = ["CommandHandler", "Topics", "Uplink", "UplinkConfig", "UplinkStats"]
 
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[Mapping[str, Any]], tuple[bool, str]]
+
+
+def check_tls_files(config: UplinkConfig) -> None:
+    """Every configured TLS file exists and is readable by this process; ConfigError naming the file otherwise."""
+    for name in ("tls_ca", "tls_cert", "tls_key"):
+        value = getattr(config, name)
+        if not value:
+            continue
+        try:
+            with open(value, "rb") as handle:
+                head = handle.read(64)
+        except OSError as exc:
+            raise ConfigError(f"uplink.{name}: {value}: {exc.strerror or exc}") from None
+        if b"-----BEGIN" not in head:
+            raise ConfigError(f"uplink.{name}: {value}: not a PEM file")
 
 
 @dataclass
@@ -68,6 +83,7 @@ class UplinkStats:
     acked: int = 0
     connects: int = 0
     commands: int = 0
+    rejected: int = 0  # hub messages refused (unsigned, forged, replayed, expired, for another terminal, malformed)
     last_error: str | None = None
     broker: str | None = None
 
@@ -89,8 +105,11 @@ class Uplink:
         *,
         on_command: CommandHandler | None = None,
         client_factory: Callable[[str, int], mqtt.Client] | None = None,
+        verifier: HubVerifier | None = None,
     ) -> None:
+        """``verifier`` opens signed hub messages; without one (not enrolled) every hub message is refused."""
         self.config = config
+        self.verifier = verifier
         self.queue = queue
         self.on_command = on_command
         self.topics = Topics(config.facility_id, config.terminal_id)
@@ -124,12 +143,30 @@ class Uplink:
         return self._connected.is_set()
 
     def start(self) -> None:
+        """Check the TLS files (ConfigError naming the file), then run the connection and sender threads."""
+        check_tls_files(self.config)
         self.queue.demote_pending()  # what was pending before we started is backlog
-        self._sender = threading.Thread(target=self._sender_loop, name="mqtt-sender", daemon=True)
-        connection = threading.Thread(target=self._connection_loop, name="mqtt-connection", daemon=True)
+        self._sender = threading.Thread(target=self._supervised(self._sender_loop), name="mqtt-sender", daemon=True)
+        connection = threading.Thread(target=self._supervised(self._connection_loop), name="mqtt-connection",
+                                      daemon=True)  # fmt: skip
         self._threads += [connection, self._sender]
         for thread in (connection, self._sender):
             thread.start()
+
+    def _supervised(self, loop: Callable[[], None]) -> Callable[[], None]:
+        """Run ``loop`` again after an unexpected error (logged with its type), until stop: no silent offline daemon."""
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    loop()
+                    return
+                except Exception as exc:  # the uplink thread must survive anything
+                    self.stats.last_error = f"{loop.__name__}: {type(exc).__name__}"
+                    log.error("uplink %s failed (%s: %s); restarting it", loop.__name__, type(exc).__name__, exc)
+                    self._stop.wait(1.0)
+
+        return run
 
     def notify(self) -> None:
         """A new event is in the queue: send it now."""
@@ -321,26 +358,54 @@ class Uplink:
         self._link_down.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """Verify, type-check, hand over; nothing a message holds may raise into paho's network thread."""
         try:
-            body = decode_cbor(bytes(message.payload), 8 * 1024 * 1024)
-        except CborError as exc:
-            log.warning("ignoring a malformed message on %s: %s", message.topic, exc)
+            self._handle_message(message.topic, message.payload)
+        except Exception as exc:  # a hostile message must not stop the network thread
+            self.stats.rejected += 1
+            log.error("dropped a message on %s: %s", message.topic, type(exc).__name__)
+
+    def _handle_message(self, topic: str, payload: object) -> None:
+        kinds = {self.topics.ack: "ack", self.topics.reply: "reply", self.topics.cmd: "cmd"}
+        kind = kinds.get(topic)
+        if kind is None or not isinstance(payload, bytes | bytearray):
             return
-        if message.topic == self.topics.ack:
-            ids = body.get("ids") if isinstance(body, Mapping) else None
-            if isinstance(ids, list | tuple):
-                self._acks.put([str(i) for i in ids])
-                self._wake.set()
-        elif message.topic == self.topics.reply:
-            corr = getattr(message.properties, "CorrelationData", None) if message.properties else None
-            if corr is None and isinstance(body, Mapping):
-                corr = body.get("corr")
-            waiter = self._replies.get(bytes(corr)) if corr else None
+        if self.verifier is None:
+            self.stats.rejected += 1
+            log.warning("rejected a hub %s message: this terminal has no pinned hub key (enrol it)", kind)
+            return
+        try:
+            body = self.verifier.open(bytes(payload), kind)  # logs the reason
+        except HubMessageError:
+            self.stats.rejected += 1
+            return
+        if kind == "ack":
+            ids = body.get("ids")
+            if not isinstance(ids, list) or len(ids) > 100_000 or not all(isinstance(i, str) for i in ids):
+                self._refuse(kind, "ids must be a list of event ids")
+                return
+            self._acks.put(list(ids))
+            self._wake.set()
+        elif kind == "reply":
+            corr, record = body.get("corr"), body.get("record")
+            if not isinstance(corr, bytes) or not (record is None or isinstance(record, dict)):
+                self._refuse(kind, "a reply needs corr (bytes) and record (map or null)")
+                return
+            waiter = self._replies.get(corr)  # matched on the signed corr, never on an unsigned property
             if waiter is not None:
                 waiter[1].append(body)
                 waiter[0].set()
-        elif message.topic == self.topics.cmd:
+        else:
+            if not isinstance(body.get("id"), str) or not body["id"] or not isinstance(body.get("type"), str):
+                self._refuse(kind, "a command needs an id and a type (text)")
+                return
             threading.Thread(target=self._run_command, args=(body,), name="hub-command", daemon=True).start()
+
+    def _refuse(self, kind: str, reason: str) -> None:
+        self.stats.rejected += 1
+        if self.verifier is not None:
+            self.verifier.count_rejection(reason)
+        log.warning("rejected a hub %s message: %s", kind, reason)
 
     def _run_command(self, body: Any) -> None:
         self.stats.commands += 1
@@ -354,6 +419,9 @@ class Uplink:
                 ok, reason = self.on_command(body)
             except GateAgentError as exc:
                 ok, reason = False, str(exc)
+            except Exception as exc:  # a command's failure is reported, never fatal
+                log.exception("hub command %s failed", command_id)
+                ok, reason = False, f"internal error ({type(exc).__name__})"
         log.info("hub command %s (%s): %s %s", command_id, body.get("type") if isinstance(body, Mapping) else "?",
                  "applied" if ok else "rejected", reason)  # fmt: skip
         result = {"id": command_id, "ok": ok, "reason": reason}

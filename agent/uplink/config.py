@@ -32,6 +32,12 @@ class UplinkConfig:
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     heartbeat: float = 30.0
+    #: plain mqtt:// (no TLS) is refused unless this says so (the simulator and tests); never in the field
+    allow_plaintext: bool = False
+    #: the hub's message-signing key pinned at enrolment ("" = STATE_DIR/hub.pub)
+    hub_key: str = ""
+    #: seconds a hub message or eligibility data may be dated ahead of this terminal's clock
+    clock_skew: float = 300.0
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], facility_id: str, terminal_id: str) -> UplinkConfig:
@@ -56,6 +62,10 @@ class UplinkConfig:
                 if default is not None and not isinstance(value, type(default)):
                     raise ConfigError(f"uplink.{name}: expected {type(default).__name__}, got {value!r}")
                 values[name] = value
+        plain = [u for u in urls if urlsplit(u).scheme in ("mqtt", "tcp")]
+        if plain and not values.get("allow_plaintext", False):
+            raise ConfigError(f"uplink.broker_urls: {plain[0]!r} is plain MQTT without TLS; use mqtts:// "
+                              "(or set uplink.allow_plaintext = true for a simulator)")  # fmt: skip
         if values.get("protocol", "auto") not in ("5", "3.1.1", "auto"):
             raise ConfigError('uplink.protocol: must be "5", "3.1.1" or "auto"')
         return cls(**values)

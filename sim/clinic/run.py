@@ -33,17 +33,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from agent.app import enrol
 from agent.app.attendant import send
+from agent.config import load_config
 from agent.errors import GateAgentError
 from agent.uplink.events import load_signing_key
 from sim.card import build_card, shared_pki
-from sim.card.eac import eac_pki, finger_identity
+from sim.card.eac import finger_identity
 from sim.card.vpcd import VpcdPlug
 from sim.clinic.patients import EXPECTED_DEFAULT, Kind, Mix, Patient, insurance_record, make_patients
 from sim.finger.module import PROFILES, PtyModule, SimModule
-from sim.hub.hub import Hub
+from sim.hub.enrol import Authority, enroll_terminal
+from sim.hub.hub import Hub, load_keys
 from sim.infra.mosquitto import Mosquitto, start_mosquitto
 from sim.infra.pcscd import Pcscd, start_pcscd
+from sim.pki import make_pki
 from sim.scanner import PtyScanner, scan_text
 
 #: the card a patient of this kind carries (genuine unless named)
@@ -102,7 +108,9 @@ def parse_clinic_faults(spec: str | None) -> ClinicFaults:
 class Gate:
     """One terminal: its pcscd, reader plug, QR scanner and gate-agent daemon."""
 
-    def __init__(self, index: int, work: Path, broker: str, trust: Path, terminal: Path, real_times: bool) -> None:
+    def __init__(
+        self, index: int, work: Path, broker: str, trust: Path, authority: Authority, real_times: bool
+    ) -> None:
         self.name = f"gate-{index + 1}"
         self.dir = work / self.name
         self.dir.mkdir(parents=True)
@@ -113,7 +121,7 @@ class Gate:
         self.finger = SimModule(PROFILES["r307"], speed=1.0 if real_times else 0.0)
         self.finger_port = PtyModule(self.finger, self.dir / "finger").start()
         self.state = self.dir / "state"
-        self.key = load_signing_key(self.state / "terminal.key")
+        terminal = self.state / "eac"
         self.recorder = self.dir / "outcomes.jsonl"
         self.config = self.dir / "agent.toml"
         self.config.write_text(f"""
@@ -139,13 +147,23 @@ kinds = ["log", "recorder"]
 recorder_path = "{self.recorder}"
 [uplink]
 broker_urls = ["{broker}"]
+allow_plaintext = true
 backoff_min = 0.2
 backoff_max = 2.0
 ack_timeout = 10.0
 """)
+        self.enrol(authority, work / "hub-keys")
+        self.key = load_signing_key(self.state / "terminal.key")
         self.process: subprocess.Popen[bytes] | None = None
         self.log = (self.dir / "agent.log").open("ab")
         self.start()
+
+    def enrol(self, authority: Authority, hub_keys: Path) -> None:
+        """As an installer does: keys born on the gate, public parts to the hub, the hub's answer installed."""
+        cfg = load_config(self.config)
+        enrol.request(cfg, self.dir / "enrol-request")
+        enroll_terminal(self.dir / "enrol-request", self.name, authority, hub_keys, self.dir / "enrol-answer")
+        enrol.install(cfg, self.dir / "enrol-answer")
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the daemon and wait until it serves (its attendant socket appears)."""
@@ -259,14 +277,16 @@ class Clinic:
             self.broker_url = self.mosquitto.url
         trust = self.work / "trust"
         shared_pki().write_trust(trust)
-        terminal = eac_pki(0).write_credentials(self.work / "terminal")
-        self.gates = [Gate(i, self.work, self.broker_url, trust, terminal, self.real_times)
+        make_pki(self.work / "pki", FACILITY, [])
+        hub_key = ed25519.Ed25519PrivateKey.generate()
+        authority = Authority.load(self.work / "pki", hub_key, shared_pki().csca)
+        self.gates = [Gate(i, self.work, self.broker_url, trust, authority, self.real_times)
                       for i in range(self.terminals)]  # fmt: skip
         records = [r for r in (insurance_record(p, FACILITY, self.today) for p in self.patients) if r is not None]
         self.records = records
-        keys = {g.name: g.key.public_key() for g in self.gates}
+        keys = load_keys(self.work / "hub-keys")  # registered at enrolment
         by_id = {str(r["id_number"]): r for r in records}
-        self.hub = Hub(self.broker_url, FACILITY, self.work / "hub.db", keys, by_id).start()
+        self.hub = Hub(self.broker_url, FACILITY, self.work / "hub.db", keys, by_id, signing_key=hub_key).start()
         if not self.hub.connected.wait(30):
             raise GateAgentError("the hub could not connect to the broker")
         for gate in self.gates:

@@ -5,6 +5,12 @@ connects with its client certificate, as the shipped broker configuration
 (docs/deploy/mosquitto/facility.conf) requires.  Each event stored is reported: one
 line (``stored TYPE TERMINAL seq N id ID [outcome]``, no personal data), or a progress
 bar when stdout is a terminal; ``--quiet`` silences both.
+
+Everything the hub sends a terminal is signed with ``--hub-key`` (Ed25519 PEM, made
+when missing), the key terminals pin at enrolment.  ``python -m sim hub enroll``
+is the hub's half of enrolment (``docs/enrol.md``): it checks a terminal's request,
+signs its TLS certificate (``--pki``: ca.crt, ca.key) and CV certificate (the
+simulated DV), registers its signing key in ``--keys`` and writes the answer.
 """
 
 from __future__ import annotations
@@ -23,10 +29,20 @@ HELP = "run the facility hub simulator on an MQTT broker"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", required=True, help="mqtt://host:port, or mqtts://host:port with TLS")
-    parser.add_argument("--db", type=Path, required=True, help="SQLite file for the events")
+    parser.add_argument("action", nargs="?", choices=("run", "enroll"), default="run",
+                        help="run the hub (default), or enroll a terminal from its request")  # fmt: skip
+    parser.add_argument("--broker", help="mqtt://host:port, or mqtts://host:port with TLS (run)")
+    parser.add_argument("--db", type=Path, help="SQLite file for the events (run)")
     parser.add_argument("--facility", default="01001")
     parser.add_argument("--keys", type=Path, required=True, help="directory of <terminal>.pub signing keys")
+    parser.add_argument("--hub-key", type=Path, help="the hub's message-signing key (PEM, made when missing)")
+    enrol = parser.add_argument_group("enroll")
+    enrol.add_argument("--terminal", help="the terminal id of the request")
+    enrol.add_argument("--request", type=Path, help="the terminal's request directory (gate-agent enroll)")
+    enrol.add_argument("--out", type=Path, help="where to write the answer for the terminal")
+    enrol.add_argument("--ml-root", type=Path, help="PEM of the master-list-signer root the terminal pins")
+    enrol.add_argument("--eac-seed", type=int, default=0, help="seed of the simulated EAC PKI (CVCA, DV)")
+    enrol.add_argument("--json", action="store_true")
     parser.add_argument("--eligibility", type=Path, help="JSON list of insurance records to answer queries with")
     parser.add_argument("--insured", help="comma-separated person seeds (`sim card --seed`) the insurer has valid "
                         "records of, registered at --facility; added to --eligibility")  # fmt: skip
@@ -111,10 +127,45 @@ class Reporter:
             self.bar.close()
 
 
+def enroll(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from agent.uplink.hubmsg import load_or_create_private_key
+    from sim.hub.enrol import Authority, EnrolRefused, enroll_terminal
+
+    missing = [n for n in ("terminal", "request", "out", "ml_root", "pki", "hub_key") if not getattr(args, n)]
+    if missing:
+        print(f"python -m sim hub enroll: error: needs --{missing[0].replace('_', '-')}", file=sys.stderr)
+        return 2
+    try:
+        root = x509.load_pem_x509_certificate(args.ml_root.read_bytes())
+        authority = Authority.load(args.pki, load_or_create_private_key(args.hub_key), root, args.eac_seed)
+        result = enroll_terminal(args.request, args.terminal, authority, args.keys, args.out)
+    except (OSError, ValueError, EnrolRefused) as exc:
+        print(f"python -m sim hub enroll: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"enrolled {result['terminal']}: answer in {result['out']}")
+        print(f"terminal signing key: {result['terminal_signing_key_fingerprint']}")
+        print(f"hub key:              {result['hub_key_fingerprint']}")
+        print(f"master-list root:     {result['ml_root_fingerprint']}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import datetime as dt
 
+    from agent.uplink.hubmsg import fingerprint, load_or_create_private_key
     from sim.hub.hub import Hub, load_keys
+
+    if args.action == "enroll":
+        return enroll(args)
+    if not args.broker or not args.db:
+        print("python -m sim hub: error: --broker and --db are required", file=sys.stderr)
+        return 2
+    signing_key = load_or_create_private_key(args.hub_key) if args.hub_key else None
 
     try:
         tls = tls_files(args)
@@ -130,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     reporter = Reporter(args.quiet)
     hub = Hub(args.broker, args.facility, args.db, load_keys(args.keys), {r["id_number"]: r for r in records},
-              args.username, args.password, tls=tls, on_stored=reporter).start()  # fmt: skip
+              args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key).start()  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -145,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
         if args.push:
             for terminal in hub.keys:
                 hub.push_eligibility(terminal, records, dt.datetime.now(dt.UTC).isoformat())
-        ready = {"event": "ready", "facility": args.facility, "terminals": sorted(hub.keys), "tls": tls is not None}
+        ready = {"event": "ready", "facility": args.facility, "terminals": sorted(hub.keys), "tls": tls is not None,
+                 "hub_key": fingerprint(hub.signing_key.public_key())}  # fmt: skip
         print(json.dumps(ready), flush=True)
         stop.wait()
     finally:

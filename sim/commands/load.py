@@ -25,19 +25,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--rate", type=float, default=0, help="events made per second (0: as fast as possible)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--hub-key", type=Path, help="the hub's public key (PEM); default STATE/hub.pub")
 
 
 def run(args: argparse.Namespace) -> int:
     from agent.store.queue import EventQueue
     from agent.uplink.client import Uplink, UplinkConfig
     from agent.uplink.events import EventFactory, load_signing_key
+    from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
 
     args.state.mkdir(parents=True, exist_ok=True)
     factory = EventFactory(args.facility, args.terminal, load_signing_key(args.state / "terminal.key"))
     queue = EventQueue(args.state / "queue", capacity=max(100_000, args.events))
-    config = UplinkConfig.from_table({"broker_urls": args.broker, "backoff_min": 0.2, "backoff_max": 2.0},
-                                     args.facility, args.terminal)  # fmt: skip
-    uplink = Uplink(config, queue)
+    config = UplinkConfig.from_table({"broker_urls": args.broker, "backoff_min": 0.2, "backoff_max": 2.0,
+                                      "allow_plaintext": True}, args.facility, args.terminal)  # fmt: skip
+    hub_key = load_public_key(args.hub_key or args.state / "hub.pub")
+    verifier = HubVerifier(hub_key, args.facility, args.terminal, HighWaterMark(args.state / "hub-counter.json"))
+    uplink = Uplink(config, queue, verifier=verifier)
     uplink.start()
     made = queue.next_seq - 1  # the sequence number is persistent: it counts what was made before a kill
     start = time.monotonic()

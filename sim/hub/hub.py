@@ -7,6 +7,13 @@ event id (a replayed event is a duplicate, counted and acknowledged again, never
 stored twice), acknowledges ids to the terminal, answers eligibility queries and
 pushes commands.  Everything here uses only the documented wire format and the
 agent's event decoder, as an independent hub would.
+
+It stands up to a hostile terminal: every message it sends to a terminal (acks,
+replies, commands) is signed with the hub's key for that terminal (``docs/mqtt.md``);
+a reply goes only to the asking terminal's own reply topic, derived from the topic
+the query came on (the broker authenticated who may publish there), never from the
+message; every payload is type-checked; every callback and the writer are guarded,
+so no message can stop a thread; events are deduplicated by (terminal, event id).
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import cbor2
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -32,19 +38,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.codec.cbor import CborError, decode_cbor
 from agent.uplink.events import EventError, open_sealed
+from agent.uplink.hubmsg import HubMessageError, HubSigner, decode_payload
 
 log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY, terminal TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
-    received REAL NOT NULL, outcome TEXT, body TEXT NOT NULL
+    id TEXT NOT NULL, terminal TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
+    received REAL NOT NULL, outcome TEXT, body TEXT NOT NULL, PRIMARY KEY (terminal, id)
 );
 CREATE INDEX IF NOT EXISTS events_terminal_seq ON events (terminal, seq);
 CREATE TABLE IF NOT EXISTS status (terminal TEXT PRIMARY KEY, received REAL, body TEXT);
-CREATE TABLE IF NOT EXISTS command_results (id TEXT PRIMARY KEY, terminal TEXT, ok INTEGER, reason TEXT);
+CREATE TABLE IF NOT EXISTS command_results (
+    id TEXT NOT NULL, terminal TEXT NOT NULL, ok INTEGER, reason TEXT, PRIMARY KEY (terminal, id)
+);
 """
 
 
@@ -55,6 +63,7 @@ class HubStats:
     rejected: int = 0
     queries: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    errors: int = 0  # callbacks or writer batches that failed (logged; the threads go on)
 
 
 def load_keys(directory: Path) -> dict[str, ed25519.Ed25519PublicKey]:
@@ -79,6 +88,7 @@ class Hub:
         password: str | None = None,
         tls: tuple[str, str, str] | None = None,  # CA, certificate, key of the hub
         on_stored: Callable[[str, Mapping[str, Any]], None] | None = None,
+        signing_key: ed25519.Ed25519PrivateKey | None = None,
     ) -> None:
         """``on_stored(terminal, event)`` is called (on the writer thread) for each event stored for the first time."""
         self.facility = facility
@@ -86,6 +96,9 @@ class Hub:
         self.eligibility = dict(eligibility or {})
         self.stats = HubStats()
         self.on_stored = on_stored
+        #: the key terminals pin at enrolment; a fresh one when none is given (a throw-away simulation)
+        self.signing_key = signing_key or ed25519.Ed25519PrivateKey.generate()
+        self.signer = HubSigner(self.signing_key, facility)
         self._db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
         self._db.executescript(SCHEMA)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -103,6 +116,7 @@ class Hub:
         self.client.on_message = self._on_message
         self.connected = threading.Event()
         self.results: dict[str, dict[str, Any]] = {}
+        self._sent: dict[str, str] = {}  # command id -> the terminal it was sent to
         # verified events wait here; the writer stores a batch in one transaction, then acknowledges it
         self._inbox: queue_mod.Queue[tuple[str, dict[str, Any]] | None] = queue_mod.Queue()
         self._outbox: queue_mod.Queue[tuple[str, bytes, Properties | None]] = queue_mod.Queue()
@@ -125,54 +139,67 @@ class Hub:
         self._db.close()
 
     def _write_loop(self) -> None:
-        """Store verified events in batches (one commit each), then acknowledge them; the only publisher."""
+        """Run :meth:`_write_batch` until stopped; an unexpected error is logged and the loop goes on."""
         while True:
-            batch: list[tuple[str, dict[str, Any]] | None] = []
             try:
-                batch.append(self._inbox.get(timeout=0.05))
+                if self._write_batch():
+                    return
+            except Exception as exc:  # nothing a terminal sends may stop the writer
+                self.stats.errors += 1
+                log.error("hub writer: %s: %s", type(exc).__name__, exc)
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+
+    def _write_batch(self) -> bool:
+        """Store verified events in batches (one commit each), then acknowledge them; the only publisher."""
+        batch: list[tuple[str, dict[str, Any]] | None] = []
+        try:
+            batch.append(self._inbox.get(timeout=0.05))
+        except queue_mod.Empty:
+            pass
+        while len(batch) < 1000:
+            try:
+                batch.append(self._inbox.get_nowait())
             except queue_mod.Empty:
-                pass
-            while len(batch) < 1000:
-                try:
-                    batch.append(self._inbox.get_nowait())
-                except queue_mod.Empty:
-                    break
-            stop = None in batch
-            events = [item for item in batch if item]
-            if events:
-                acks: dict[str, list[str]] = {}
-                stored: list[tuple[str, dict[str, Any]]] = []
-                with self._db_lock:
-                    self._db.execute("BEGIN")
-                    for terminal, event in events:
-                        cursor = self._db.execute(
-                            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (event["id"], terminal, event["seq"], event["type"], time.time(),
-                             event["body"].get("outcome"), json.dumps(event, ensure_ascii=False, default=str)),
-                        )  # fmt: skip
-                        if cursor.rowcount:
-                            self.stats.stored += 1
-                            stored.append((terminal, event))
-                        else:
-                            self.stats.duplicates += 1
-                        acks.setdefault(terminal, []).append(event["id"])
-                    self._db.execute("COMMIT")
-                for terminal, ids in acks.items():
-                    self.client.publish(f"gate/{self.facility}/{terminal}/ack", cbor2.dumps({"ids": ids}), qos=1)
-                if self.on_stored is not None:
-                    for terminal, event in stored:
-                        try:
-                            self.on_stored(terminal, event)
-                        except Exception:  # a report must never stop the hub storing and acknowledging
-                            log.exception("on_stored callback failed")
-            while True:
-                try:
-                    topic, payload, props = self._outbox.get_nowait()
-                except queue_mod.Empty:
-                    break
-                self.client.publish(topic, payload, qos=1, properties=props)
-            if stop:
-                return
+                break
+        stop = None in batch
+        events = [item for item in batch if item]
+        if events:
+            acks: dict[str, list[str]] = {}
+            stored: list[tuple[str, dict[str, Any]]] = []
+            with self._db_lock:
+                self._db.execute("BEGIN")
+                for terminal, event in events:
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (event["id"], terminal, event["seq"], event["type"], time.time(),
+                         event["body"].get("outcome"), json.dumps(event, ensure_ascii=False, default=str)),
+                    )  # fmt: skip
+                    if cursor.rowcount:
+                        self.stats.stored += 1
+                        stored.append((terminal, event))
+                    else:
+                        self.stats.duplicates += 1
+                    acks.setdefault(terminal, []).append(event["id"])
+                self._db.execute("COMMIT")
+            for terminal, ids in acks.items():
+                sealed = self.signer.seal(terminal, "ack", {"ids": ids})
+                self.client.publish(f"gate/{self.facility}/{terminal}/ack", sealed, qos=1)
+            if self.on_stored is not None:
+                for terminal, event in stored:
+                    try:
+                        self.on_stored(terminal, event)
+                    except Exception:  # a report must never stop the hub storing and acknowledging
+                        log.exception("on_stored callback failed")
+        while True:
+            try:
+                topic, payload, props = self._outbox.get_nowait()
+            except queue_mod.Empty:
+                break
+            self.client.publish(topic, payload, qos=1, properties=props)
+        return bool(stop)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if getattr(reason, "is_failure", False):
@@ -186,29 +213,44 @@ class Hub:
     # --- messages -----------------------------------------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """Route a message; nothing it holds may raise into paho's network thread."""
+        try:
+            self._route(client, message)
+        except Exception as exc:  # a hostile terminal must not stop the hub
+            self.stats.errors += 1
+            log.error("hub dropped a message on %s: %s", message.topic, type(exc).__name__)
+
+    def _route(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
         parts = message.topic.split("/")
         if len(parts) < 4 or parts[0] != "gate" or parts[1] != self.facility:
             return
         terminal, kind = parts[2], "/".join(parts[3:])
+        payload = bytes(message.payload)
         if kind == "events":
-            self._event(client, terminal, bytes(message.payload))
+            self._event(client, terminal, payload)
         elif kind == "query":
             self._query(client, terminal, message)
         elif kind == "status":
+            body = _json(payload)
             with self._db_lock:
-                body = _json(bytes(message.payload))
                 self._db.execute("INSERT OR REPLACE INTO status VALUES (?, ?, ?)", (terminal, time.time(), body))
         elif kind == "cmd/result":
             try:
-                result = decode_cbor(bytes(message.payload), 65536)
-            except CborError:
+                result = decode_payload(payload) if len(payload) <= 65536 else None
+            except HubMessageError:
                 return
-            if isinstance(result, Mapping):
-                self.results[str(result.get("id"))] = dict(result)
-                with self._db_lock:
-                    self._db.execute("INSERT OR REPLACE INTO command_results VALUES (?, ?, ?, ?)",
-                                     (str(result.get("id")), terminal, int(bool(result.get("ok"))),
-                                      str(result.get("reason"))))  # fmt: skip
+            if not isinstance(result, dict) or not isinstance(result.get("id"), str):
+                return
+            ok, reason = result.get("ok"), result.get("reason")
+            if not isinstance(ok, bool) or not isinstance(reason, str):
+                return
+            if self._sent.get(result["id"]) != terminal:  # a terminal cannot answer for another's command
+                self._reject(terminal, "result for a command not sent to this terminal")
+                return
+            self.results[result["id"]] = {"id": result["id"], "ok": ok, "reason": reason[:1000]}
+            with self._db_lock:
+                self._db.execute("INSERT OR REPLACE INTO command_results VALUES (?, ?, ?, ?)",
+                                 (result["id"], terminal, int(ok), reason[:1000]))  # fmt: skip
 
     def _reject(self, terminal: str, reason: str) -> None:
         self.stats.rejected += 1
@@ -225,36 +267,48 @@ class Hub:
         except EventError as exc:
             self._reject(terminal, "bad signature" if "verify" in str(exc) else "malformed")
             return
-        if event["terminal"] != terminal or event.get("facility") != self.facility:
+        if event.get("terminal") != terminal or event.get("facility") != self.facility:
             self._reject(terminal, "event names another terminal")
+            return
+        seq = event.get("seq")
+        typed = isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
+        if not typed or not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(event.get("body"), Mapping):
+            self._reject(terminal, "malformed")
             return
         self._inbox.put((terminal, event))
 
     def _query(self, client: mqtt.Client, terminal: str, message: mqtt.MQTTMessage) -> None:
+        """Answer on the asking terminal's own reply topic, signed for it; the message names no destination."""
         self.stats.queries += 1
+        if terminal not in self.keys:
+            self._reject(terminal, "query from an unknown terminal")
+            return
         try:
-            body = decode_cbor(bytes(message.payload), 4096)
-        except CborError:
-            return
-        if not isinstance(body, Mapping):
-            return
-        record = self.eligibility.get(str(body.get("id_number")))
+            body = decode_payload(bytes(message.payload)) if len(message.payload) <= 4096 else None
+        except HubMessageError:
+            body = None
         props = message.properties
-        reply_to = getattr(props, "ResponseTopic", None) or body.get("reply_to")
-        corr = getattr(props, "CorrelationData", None) or body.get("corr")
-        if not reply_to:
+        corr = getattr(props, "CorrelationData", None) if props is not None else None
+        if corr is None and isinstance(body, dict):
+            corr = body.get("corr")
+        id_number = body.get("id_number") if isinstance(body, dict) else None
+        if not isinstance(id_number, str) or not 1 <= len(id_number) <= 32 or \
+                not isinstance(corr, bytes | bytearray) or not 1 <= len(corr) <= 64:  # fmt: skip
+            self._reject(terminal, "malformed query")
             return
-        out = Properties(PacketTypes.PUBLISH)
-        if corr:
-            out.CorrelationData = corr
-        self._outbox.put((str(reply_to), cbor2.dumps({"record": record, "corr": corr}), out))
+        record = self.eligibility.get(id_number)
+        out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        out.CorrelationData = bytes(corr)
+        sealed = self.signer.seal(terminal, "reply", {"record": record, "corr": bytes(corr)})
+        self._outbox.put((f"gate/{self.facility}/{terminal}/reply", sealed, out))
 
     # --- commands and reports -----------------------------------------------------------------------
 
     def send_command(self, terminal: str, command: Mapping[str, Any]) -> str:
         command_id = str(command.get("id") or uuid.uuid4())
-        payload = dict(command, id=command_id)
-        self._outbox.put((f"gate/{self.facility}/{terminal}/cmd", cbor2.dumps(payload), None))
+        payload = self.signer.seal(terminal, "cmd", dict(command, id=command_id))
+        self._sent[command_id] = terminal
+        self._outbox.put((f"gate/{self.facility}/{terminal}/cmd", payload, None))
         return command_id
 
     def push_eligibility(self, terminal: str, records: list[Mapping[str, Any]], as_of: str) -> str:
@@ -293,7 +347,8 @@ class Hub:
 
 
 def _json(payload: bytes) -> str:
+    """A terminal's status as JSON; plain CBOR only (a self-referencing status is refused, not recursed into)."""
     try:
-        return json.dumps(decode_cbor(payload, 65536), default=str)
-    except CborError:
+        return json.dumps(decode_payload(payload), default=lambda v: v.hex() if isinstance(v, bytes) else str(v))
+    except (HubMessageError, ValueError):
         return "null"
