@@ -101,6 +101,11 @@ class _Slot:
     event_id: str
     priority: int
     time: float
+    length: int = 0  # the whole framed record (header and payload), so runs of records are read in one go
+
+
+#: a run of records read with one ``read`` spans at most this many bytes (gaps of acknowledged records included)
+READ_SPAN = 1 << 20
 
 
 class EventQueue:
@@ -123,6 +128,7 @@ class EventQueue:
         self.capacity = capacity
         self._aead = AESGCM(load_key(key_file or self.dir / "key", create=not read_only))
         self._lock = threading.RLock()
+        self._ack_io = threading.Lock()  # acks.log: appended by ack() outside _lock, rewritten by _compact()
         self._lockfile = -1 if read_only else self._take_lock()
         self._pending: dict[int, _Slot] = {}
         self._ids: dict[str, int] = {}  # event id -> sequence number, pending events only (acks by id)
@@ -191,7 +197,8 @@ class EventQueue:
                 self._seg_min[number] = min(self._seg_min.get(number, seq), seq)
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
-                    self._pending[seq] = _Slot(number, offset, str(record["i"]), int(record["p"]), float(record["t"]))
+                    self._pending[seq] = _Slot(number, offset, str(record["i"]), int(record["p"]), float(record["t"]),
+                                               HEADER + len(payload))  # fmt: skip
                     self._ids[str(record["i"])] = seq
                     self._order.setdefault(int(record["p"]), []).append(seq)
                     self._segments[number] = self._segments.get(number, 0) + 1
@@ -247,7 +254,7 @@ class EventQueue:
                     fsync_dir(self.dir)
             except OSError as exc:
                 raise StoreError(f"cannot write the event queue: {exc}") from exc
-            self._pending[seq] = _Slot(self._active, self._active_size, event_id, priority, now)
+            self._pending[seq] = _Slot(self._active, self._active_size, event_id, priority, now, len(record))
             self._ids[event_id] = seq
             self._segments[self._active] = self._segments.get(self._active, 0) + 1
             self._seg_min.setdefault(self._active, seq)
@@ -266,10 +273,46 @@ class EventQueue:
         self._segments.setdefault(self._active, 0)
 
     def _read(self, seq: int, slot: _Slot) -> Entry:
-        with self._segment_path(slot.segment).open("rb") as fh:
-            fh.seek(slot.offset)
-            header = fh.read(HEADER)
-            payload = fh.read(int.from_bytes(header[2:6], "big"))
+        return self._read_run([(seq, slot)])[0]
+
+    def _read_run(self, run: list[tuple[int, _Slot]]) -> list[Entry]:
+        """Entries for ``run`` (slots in file order): one open, seek and read per segment span, not per record.
+
+        Each record is checked again as it was at open (magic, length, CRC) before its body is decrypted.
+        """
+        out: list[Entry] = []
+        i = 0
+        while i < len(run):
+            first = run[i][1]
+            j = i + 1
+            while j < len(run):
+                slot = run[j][1]
+                if slot.segment != first.segment or slot.offset < first.offset:
+                    break
+                if slot.offset + (slot.length or HEADER) - first.offset > READ_SPAN:
+                    break
+                j += 1
+            last = run[j - 1][1]
+            span = last.offset + (last.length or HEADER + MAX_RECORD) - first.offset
+            try:
+                with self._segment_path(first.segment).open("rb") as fh:
+                    fh.seek(first.offset)
+                    data = fh.read(span)
+            except OSError as exc:
+                raise StoreError(f"cannot read segment {first.segment}: {exc}") from exc
+            for seq, slot in run[i:j]:
+                out.append(self._entry(seq, slot, data, slot.offset - first.offset))
+            i = j
+        return out
+
+    def _entry(self, seq: int, slot: _Slot, data: bytes, at: int) -> Entry:
+        header = data[at : at + HEADER]
+        if len(header) < HEADER or header[:2] != MAGIC:
+            raise StoreError(f"event {seq}: no record at offset {slot.offset} of segment {slot.segment}")
+        length = int.from_bytes(header[2:6], "big")
+        payload = data[at + HEADER : at + HEADER + length]
+        if len(payload) != length or binascii.crc32(payload) != int.from_bytes(header[6:10], "big"):
+            raise StoreError(f"event {seq}: damaged record at offset {slot.offset} of segment {slot.segment}")
         record = _decode(payload)
         sealed = record["b"]
         try:
@@ -289,19 +332,24 @@ class EventQueue:
             order = sorted((s.priority, seq) for seq, s in self._pending.items() if seq > after)
             if limit is not None:
                 order = order[:limit]
-            return [self._read(seq, self._pending[seq]) for _, seq in order]
+            return self._read_run([(seq, self._pending[seq]) for _, seq in order])
 
     def pending_seqs(self) -> list[int]:
         with self._lock:
             return sorted(self._pending)
 
     def ack(self, seqs: list[int] | set[int]) -> int:
-        """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored."""
+        """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored.
+
+        The acknowledgement is written and fsync'd outside the queue's main lock (under its own), so
+        appends and reads go on meanwhile; the events leave the queue once the record is durable.
+        """
         self._writable()
         with self._lock:
             known = sorted({s for s in seqs if s in self._pending})
-            if not known:
-                return 0
+        if not known:
+            return 0
+        with self._ack_io:  # lock order: _ack_io, then _lock
             try:
                 fd = os.open(self.dir / "acks.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
@@ -311,14 +359,19 @@ class EventQueue:
                     os.close(fd)
             except OSError as exc:
                 raise StoreError(f"cannot record acknowledgements: {exc}") from exc
-            for seq in known:
-                slot = self._pending.pop(seq)
-                if self._ids.get(slot.event_id) == seq:
-                    del self._ids[slot.event_id]
-                self._acked.add(seq)
-                self._segments[slot.segment] -= 1
-            self._compact()
-            return len(known)
+            with self._lock:
+                done = 0
+                for seq in known:
+                    slot = self._pending.pop(seq, None)
+                    if slot is None:  # acknowledged meanwhile by another caller
+                        continue
+                    if self._ids.get(slot.event_id) == seq:
+                        del self._ids[slot.event_id]
+                    self._acked.add(seq)
+                    self._segments[slot.segment] -= 1
+                    done += 1
+                self._compact()
+                return done
 
     def seq_of(self, event_id: str) -> int | None:
         """The sequence number of a pending event by its id (a dict lookup: acks arrive by id)."""
@@ -335,7 +388,9 @@ class EventQueue:
     def scan(self, priority: int, after: int, limit: int) -> list[Entry]:
         """Up to ``limit`` pending entries of one priority with sequence numbers above ``after``.
 
-        Cost depends on ``limit``, not on the backlog: the order list is searched by bisection.
+        Cost depends on ``limit``, not on the backlog: the order list is searched by bisection, and
+        the records, which lie in sequence order in the segments, are read a run at a time
+        (:meth:`_read_run`: one file access per segment span instead of one per event).
         """
         import bisect
 
@@ -343,15 +398,15 @@ class EventQueue:
             order = self._order.get(priority, [])
             if len(order) > 2 * len(self._pending) + 1024:  # drop acknowledged numbers now and then
                 order[:] = [seq for seq in order if seq in self._pending]
-            out: list[Entry] = []
+            chosen: list[tuple[int, _Slot]] = []
             i = bisect.bisect_right(order, after)
-            while i < len(order) and len(out) < limit:
+            while i < len(order) and len(chosen) < limit:
                 seq = order[i]
                 slot = self._pending.get(seq)
                 if slot is not None and slot.priority == priority:
-                    out.append(self._read(seq, slot))
+                    chosen.append((seq, slot))
                 i += 1
-            return out
+            return self._read_run(chosen)
 
     def _compact(self) -> None:
         """Delete segments with nothing pending (never the active one); shrink acks.log with them."""
@@ -380,7 +435,7 @@ class EventQueue:
         into a fresh segment written atomically; then the old segment is deleted.
         """
         self._writable()
-        with self._lock:
+        with self._ack_io, self._lock:
             rewritten = 0
             if self._active_size > 0:
                 self._rotate()  # the active segment holds acknowledged events too: purge it like the others
@@ -401,7 +456,7 @@ class EventQueue:
                 write_atomic(self._segment_path(target), b"".join(chunks))
                 for seq, new_offset in moved:
                     self._pending[seq].segment = target
-                    self._pending[seq].offset = new_offset
+                    self._pending[seq].offset = new_offset  # the length is unchanged: copied byte for byte
                 self._segments[target] = len(moved)
                 self._seg_min[target] = slots[0][0]
                 self._segments[number] = 0

@@ -55,6 +55,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-cert", type=Path, help="the hub's client certificate")
     tls.add_argument("--tls-key", type=Path, help="the hub's private key")
     parser.add_argument("--quiet", action="store_true", help="no line or progress bar per stored event")
+    scale = parser.add_argument_group("scale")
+    scale.add_argument("--share", metavar="GROUP", help="consume through MQTT 5 shared subscriptions "
+                       "($share/GROUP/...) with the other workers of GROUP (same --db and --hub-key)")  # fmt: skip
+    scale.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (3.1.1: RabbitMQ 3.10)")
+    scale.add_argument("--client-id", help="a fixed MQTT client id (with --persistent, to resume the session)")
+    scale.add_argument("--persistent", action="store_true", help="keep the broker session across reconnects")
 
 
 def tls_files(args: argparse.Namespace) -> tuple[str, str, str] | None:
@@ -181,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     reporter = Reporter(args.quiet)
     hub = Hub(args.broker, args.facility, args.db, load_keys(args.keys), {r["id_number"]: r for r in records},
-              args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key).start()  # fmt: skip
+              args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key, share=args.share,
+              protocol=args.protocol, client_id=args.client_id, persistent=args.persistent).start()  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
