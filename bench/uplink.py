@@ -180,7 +180,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--inflight", type=int, default=2048, help="the agent's delivery window (uplink.inflight)")
+    parser.add_argument("--inflight", type=int, default=512, help="the agent's delivery window (uplink.inflight)")
     parser.add_argument("--hub-workers", type=int, default=1, help="hub processes sharing the subscription")
     parser.add_argument("--live-every", type=float, default=0.25)
     parser.add_argument("--idle-samples", type=int, default=20)

@@ -243,7 +243,7 @@ class Uplink:
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=mqtt.MQTTv5 if self._protocol5 else mqtt.MQTTv311,
-                clean_session=None if self._protocol5 else True,
+                clean_session=None if self._protocol5 else not self.config.persistent_session,
             )
         client.max_inflight_messages_set(min(self.config.inflight, 20))
         client.max_queued_messages_set(0)
@@ -266,8 +266,9 @@ class Uplink:
 
     def _connection_loop(self) -> None:
         attempt = 0
-        index = 0
         urls = self.config.broker_urls
+        # a random first node: a fleet spreads over a cluster's nodes instead of piling on the first URL
+        index = random.randrange(len(urls)) if urls else 0
         while not self._stop.is_set() and urls:
             url = urls[index % len(urls)]
             client, host, port = self._make_client(url)
@@ -277,7 +278,12 @@ class Uplink:
             if self._stop.is_set():
                 break
             try:
-                client.connect(host, port, self.config.keepalive)
+                if self._protocol5 and self.config.persistent_session:
+                    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                    props.SessionExpiryInterval = self.config.session_expiry
+                    client.connect(host, port, self.config.keepalive, clean_start=False, properties=props)
+                else:
+                    client.connect(host, port, self.config.keepalive)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self.stats.last_error = f"{host}:{port}: {exc}"
                 log.warning("broker %s:%d unreachable: %s", host, port, exc)

@@ -38,6 +38,11 @@ class UplinkConfig:
     hub_key: str = ""
     #: seconds a hub message or eligibility data may be dated ahead of this terminal's clock
     clock_skew: float = 300.0
+    #: keep the broker session across reconnects (3.1.1: clean_session false; 5: a session expiry of
+    #: ``session_expiry`` seconds), so acks and commands sent while the link is down wait in the broker
+    #: (on a RabbitMQ cluster: in a quorum queue that outlives a node)
+    persistent_session: bool = False
+    session_expiry: int = 3600
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], facility_id: str, terminal_id: str) -> UplinkConfig:

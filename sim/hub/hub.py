@@ -132,9 +132,14 @@ class Hub:
         self._db.execute("PRAGMA busy_timeout=10000")  # another worker may be writing
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db_lock = threading.Lock()
-        parts = urlsplit(broker_url)
-        default_port = 8883 if parts.scheme in ("mqtts", "ssl") else 1883
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or default_port
+        # several URLs (comma-separated): the nodes of a cluster, tried in turn when the connection falls
+        self._brokers: list[tuple[str, int]] = []
+        for url in broker_url.split(","):
+            parts = urlsplit(url.strip())
+            default_port = 8883 if parts.scheme in ("mqtts", "ssl") else 1883
+            self._brokers.append((parts.hostname or "127.0.0.1", parts.port or default_port))
+        self._broker_index = 0
+        self._host, self._port = self._brokers[0]
         client_id = client_id or f"hub-{facility}-{uuid.uuid4().hex[:6]}"
         if protocol == "5":
             self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -154,6 +159,8 @@ class Hub:
             self.client.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.connected = threading.Event()
         self.results: dict[str, dict[str, Any]] = {}
         self._sent: dict[str, str] = {}  # command id -> the terminal it was sent to
@@ -255,6 +262,26 @@ class Hub:
             client.subscribe(f"{shared}{base}/{suffix}", qos=1)  # one worker handles each
         client.subscribe(f"{base}/cmd/result", qos=1)  # every worker sees results; the sender takes its own
         self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        self._next_broker(client)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._next_broker(client)
+
+    def _next_broker(self, client: mqtt.Client) -> None:
+        """Fail over: paho's reconnect goes to the next URL of the list (one URL: the same broker again)."""
+        if len(self._brokers) < 2:
+            return
+        self._broker_index = (self._broker_index + 1) % len(self._brokers)
+        self._host, self._port = self._brokers[self._broker_index]
+        log.warning("hub: reconnecting to %s:%d", self._host, self._port)
+        if self.protocol == "5":
+            client.connect_async(self._host, self._port, 30, clean_start=self._clean_start,
+                                 properties=self._connect_props)  # fmt: skip
+        else:
+            client.connect_async(self._host, self._port, 30)
 
     # --- messages -----------------------------------------------------------------------------------
 

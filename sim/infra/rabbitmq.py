@@ -40,7 +40,7 @@ from sim.infra.net import free_port, wait_for
 log = logging.getLogger(__name__)
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # the script itself, not /usr/sbin's su wrapper
-EPMD_CANDIDATES = sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd")) + [Path("/usr/bin/epmd")]
+EPMD_CANDIDATES = [*sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd")), Path("/usr/bin/epmd")]
 
 
 class RabbitError(RuntimeError):
