@@ -301,7 +301,11 @@ class Uplink:
             if self._connect_result != 0:
                 client.loop_stop()
                 client.disconnect()
-                if self._connect_result == 132 and self._protocol5 and self.config.protocol == "auto":
+                # 132: "unsupported protocol version"; a broker that speaks 3.1.1 only (RabbitMQ 3.10) may
+                # instead close the connection without any CONNACK; either way, try 3.1.1 (everything the
+                # agent needs travels in payloads, so 3.1.1 loses nothing)
+                refused = self._connect_result == 132 or (self._connect_result is None and self._link_down.is_set())
+                if refused and self._protocol5 and self.config.protocol == "auto":
                     log.warning("broker %s refuses MQTT 5, using 3.1.1", url)
                     self._protocol5 = False
                     continue
