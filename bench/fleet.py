@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -113,13 +114,16 @@ def worker_main(args: argparse.Namespace) -> int:
 
 def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-fleet-{n}-"))
+    # each real terminal has a disk of its own; on one machine, N terminals' fsyncs would measure this
+    # machine's disk, not the broker and the hub (bench/uplink.py measures a terminal's fsync'd append)
+    queues = Path(tempfile.mkdtemp(prefix=f"bench-fleet-{n}-", dir=args.queue_root)) if args.queue_root else work
     names = [f"gate-{i:04d}" for i in range(n)]
     keys = work / "keys"
     keys.mkdir()
     for name in names:
-        key = load_signing_key(work / "t" / name / "terminal.key")
+        key = load_signing_key(queues / "t" / name / "terminal.key")
         (keys / f"{name}.pub").write_bytes(public_pem(key.public_key()))
-    (work / "hub.pub").write_bytes(hub_pem(load_or_create_private_key(work / "hub.key").public_key()))
+    (queues / "hub.pub").write_bytes(hub_pem(load_or_create_private_key(work / "hub.key").public_key()))
     broker = start_mosquitto(work / "broker", extra_conf="max_queued_messages 10000")
     hubs: list[subprocess.Popen[str]] = []
     workers: list[subprocess.Popen[str]] = []
@@ -134,7 +138,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             assert hub.stdout is not None and "ready" in hub.stdout.readline()
         per = max(1, args.per_process)
         for i in range(0, n, per):
-            worker = subprocess.Popen([sys.executable, __file__, "--worker", "--root", str(work), "--broker",
+            worker = subprocess.Popen([sys.executable, __file__, "--worker", "--root", str(queues), "--broker",
                                        broker.url, "--names", ",".join(names[i : i + per]), "--seconds",
                                        str(args.seconds), "--heartbeat", str(args.heartbeat), "--seed", str(i),
                                        "--drain", str(args.drain), "--ramp", str(args.ramp)],
@@ -164,6 +168,8 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 proc.terminate()
                 proc.wait(15)
         broker.stop()
+        if queues != work:
+            shutil.rmtree(queues, ignore_errors=True)
     made = {name: count for r in results for name, count in r["made"].items()}
     with sqlite3.connect(f"file:{work / 'hub.db'}?mode=ro", uri=True) as conn:
         stored = dict(conn.execute("SELECT terminal, COUNT(*) FROM events GROUP BY terminal").fetchall())
@@ -189,6 +195,9 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds between status heartbeats")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds allowed to drain after the run")
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds over which a process connects its terminals")
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    parser.add_argument("--queue-root", default=shm, help="where the terminals' queues live (default: a tmpfs, "
+                        "as each real terminal fsyncs to its own disk; '' = the work directory)")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--broker", help=argparse.SUPPRESS)
@@ -198,7 +207,8 @@ def main() -> int:
     if args.worker:
         return worker_main(args)
     print(f"fleet: 1 event/s per terminal for {args.seconds:.0f} s, heartbeat every {args.heartbeat:.0f} s, "
-          f"{args.per_process} terminals per process, {args.hub_workers} hub worker(s), one mosquitto")  # fmt: skip
+          f"{args.per_process} terminals per process, {args.hub_workers} hub worker(s), one mosquitto; "
+          f"terminals' queues on {args.queue_root or 'the work directory'}")  # fmt: skip
     print("     N  procs    made  stored  lost  left  resent  p50 ms  p99 ms  max ms  broker %CPU  hub %CPU  "
           "terminals CPU s")  # fmt: skip
     for n in (int(x) for x in args.terminals.split(",")):

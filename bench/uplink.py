@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def agent_main(args: argparse.Namespace) -> int:
     from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
 
     work = Path(args.work)
-    queue = q.EventQueue(work / "backlog", capacity=args.capacity)
+    queue = q.EventQueue(work / args.queue_dir, capacity=args.capacity)
     factory = EventFactory(FACILITY, TERMINAL, load_signing_key(work / "terminal.key"))
     table = {"broker_urls": [args.broker], "rate": 1e9, "inflight": args.inflight, "allow_plaintext": True}
     config = UplinkConfig.from_table(table, FACILITY, TERMINAL)
@@ -173,6 +174,49 @@ def agent_main(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- a hub stand-in: acknowledges without verifying or storing (the agent's side alone) -----------------
+
+
+def standin_main(args: argparse.Namespace) -> int:
+    """Ack every event id at once (batched every 10 ms, signed as the hub signs); no verification, no storage.
+
+    Not a hub: it measures what the agent's side can drain when the hub is not the limit.
+    """
+    from agent.uplink import cose
+    from agent.uplink.events import decode_event
+    from agent.uplink.hubmsg import HubSigner, load_or_create_private_key
+
+    signer = HubSigner(load_or_create_private_key(Path(args.work) / "hub.key"), FACILITY)
+    pending: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        event = decode_event(cose.decode_sign1(bytes(message.payload)).payload)
+        with lock:
+            pending.setdefault(str(event["terminal"]), []).append(str(event["id"]))
+
+    def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        client.subscribe(f"gate/{FACILITY}/+/events", qos=1)
+        ready.set()
+
+    ready = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="standin", protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = on_connect
+    port = int(args.broker.rsplit(":", 1)[1])
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    ready.wait(10)
+    print(json.dumps({"event": "ready"}), flush=True)
+    while True:
+        time.sleep(0.01)
+        with lock:
+            batch = dict(pending)
+            pending.clear()
+        for terminal, ids in batch.items():
+            client.publish(f"gate/{FACILITY}/{terminal}/ack", signer.seal(terminal, "ack", {"ids": ids}), qos=1)
+
+
 # --- the orchestrating process -------------------------------------------------------------------------
 
 
@@ -185,12 +229,16 @@ def main() -> int:
     parser.add_argument("--live-every", type=float, default=0.25)
     parser.add_argument("--idle-samples", type=int, default=20)
     parser.add_argument("--agent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--broker", help=argparse.SUPPRESS)
     parser.add_argument("--capacity", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--queue-dir", default="backlog", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent:
         return agent_main(args)
+    if args.standin:
+        return standin_main(args)
 
     work = Path(tempfile.mkdtemp(prefix="bench-uplink-"))
     factory = EventFactory(FACILITY, TERMINAL, load_signing_key(work / "terminal.key"))
@@ -221,8 +269,8 @@ def main() -> int:
     print(f"  ratio backlog/empty                 {p50_b / p50_0:7.2f}  {p99_b / p99_0:7.2f}")
     print(f"  (filling the backlog without fsync per event: {args.backlog / fill_seconds:,.0f} events/s)")
 
+    shutil.copytree(work / "backlog", work / "backlog-standin")  # the same backlog, drained twice
     broker = start_mosquitto(work / "broker", extra_conf="max_queued_messages 0")
-    hubs: list[subprocess.Popen[str]] = []
     try:
         raw, receive_max = raw_paho_rate(broker.port, min(total, 50_000), sample.body, args.inflight)
         keys = work / "keys"
@@ -232,49 +280,66 @@ def main() -> int:
 
         hub_key = load_or_create_private_key(work / "hub.key")
         (work / "hub.pub").write_bytes(public_pem(hub_key.public_key()))  # pinned by the agent, as at enrolment
+        print(f"\nraw paho QoS 1 publish (no queue, no hub), same broker and payload, in-flight "
+              f"{min(args.inflight, receive_max)} (the broker's Receive Maximum): {raw:,.0f} messages/s")  # fmt: skip
+        standin = [sys.executable, __file__, "--standin", "--work", str(work), "--broker", broker.url]
+        report(args, "the agent's side alone: a hub stand-in acknowledges at once, no verification, no storage",
+               drain(args, work, "backlog-standin", broker, [standin], capacity), raw)  # fmt: skip
         share = ["--share", "bench"] if args.hub_workers > 1 else []
-        for _ in range(args.hub_workers):
-            hub = subprocess.Popen([sys.executable, "-m", "sim", "hub", "--broker", broker.url,
-                                    "--db", str(work / "hub.db"), "--keys", str(keys), "--hub-key",
-                                    str(work / "hub.key"), "--quiet", *share],
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)  # fmt: skip
-            assert hub.stdout is not None and "ready" in hub.stdout.readline()
+        hub = [sys.executable, "-m", "sim", "hub", "--broker", broker.url, "--db", str(work / "hub.db"), "--keys",
+               str(keys), "--hub-key", str(work / "hub.key"), "--quiet", *share]  # fmt: skip
+        report(args, f"end to end: the hub simulator, {args.hub_workers} worker process(es) (verify, store, ack)",
+               drain(args, work, "backlog", broker, [hub] * args.hub_workers, capacity), raw)  # fmt: skip
+    finally:
+        broker.stop()
+    return 0
+
+
+def drain(args: argparse.Namespace, work: Path, queue_dir: str, broker: Any, hub_argv: list[list[str]],
+          capacity: int) -> dict[str, Any]:  # fmt: skip
+    """Start the hub processes, run the agent process on ``queue_dir`` until drained; its report and CPU figures."""
+    hubs: list[subprocess.Popen[str]] = []
+    try:
+        for argv in hub_argv:
+            hub = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
             hubs.append(hub)
+            assert hub.stdout is not None and "ready" in hub.stdout.readline()
         hub_cpu0 = sum(cpu_seconds(h.pid) for h in hubs)
-        broker_cpu0 = cpu_seconds(broker.process.pid) if broker.process else 0.0
-        agent = subprocess.run([sys.executable, os.environ.get("BENCH_AGENT", __file__), "--agent", "--work", str(work), "--broker", broker.url,
-                                "--inflight", str(args.inflight), "--capacity", str(capacity),
+        broker_cpu0 = cpu_seconds(broker.process.pid)
+        agent = subprocess.run([sys.executable, __file__, "--agent", "--work", str(work), "--queue-dir", queue_dir,
+                                "--broker", broker.url, "--inflight", str(args.inflight), "--capacity", str(capacity),
                                 "--live-every", str(args.live_every), "--idle-samples", str(args.idle_samples)],
                                stdout=subprocess.PIPE, text=True, cwd=ROOT, check=True)  # fmt: skip
-        hub_cpu = sum(cpu_seconds(h.pid) for h in hubs) - hub_cpu0
-        broker_cpu = (cpu_seconds(broker.process.pid) if broker.process else 0.0) - broker_cpu0
+        result: dict[str, Any] = json.loads(agent.stdout.strip().splitlines()[-1])
+        result["hub_cpu"] = sum(cpu_seconds(h.pid) for h in hubs) - hub_cpu0
+        result["broker_cpu"] = cpu_seconds(broker.process.pid) - broker_cpu0
+        return result
     finally:
         for hub in hubs:
             hub.terminate()
             hub.wait(10)
-        broker.stop()
-    result = json.loads(agent.stdout.strip().splitlines()[-1])
+
+
+def report(args: argparse.Namespace, title: str, result: dict[str, Any], raw: float) -> None:
     rate = result["drained"] / result["seconds"]
     during = [t * 1000 for t in result["live_during"]]
     idle = [t * 1000 for t in result["live_idle"]]
-    print(f"\nbacklog drain, agent and hub in their own processes ({args.hub_workers} hub worker(s), "
-          f"window {args.inflight}, broker Receive Maximum {result['receive_max']}):")  # fmt: skip
+    print(f"\nbacklog drain, {title}; agent in its own process, window {args.inflight}:")
     print(f"  {result['drained']:,} events in {result['seconds']:.1f} s = {rate:,.0f} events/s "
           f"({result['left']} left, {result['resent']} resent)")  # fmt: skip
-    print(f"  raw paho QoS 1 publish, same broker and payload, in-flight {min(args.inflight, receive_max)}: "
-          f"{raw:,.0f} messages/s")  # fmt: skip
-    print(f"  ratio drain/raw: {rate / raw:.2f}   (goal >= 0.5)")
+    print(f"  ratio drain/raw paho: {rate / raw:.2f}   (goal >= 0.5)")
     print(f"  agent RSS: {result['rss_peak']:.0f} MB peak while draining (VmHWM {result['hwm']:.0f} MB; goal <= 60)")
-    print(f"  CPU, drain and idle samples: agent {result['cpu']:.1f} s, hub {hub_cpu:.1f} s, broker {broker_cpu:.1f} s")
-    print("live check-in events, made -> hub stored -> ack back, ms    n     p50     p99     max")
+    per = 1e6 / max(1, result["drained"])
+    print(f"  CPU: agent {result['cpu']:.1f} s ({result['cpu'] * per:.0f} us/event), hub {result['hub_cpu']:.1f} s "
+          f"({result['hub_cpu'] * per:.0f} us/event), broker {result['broker_cpu']:.1f} s")  # fmt: skip
+    print("  live check-in events, made -> hub stored -> ack back, ms    n     p50     p99     max")
     for name, values in (("during the drain", during), ("queue empty", idle)):
         if values:
-            print(f"  {name:<20}                              {len(values):4d} {statistics.median(values):7.1f} "
+            print(f"    {name:<20}                            {len(values):4d} {statistics.median(values):7.1f} "
                   f"{percentile(values, 0.99):7.1f} {max(values):7.1f}")  # fmt: skip
     if during and idle:
-        print(f"  ratio during/idle (p50): {statistics.median(during) / statistics.median(idle):.2f}")
-    print(f"  live events not acknowledged: {result['lost_live']}")
-    return 0
+        print(f"    ratio during/idle (p50): {statistics.median(during) / statistics.median(idle):.2f}; "
+              f"live events not acknowledged: {result['lost_live']}")  # fmt: skip
 
 
 if __name__ == "__main__":

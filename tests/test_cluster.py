@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sim.fleet import FleetTerminal
 from sim.hub.hub import Hub
-from sim.infra.rabbitmq import SERVER, RabbitCluster
+from sim.infra.rabbitmq import SERVER, RabbitCluster, _group_alive
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,6 +44,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitCluster]
     finally:
         nodes.stop()
         shutil.rmtree(work, ignore_errors=True)
+    # nothing of the cluster is left running: every node's process group and the private epmd are gone
+    assert not any(_group_alive(node.process.pid) for node in nodes.nodes if node.process is not None)
+    assert nodes.epmd is not None and nodes.epmd.poll() is not None
 
 
 def make_hub(cluster: RabbitCluster, db: Path, terminals: list[FleetTerminal], client_id: str) -> Hub:

@@ -231,25 +231,27 @@ class RabbitCluster:
         self._signal(node, signal.SIGKILL, 10.0)
 
     def _signal(self, node: RabbitNode, sig: int, timeout: float) -> None:
+        """Signal the node's process group, wait (bounded) until no process of the group is left, else SIGKILL it."""
         proc = node.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
+        group = proc.pid  # the group is the node's own (start_new_session)
         try:
-            os.killpg(proc.pid, sig)  # the group is the node's own (start_new_session)
+            os.killpg(group, sig)
         except ProcessLookupError:
+            proc.poll()
             return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _group_alive(group):
+            proc.poll()
+            time.sleep(0.1)
+        if _group_alive(group):
+            log.warning("%s did not stop within %.0f s: SIGKILL", node.name, timeout)
+            os.killpg(group, signal.SIGKILL)
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
-        if sig == signal.SIGTERM:
-            try:  # the VM may still be finishing after the wrapper returned
-                os.killpg(proc.pid, 0)
-                time.sleep(0.5)
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop(self) -> None:
         """Stop every node, then the private epmd (by PID)."""
@@ -271,6 +273,16 @@ class RabbitCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def start_cluster(workdir: Path, size: int = 3, timeout: float = 120.0) -> RabbitCluster:
