@@ -29,11 +29,13 @@ whole invariant.  The file primitives it uses are in :mod:`agent.store.files`.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import logging
 import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,14 +96,97 @@ class Entry:
     body: bytes = field(repr=False)  # decrypted event bytes (what the uplink sends)
 
 
-@dataclass
+_OFFSET_BITS, _LENGTH_BITS = 24, 22  # a segment stays below 16 MB, a framed record below 4 MB (MAX_RECORD + HEADER)
+
+
+def id_key(event_id: str) -> int:
+    """A 64-bit key of an event id: what the queue keeps in memory instead of the id (confirmed on disk when used)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
 class _Slot:
-    segment: int
-    offset: int
-    event_id: str
-    priority: int
-    time: float
-    length: int = 0  # the whole framed record (header and payload), so runs of records are read in one go
+    """Where a pending record lies, in as few bytes as Python allows: a backlog of 100,000 events stays small.
+
+    Segment, offset and length are packed into one int; the event id is kept as a 64-bit key
+    (:func:`id_key`), the id itself and the time are read back from the record when it is read.
+    """
+
+    __slots__ = ("key", "loc", "priority")
+
+    def __init__(self, segment: int, offset: int, key: int, priority: int, length: int) -> None:
+        self.loc = (segment << (_OFFSET_BITS + _LENGTH_BITS)) | (offset << _LENGTH_BITS) | length
+        self.key = key
+        self.priority = priority
+
+    @property
+    def segment(self) -> int:
+        return self.loc >> (_OFFSET_BITS + _LENGTH_BITS)
+
+    @segment.setter
+    def segment(self, value: int) -> None:
+        self.loc = (value << (_OFFSET_BITS + _LENGTH_BITS)) | (self.loc & ((1 << (_OFFSET_BITS + _LENGTH_BITS)) - 1))
+
+    @property
+    def offset(self) -> int:
+        return (self.loc >> _LENGTH_BITS) & ((1 << _OFFSET_BITS) - 1)
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self.loc = (self.segment << (_OFFSET_BITS + _LENGTH_BITS)) | (value << _LENGTH_BITS) | self.length
+
+    @property
+    def length(self) -> int:
+        return self.loc & ((1 << _LENGTH_BITS) - 1)
+
+    def pack(self) -> int:
+        return (self.loc << 65) | (self.key << 1) | self.priority
+
+    @classmethod
+    def unpack(cls, packed: int) -> _Slot:
+        slot = cls.__new__(cls)
+        slot.loc, slot.key, slot.priority = packed >> 65, (packed >> 1) & ((1 << 64) - 1), packed & 1
+        return slot
+
+
+class _SlotTable:
+    """Sequence number -> :class:`_Slot`, stored packed (one int of about 44 bytes an event, no object).
+
+    Reading gives a fresh :class:`_Slot`; a changed slot must be stored back (``table[seq] = slot``).
+    """
+
+    __slots__ = ("_packed",)
+
+    def __init__(self) -> None:
+        self._packed: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, seq: object) -> bool:
+        return seq in self._packed
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._packed)
+
+    def __getitem__(self, seq: int) -> _Slot:
+        return _Slot.unpack(self._packed[seq])
+
+    def __setitem__(self, seq: int, slot: _Slot) -> None:
+        if not 0 <= slot.priority <= 1:
+            raise ValueError("a priority is 0 (live) or 1 (backlog)")
+        self._packed[seq] = slot.pack()
+
+    def get(self, seq: int) -> _Slot | None:
+        packed = self._packed.get(seq)
+        return None if packed is None else _Slot.unpack(packed)
+
+    def pop(self, seq: int) -> _Slot | None:
+        packed = self._packed.pop(seq, None)
+        return None if packed is None else _Slot.unpack(packed)
+
+    def items(self) -> Iterator[tuple[int, _Slot]]:
+        for seq, packed in self._packed.items():
+            yield seq, _Slot.unpack(packed)
 
 
 #: a run of records read with one ``read`` spans at most this many bytes (gaps of acknowledged records included)
@@ -130,8 +215,11 @@ class EventQueue:
         self._lock = threading.RLock()
         self._ack_io = threading.Lock()  # acks.log: appended by ack() outside _lock, rewritten by _compact()
         self._lockfile = -1 if read_only else self._take_lock()
-        self._pending: dict[int, _Slot] = {}
-        self._ids: dict[str, int] = {}  # event id -> sequence number, pending events only (acks by id)
+        self._pending = _SlotTable()
+        # id_key(event id) -> sequence number, pending events only (acks arrive by id); ids whose key another
+        # pending id already has (never seen in practice: 64 bits) are kept whole in _ids_exact
+        self._ids: dict[int, int] = {}
+        self._ids_exact: dict[str, int] = {}
         self._acked: set[int] = set()
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
         self._seg_min: dict[int, int] = {}  # segment number -> lowest sequence number written in it
@@ -157,17 +245,29 @@ class EventQueue:
     def _segment_path(self, number: int) -> Path:
         return self.dir / f"seg-{number:08d}.log"
 
-    def _recover_file(self, path: Path) -> list[bytes]:
-        data = path.read_bytes()
-        records, end = read_frames(data)
-        if end < len(data) and not self.read_only:
-            self.stats_dropped_tail += len(data) - end
-            log.warning("%s: dropping a torn tail of %d bytes at offset %d", path.name, len(data) - end, end)
+    def _recover_file(self, path: Path) -> Iterator[bytes]:
+        """The file's whole, valid records, one at a time (a buffered read each, not the whole file in memory:
+        opening a large backlog leaves no big holes in the heap); then a torn tail is cut off."""
+        size = path.stat().st_size
+        end = 0
+        with path.open("rb") as fh:
+            while end + HEADER <= size:
+                header = fh.read(HEADER)
+                length = int.from_bytes(header[2:6], "big")
+                if len(header) < HEADER or header[:2] != MAGIC or length > MAX_RECORD or end + HEADER + length > size:
+                    break
+                payload = fh.read(length)
+                if len(payload) != length or binascii.crc32(payload) != int.from_bytes(header[6:10], "big"):
+                    break
+                yield payload
+                end += HEADER + length
+        if end < size and not self.read_only:
+            self.stats_dropped_tail += size - end
+            log.warning("%s: dropping a torn tail of %d bytes at offset %d", path.name, size - end, end)
             with path.open("r+b") as fh:
                 fh.truncate(end)
                 fh.flush()
                 os.fsync(fh.fileno())
-        return records
 
     def _open(self) -> None:
         meta = self.dir / "meta.cbor"
@@ -197,9 +297,8 @@ class EventQueue:
                 self._seg_min[number] = min(self._seg_min.get(number, seq), seq)
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
-                    self._pending[seq] = _Slot(number, offset, str(record["i"]), int(record["p"]), float(record["t"]),
-                                               HEADER + len(payload))  # fmt: skip
-                    self._ids[str(record["i"])] = seq
+                    key = self._index_id(str(record["i"]), seq)
+                    self._pending[seq] = _Slot(number, offset, key, int(record["p"]), HEADER + len(payload))
                     self._order.setdefault(int(record["p"]), []).append(seq)
                     self._segments[number] = self._segments.get(number, 0) + 1
                 else:
@@ -254,8 +353,8 @@ class EventQueue:
                     fsync_dir(self.dir)
             except OSError as exc:
                 raise StoreError(f"cannot write the event queue: {exc}") from exc
-            self._pending[seq] = _Slot(self._active, self._active_size, event_id, priority, now, len(record))
-            self._ids[event_id] = seq
+            key = self._index_id(event_id, seq)
+            self._pending[seq] = _Slot(self._active, self._active_size, key, priority, len(record))
             self._segments[self._active] = self._segments.get(self._active, 0) + 1
             self._seg_min.setdefault(self._active, seq)
             self._order.setdefault(priority, []).append(seq)
@@ -266,6 +365,23 @@ class EventQueue:
     def reserve(self) -> int:
         """The sequence number the next append will get."""
         return self.next_seq
+
+    def _index_id(self, event_id: str, seq: int) -> int:
+        key = id_key(event_id)
+        other = self._ids.get(key)
+        if other is not None and other != seq and other in self._pending:
+            self._ids_exact[event_id] = seq  # two pending ids, one key: this one is kept whole
+        else:
+            self._ids[key] = seq
+        return key
+
+    def _unindex_id(self, seq: int, slot: _Slot) -> None:
+        if self._ids.get(slot.key) == seq:
+            del self._ids[slot.key]
+        elif self._ids_exact:
+            for event_id, other in list(self._ids_exact.items()):
+                if other == seq:
+                    del self._ids_exact[event_id]
 
     def _rotate(self) -> None:
         self._active += 1
@@ -314,12 +430,17 @@ class EventQueue:
         if len(payload) != length or binascii.crc32(payload) != int.from_bytes(header[6:10], "big"):
             raise StoreError(f"event {seq}: damaged record at offset {slot.offset} of segment {slot.segment}")
         record = _decode(payload)
-        sealed = record["b"]
         try:
-            body = self._aead.decrypt(sealed[:12], sealed[12:], f"{seq}:{slot.event_id}".encode())
+            event_id, stamp, sealed = str(record["i"]), float(record["t"]), record["b"]
+            if int(record["s"]) != seq:
+                raise StoreError(f"event {seq}: the record at offset {slot.offset} is event {record['s']}")
+            # the id in clear is bound to the body: the AEAD's associated data
+            body = self._aead.decrypt(sealed[:12], sealed[12:], f"{seq}:{event_id}".encode())
         except InvalidTag:
             raise StoreError(f"event {seq} does not decrypt: wrong queue key or damaged record") from None
-        return Entry(seq, slot.event_id, slot.priority, slot.time, body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"event {seq}: unreadable record: {exc}") from None
+        return Entry(seq, event_id, slot.priority, stamp, body)
 
     def get(self, seq: int) -> Entry | None:
         with self._lock:
@@ -362,11 +483,10 @@ class EventQueue:
             with self._lock:
                 done = 0
                 for seq in known:
-                    slot = self._pending.pop(seq, None)
+                    slot = self._pending.pop(seq)
                     if slot is None:  # acknowledged meanwhile by another caller
                         continue
-                    if self._ids.get(slot.event_id) == seq:
-                        del self._ids[slot.event_id]
+                    self._unindex_id(seq, slot)
                     self._acked.add(seq)
                     self._segments[slot.segment] -= 1
                     done += 1
@@ -374,15 +494,24 @@ class EventQueue:
                 return done
 
     def seq_of(self, event_id: str) -> int | None:
-        """The sequence number of a pending event by its id (a dict lookup: acks arrive by id)."""
+        """The sequence number of a pending event by its id (acks arrive by id): a dict lookup by the id's
+        64-bit key, confirmed by reading the record's id (an unknown id whose key matches is not this event)."""
         with self._lock:
-            return self._ids.get(event_id)
+            exact = self._ids_exact.get(event_id)
+            if exact is not None:
+                return exact
+            seq = self._ids.get(id_key(event_id))
+            slot = None if seq is None else self._pending.get(seq)
+            if seq is None or slot is None:
+                return None
+            return seq if self._read(seq, slot).event_id == event_id else None
 
     def demote_pending(self) -> None:
         """After a restart or an outage, what is pending is backlog: live events go first."""
         with self._lock:
-            for slot in self._pending.values():
+            for seq, slot in list(self._pending.items()):
                 slot.priority = 1
+                self._pending[seq] = slot
             self._order = {0: [], 1: sorted(self._pending)}
 
     def scan(self, priority: int, after: int, limit: int) -> list[Entry]:
@@ -455,8 +584,10 @@ class EventQueue:
                     offset += HEADER + length
                 write_atomic(self._segment_path(target), b"".join(chunks))
                 for seq, new_offset in moved:
-                    self._pending[seq].segment = target
-                    self._pending[seq].offset = new_offset  # the length is unchanged: copied byte for byte
+                    slot = self._pending[seq]
+                    slot.segment = target
+                    slot.offset = new_offset  # the length is unchanged: copied byte for byte
+                    self._pending[seq] = slot
                 self._segments[target] = len(moved)
                 self._seg_min[target] = slots[0][0]
                 self._segments[number] = 0
@@ -470,7 +601,8 @@ class EventQueue:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            oldest = min((s.time for s in self._pending.values()), default=None)
+            first = min(self._pending, default=None)  # appended first, so the oldest (times are read back)
+            oldest = None if first is None else self._read(first, self._pending[first]).time
             size = sum(p.stat().st_size for p in self.dir.glob("*.log"))
             return {
                 "pending": len(self._pending),
