@@ -71,8 +71,9 @@ def append_latency(queue: q.EventQueue, factory: EventFactory, n: int) -> list[f
     return out
 
 
-def raw_paho_rate(port: int, n: int, payload: bytes, inflight: int) -> tuple[float, int]:
-    """QoS 1 publishes per second of a bare paho client (no queue, no hub); and the broker's Receive Maximum."""
+def raw_paho_rate(port: int, n: int, payload: bytes, inflight: int) -> tuple[float, int, float]:
+    """QoS 1 publishes per second of a bare paho client (no queue, no hub), the broker's Receive Maximum,
+    and the client's CPU seconds per message."""
     done = threading.Event()
     count = 0
     receive_max = [inflight]
@@ -95,14 +96,14 @@ def raw_paho_rate(port: int, n: int, payload: bytes, inflight: int) -> tuple[flo
     client.connect("127.0.0.1", port)
     client.loop_start()
     connected.wait(10)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         client.publish("bench/raw", payload, qos=1)
     done.wait(600)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     client.loop_stop()
     client.disconnect()
-    return n / elapsed, receive_max[0]
+    return n / elapsed, receive_max[0], cpu / n
 
 
 # --- the agent process ---------------------------------------------------------------------------------
@@ -272,7 +273,7 @@ def main() -> int:
     shutil.copytree(work / "backlog", work / "backlog-standin")  # the same backlog, drained twice
     broker = start_mosquitto(work / "broker", extra_conf="max_queued_messages 0")
     try:
-        raw, receive_max = raw_paho_rate(broker.port, min(total, 50_000), sample.body, args.inflight)
+        raw, receive_max, raw_cpu = raw_paho_rate(broker.port, min(total, 50_000), sample.body, args.inflight)
         keys = work / "keys"
         keys.mkdir()
         (keys / f"{TERMINAL}.pub").write_bytes((work / "terminal.pub").read_bytes())
@@ -281,7 +282,8 @@ def main() -> int:
         hub_key = load_or_create_private_key(work / "hub.key")
         (work / "hub.pub").write_bytes(public_pem(hub_key.public_key()))  # pinned by the agent, as at enrolment
         print(f"\nraw paho QoS 1 publish (no queue, no hub), same broker and payload, in-flight "
-              f"{min(args.inflight, receive_max)} (the broker's Receive Maximum): {raw:,.0f} messages/s")  # fmt: skip
+              f"{min(args.inflight, receive_max)} (the broker's Receive Maximum): {raw:,.0f} messages/s, "
+              f"client CPU {raw_cpu * 1e6:.0f} us/message")  # fmt: skip
         standin = [sys.executable, __file__, "--standin", "--work", str(work), "--broker", broker.url]
         report(args, "the agent's side alone: a hub stand-in acknowledges at once, no verification, no storage",
                drain(args, work, "backlog-standin", broker, [standin], capacity), raw)  # fmt: skip

@@ -509,7 +509,8 @@ class EventQueue:
     def demote_pending(self) -> None:
         """After a restart or an outage, what is pending is backlog: live events go first."""
         with self._lock:
-            for seq, slot in list(self._pending.items()):
+            for seq in self._pending:  # values replaced in place, no copy of a large backlog
+                slot = self._pending[seq]
                 slot.priority = 1
                 self._pending[seq] = slot
             self._order = {0: [], 1: sorted(self._pending)}
