@@ -272,3 +272,27 @@ def test_a_record_damaged_after_open_is_a_store_error_not_another_body(tmp_path:
     assert [e.seq for e in queue.scan(0, 0, 2)] == [1, 2]  # the run before the damage reads
     with pytest.raises(StoreError, match="event 3: damaged record"):
         queue.scan(0, 0, 5)
+
+
+def test_ids_are_found_even_when_their_keys_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The id index holds 64-bit keys of ids; a lookup confirms the id on disk, so equal keys cannot mix events up."""
+    monkeypatch.setattr(q, "id_key", lambda event_id: 7)  # every id the same key
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(5):
+        queue.append(f"same-key-{i}", body(i))
+    assert [queue.seq_of(f"same-key-{i}") for i in range(5)] == [1, 2, 3, 4, 5]
+    assert queue.seq_of("same-key-but-unknown") is None
+    queue.ack([2])
+    assert queue.seq_of("same-key-1") is None and queue.seq_of("same-key-2") == 3
+    queue.close()
+    again = q.EventQueue(tmp_path / "q")  # the index is rebuilt at open
+    assert [again.seq_of(f"same-key-{i}") for i in range(5)] == [1, None, 3, 4, 5]
+
+
+def test_the_id_index_forgets_acknowledged_events(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q", capacity=5000)
+    for i in range(3000):
+        queue.append(f"forget-{i}", body(i % 100))
+    queue.ack(list(range(1, 2991)))
+    assert len(queue._id_keys) < 2 * len(queue) + 1024 + 1
+    assert queue.seq_of("forget-2995") == 2996 and queue.seq_of("forget-5") is None

@@ -29,12 +29,14 @@ whole invariant.  The file primitives it uses are in :mod:`agent.store.files`.
 from __future__ import annotations
 
 import binascii
+import bisect
 import hashlib
 import logging
 import os
 import secrets
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,15 +109,14 @@ def id_key(event_id: str) -> int:
 class _Slot:
     """Where a pending record lies, in as few bytes as Python allows: a backlog of 100,000 events stays small.
 
-    Segment, offset and length are packed into one int; the event id is kept as a 64-bit key
-    (:func:`id_key`), the id itself and the time are read back from the record when it is read.
+    Segment, offset and length are packed into one int; the event id and the time are read back
+    from the record when it is read (the queue's id index holds a 64-bit key of the id, :func:`id_key`).
     """
 
-    __slots__ = ("key", "loc", "priority")
+    __slots__ = ("loc", "priority")
 
-    def __init__(self, segment: int, offset: int, key: int, priority: int, length: int) -> None:
+    def __init__(self, segment: int, offset: int, priority: int, length: int) -> None:
         self.loc = (segment << (_OFFSET_BITS + _LENGTH_BITS)) | (offset << _LENGTH_BITS) | length
-        self.key = key
         self.priority = priority
 
     @property
@@ -139,17 +140,17 @@ class _Slot:
         return self.loc & ((1 << _LENGTH_BITS) - 1)
 
     def pack(self) -> int:
-        return (self.loc << 65) | (self.key << 1) | self.priority
+        return (self.loc << 1) | self.priority
 
     @classmethod
     def unpack(cls, packed: int) -> _Slot:
         slot = cls.__new__(cls)
-        slot.loc, slot.key, slot.priority = packed >> 65, (packed >> 1) & ((1 << 64) - 1), packed & 1
+        slot.loc, slot.priority = packed >> 1, packed & 1
         return slot
 
 
 class _SlotTable:
-    """Sequence number -> :class:`_Slot`, stored packed (one int of about 44 bytes an event, no object).
+    """Sequence number -> :class:`_Slot`, stored packed (one int of 36 bytes an event, no object).
 
     Reading gives a fresh :class:`_Slot`; a changed slot must be stored back (``table[seq] = slot``).
     """
@@ -216,10 +217,10 @@ class EventQueue:
         self._ack_io = threading.Lock()  # acks.log: appended by ack() outside _lock, rewritten by _compact()
         self._lockfile = -1 if read_only else self._take_lock()
         self._pending = _SlotTable()
-        # id_key(event id) -> sequence number, pending events only (acks arrive by id); ids whose key another
-        # pending id already has (never seen in practice: 64 bits) are kept whole in _ids_exact
-        self._ids: dict[int, int] = {}
-        self._ids_exact: dict[str, int] = {}
+        # the id index (acks arrive by id): id_key(event id) and sequence number, sorted by key, 16 bytes an
+        # event; acknowledged events are dropped lazily (a lookup checks the event is pending and its id)
+        self._id_keys = array("Q")
+        self._id_seqs = array("Q")
         self._acked: set[int] = set()
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
         self._seg_min: dict[int, int] = {}  # segment number -> lowest sequence number written in it
@@ -297,13 +298,18 @@ class EventQueue:
                 self._seg_min[number] = min(self._seg_min.get(number, seq), seq)
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
-                    key = self._index_id(str(record["i"]), seq)
-                    self._pending[seq] = _Slot(number, offset, key, int(record["p"]), HEADER + len(payload))
+                    self._id_keys.append(id_key(str(record["i"])))  # sorted once, below
+                    self._id_seqs.append(seq)
+                    self._pending[seq] = _Slot(number, offset, int(record["p"]), HEADER + len(payload))
                     self._order.setdefault(int(record["p"]), []).append(seq)
                     self._segments[number] = self._segments.get(number, 0) + 1
                 else:
                     self._segments.setdefault(number, 0)
                 offset += HEADER + len(payload)
+        order = sorted(range(len(self._id_keys)), key=self._id_keys.__getitem__)
+        self._id_keys = array("Q", (self._id_keys[i] for i in order))
+        self._id_seqs = array("Q", (self._id_seqs[i] for i in order))
+        del order
         self._active = numbers[-1] if numbers else 1
         self._segments.setdefault(self._active, 0)
         self._active_size = self._segment_path(self._active).stat().st_size if numbers else 0
@@ -353,8 +359,8 @@ class EventQueue:
                     fsync_dir(self.dir)
             except OSError as exc:
                 raise StoreError(f"cannot write the event queue: {exc}") from exc
-            key = self._index_id(event_id, seq)
-            self._pending[seq] = _Slot(self._active, self._active_size, key, priority, len(record))
+            self._index_id(event_id, seq)
+            self._pending[seq] = _Slot(self._active, self._active_size, priority, len(record))
             self._segments[self._active] = self._segments.get(self._active, 0) + 1
             self._seg_min.setdefault(self._active, seq)
             self._order.setdefault(priority, []).append(seq)
@@ -366,22 +372,19 @@ class EventQueue:
         """The sequence number the next append will get."""
         return self.next_seq
 
-    def _index_id(self, event_id: str, seq: int) -> int:
+    def _index_id(self, event_id: str, seq: int) -> None:
         key = id_key(event_id)
-        other = self._ids.get(key)
-        if other is not None and other != seq and other in self._pending:
-            self._ids_exact[event_id] = seq  # two pending ids, one key: this one is kept whole
-        else:
-            self._ids[key] = seq
-        return key
+        at = bisect.bisect_right(self._id_keys, key)
+        self._id_keys.insert(at, key)
+        self._id_seqs.insert(at, seq)
 
-    def _unindex_id(self, seq: int, slot: _Slot) -> None:
-        if self._ids.get(slot.key) == seq:
-            del self._ids[slot.key]
-        elif self._ids_exact:
-            for event_id, other in list(self._ids_exact.items()):
-                if other == seq:
-                    del self._ids_exact[event_id]
+    def _prune_ids(self) -> None:
+        """Drop acknowledged events from the id index once they are most of it (amortised O(1) an ack)."""
+        if len(self._id_keys) <= 2 * len(self._pending) + 1024:
+            return
+        keep = [i for i, seq in enumerate(self._id_seqs) if seq in self._pending]
+        self._id_keys = array("Q", (self._id_keys[i] for i in keep))
+        self._id_seqs = array("Q", (self._id_seqs[i] for i in keep))
 
     def _rotate(self) -> None:
         self._active += 1
@@ -486,25 +489,26 @@ class EventQueue:
                     slot = self._pending.pop(seq)
                     if slot is None:  # acknowledged meanwhile by another caller
                         continue
-                    self._unindex_id(seq, slot)
                     self._acked.add(seq)
                     self._segments[slot.segment] -= 1
                     done += 1
+                self._prune_ids()
                 self._compact()
                 return done
 
     def seq_of(self, event_id: str) -> int | None:
-        """The sequence number of a pending event by its id (acks arrive by id): a dict lookup by the id's
-        64-bit key, confirmed by reading the record's id (an unknown id whose key matches is not this event)."""
+        """The sequence number of a pending event by its id (acks arrive by id): a bisection of the index by
+        the id's 64-bit key, confirmed by reading the record's id (another id with the same key is not this one)."""
+        key = id_key(event_id)
         with self._lock:
-            exact = self._ids_exact.get(event_id)
-            if exact is not None:
-                return exact
-            seq = self._ids.get(id_key(event_id))
-            slot = None if seq is None else self._pending.get(seq)
-            if seq is None or slot is None:
-                return None
-            return seq if self._read(seq, slot).event_id == event_id else None
+            at = bisect.bisect_left(self._id_keys, key)
+            while at < len(self._id_keys) and self._id_keys[at] == key:
+                seq = self._id_seqs[at]
+                slot = self._pending.get(seq)
+                if slot is not None and self._read(seq, slot).event_id == event_id:
+                    return seq
+                at += 1
+            return None
 
     def demote_pending(self) -> None:
         """After a restart or an outage, what is pending is backlog: live events go first."""
@@ -522,8 +526,6 @@ class EventQueue:
         the records, which lie in sequence order in the segments, are read a run at a time
         (:meth:`_read_run`: one file access per segment span instead of one per event).
         """
-        import bisect
-
         with self._lock:
             order = self._order.get(priority, [])
             if len(order) > 2 * len(self._pending) + 1024:  # drop acknowledged numbers now and then
