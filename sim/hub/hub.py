@@ -57,6 +57,9 @@ from agent.uplink.hubmsg import HubMessageError, HubSigner, decode_payload
 
 log = logging.getLogger(__name__)
 
+BATCH_MAX = 1000  # events stored in one transaction at most
+BATCH_WAIT = 0.01  # seconds a batch may gather after its first event
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT NOT NULL, terminal TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
@@ -210,9 +213,12 @@ class Hub:
             batch.append(self._inbox.get(timeout=0.05))
         except queue_mod.Empty:
             pass
-        while len(batch) < 1000:
+        # a batch gathers for up to BATCH_WAIT once something arrived: one commit (fsync) and one signed ack
+        # per terminal cover it, instead of one for every event of a busy stream
+        until = time.monotonic() + BATCH_WAIT
+        while batch and batch[-1] is not None and len(batch) < BATCH_MAX:
             try:
-                batch.append(self._inbox.get_nowait())
+                batch.append(self._inbox.get(timeout=max(0.0, until - time.monotonic())))
             except queue_mod.Empty:
                 break
         stop = None in batch
