@@ -216,6 +216,10 @@ def main() -> int:
         print(f"{r['n']:6d} {r['processes']:6d} {r['made']:7d} {r['stored']:7d} {r['lost']:5d} {r['left']:5d} "
               f"{r['resent']:7d} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:7.1f} {r['broker_cpu']:12.1f} "
               f"{r['hub_cpu']:9.1f} {r['terminals_cpu']:16.1f}", flush=True)  # fmt: skip
+        if r["made"] < n * int(args.seconds):
+            missing = n * int(args.seconds) - r["made"]
+            print(f"        ({missing} scheduled events not made before the end: the terminals' processes fell "
+                  "behind, short of CPU)")  # fmt: skip
         if r["late"]:
             print(f"        ({r['late']} events made more than 0.5 s late: the terminals' processes were short of CPU)")
     return 0
