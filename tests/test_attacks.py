@@ -336,6 +336,11 @@ def test_shipped_broker_config_keeps_one_terminal_from_knocking_another_off(tmp_
         intruder.loop_start()
         time.sleep(1.5)
         assert uplink.connected and uplink.stats.connects == 1  # never kicked off
+        # gate-2 publishes a command on gate-1's topic: the ACL drops it before the terminal sees it
+        intruder.publish("gate/01001/gate-1/cmd", cbor2.dumps({"id": "x", "type": "policy", "policy": {}}), qos=1)
+        intruder.publish("gate/01001/gate-1/ack", cbor2.dumps({"ids": ["x"]}), qos=1)
+        time.sleep(1.0)
+        assert uplink.stats.rejected == 0 and uplink.stats.commands == 0
         intruder.loop_stop()
         # a plain listener does not exist: mqtt:// to the same port fails
         plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="plain", protocol=mqtt.MQTTv311)

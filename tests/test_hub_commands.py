@@ -63,8 +63,11 @@ def _commands(cfg: Config, credentials: Path | None = None) -> HubCommands:
 
 
 def _trust_files(tmp_path: Path) -> dict[str, bytes]:
+    """A master list and a CRL; the CSCA that signed the list is pinned as the master-list-signer root."""
     build_card().write_trust(str(tmp_path / "issued"))
-    return {p.name: p.read_bytes() for p in sorted((tmp_path / "issued").iterdir())}
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "ml-root.pem").write_bytes((tmp_path / "issued" / "csca.pem").read_bytes())
+    return {p.name: p.read_bytes() for p in sorted((tmp_path / "issued").iterdir()) if p.suffix in (".ml", ".crl")}
 
 
 def test_write_atomic_replaces_whole_files_with_the_mode_asked(tmp_path: Path, synced: list[str]) -> None:
@@ -85,11 +88,14 @@ def test_trust_update_is_checked_whole_then_each_file_made_durable(tmp_path: Pat
     commands = _commands(cfg)
     files = _trust_files(tmp_path)
     trust = tmp_path / "trust"
-    ok, reason = commands({"type": "trust_update", "files": {**files, "broken.pem": b"not a certificate"}})
-    assert not ok and "broken.pem" in reason
+    ok, reason = commands({"type": "trust_update", "files": {**files, "broken.ml": b"not a master list"}})
+    assert not ok and "broken.ml" in reason
     assert not trust.exists() or list(trust.iterdir()) == []
     ok, reason = commands({"type": "trust_update", "files": {**files, "notes.txt": b""}})
-    assert not ok and "unknown trust file type" in reason
+    assert not ok and "refused trust file" in reason
+    csca = (tmp_path / "issued" / "csca.pem").read_bytes()
+    ok, reason = commands({"type": "trust_update", "files": {**files, "csca.pem": csca}})
+    assert not ok and "only in a signed master list" in reason
     synced.clear()
     ok, reason = commands({"type": "trust_update", "files": files})
     assert ok, reason
@@ -138,6 +144,39 @@ def test_a_rejected_credentials_set_leaves_the_old_files_untouched(tmp_path: Pat
     assert not ok and "rejected" in reason
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")] == []  # the staging is gone
+
+
+def test_a_cvca_link_certificate_must_chain_to_the_current_cvca(tmp_path: Path) -> None:
+    """CVCA rollover (TR-03110-3 2.2.1): the new CVCA comes as a link certificate signed by the one trusted now."""
+    target = tmp_path / "terminal"
+    sim_eac.eac_pki(0).write_credentials(target)
+    commands = _commands(_config(tmp_path, target), target)
+    old_cvca = sim_eac.seeded_key(0, "cvca")
+    terminal_key = sim_eac.seeded_key(0, "is").public_key()
+    today = dt.date.today()
+    until = today + dt.timedelta(days=90)
+
+    def chain(link_signer: object) -> dict[str, bytes]:
+        new_cvca, dv = sim_eac.seeded_key(7, "cvca"), sim_eac.seeded_key(7, "dv")
+        ca, dvr, tr = sim_eac.ROLE_CVCA | 3, sim_eac.ROLE_DV_DOMESTIC | 3, sim_eac.ROLE_IS | 3
+        return {
+            "link.cvcert": sim_eac.make_cvc(car="VNCVCA00001", chr_="VNCVCA00002", public_key=new_cvca.public_key(),
+                                            role_rights=ca, effective=today, expiration=until,
+                                            signer=link_signer, with_domain=True),  # type: ignore[arg-type]
+            "dv2.cvcert": sim_eac.make_cvc(car="VNCVCA00002", chr_="VNDVBHYT00002", public_key=dv.public_key(),
+                                           role_rights=dvr, effective=today, expiration=until, signer=new_cvca),
+            "is2.cvcert": sim_eac.make_cvc(car="VNDVBHYT00002", chr_="VNISGATE00002", public_key=terminal_key,
+                                           role_rights=tr, effective=today, expiration=until, signer=dv),
+        }  # fmt: skip
+
+    forged = chain(sim_eac.seeded_key(8, "cvca"))  # a "link" the trusted CVCA did not sign
+    ok, reason = commands({"type": "terminal_credentials", "files": forged})
+    assert not ok and "VNCVCA00002 does not verify with VNCVCA00001" in reason, reason
+    ok, reason = commands({"type": "terminal_credentials", "files": chain(old_cvca)})
+    assert ok, reason
+    assert commands.reader.credentials is not None
+    assert [c.chr for c in commands.reader.credentials.chain] == [
+        "VNCVCA00001", "VNCVCA00002", "VNDVBHYT00002", "VNISGATE00002"]  # fmt: skip
 
 
 def test_policy_is_saved_only_when_valid(tmp_path: Path) -> None:
