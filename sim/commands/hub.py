@@ -31,7 +31,8 @@ HELP = "run the facility hub simulator on an MQTT broker"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=("run", "enroll"), default="run",
                         help="run the hub (default), or enroll a terminal from its request")  # fmt: skip
-    parser.add_argument("--broker", help="mqtt://host:port, or mqtts://host:port with TLS (run)")
+    parser.add_argument("--broker", help="mqtt://host:port, or mqtts://host:port with TLS; several, comma-"
+                        "separated: the nodes of a cluster, tried in turn (run)")  # fmt: skip
     parser.add_argument("--db", type=Path, help="SQLite file for the events (run)")
     parser.add_argument("--facility", default="01001")
     parser.add_argument("--keys", type=Path, required=True, help="directory of <terminal>.pub signing keys")
