@@ -209,6 +209,11 @@ class UplinkSettings:
                            "without it every hub message is refused", path="abs")  # fmt: skip
     clock_skew: float = key(300.0, "seconds a hub message or eligibility data may be dated ahead of this "
                                    "terminal's clock", min=0)  # fmt: skip
+    persistent_session: bool = key(False, "keep the broker session across reconnects, so acks and commands sent while "
+                                          "the link is down wait in the broker: true on a broker cluster "
+                                          "(docs/deploy/large.md)")  # fmt: skip
+    session_expiry: int = key(3600, "seconds the broker keeps a persistent session after the link is lost (MQTT 5; "
+                                    "3.1.1 brokers keep it until they drop it)", min=1, max=4_294_967_295)  # fmt: skip
 
     @property
     def tls(self) -> bool:

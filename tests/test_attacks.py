@@ -265,6 +265,30 @@ def test_malformed_hub_messages_do_not_freeze_the_uplink(gate: Gate, mosquitto: 
     assert "Traceback" not in gate.log.read_text()
 
 
+def test_forged_foreign_and_expired_acks_are_refused(gate: Gate, mosquitto: Mosquitto) -> None:
+    """Acks keep no replay counter (several hub workers; an ack names only stored ids), but everything else holds."""
+    evil = attacker(mosquitto)
+    ack = f"gate/01001/{T}/ack"
+    forger = HubSigner(ed25519.Ed25519PrivateKey.generate(), "01001")
+    evil.publish(ack, forger.seal(T, "ack", {"ids": ["a-forged-id"]}), qos=1)
+    assert gate.logged("rejected a hub ack message: bad signature")
+    evil.publish(ack, gate.hub.signer.seal("gate-2", "ack", {"ids": ["gate-2-id"]}), qos=1)
+    assert gate.logged("rejected a hub ack message: for another terminal")
+    old = gate.hub.signer.seal(T, "ack", {"ids": ["an-old-id"]}, 60, issued=time.time() - 7200)
+    evil.publish(ack, old, qos=1)
+    assert gate.logged("rejected a hub ack message: expired")
+    evil.publish(ack, cbor2.dumps({"ids": ["unsigned"]}), qos=1)
+    assert gate.logged("rejected a hub ack message: not a signed hub message")
+    evil.loop_stop()
+
+    def rejected() -> int:
+        uplink = gate.status().get("uplink")
+        return int(uplink["hub_messages_rejected"]) if isinstance(uplink, dict) else 0
+
+    assert wait(lambda: rejected() >= 4)  # counted and reported in the heartbeat
+    assert "Traceback" not in gate.log.read_text()
+
+
 def test_the_hub_stands_up_to_a_hostile_terminal(tmp_path: Path, mosquitto: Mosquitto) -> None:
     keys = {t: load_signing_key(tmp_path / t / "terminal.key") for t in ("gate-1", "gate-2")}
     record = {"id_number": "001090012345", "full_name": "x"}

@@ -97,6 +97,30 @@ def test_live_events_go_before_the_backlog(queue: EventQueue) -> None:
     assert [s.event_id for s in w.due(0.1)] == [*more, backlog[1]]
 
 
+def test_a_draining_backlog_leaves_room_for_live_events(queue: EventQueue) -> None:
+    backlog = fill(queue, 100, "old")
+    queue.demote_pending()
+    w = window(queue, inflight=16)
+    first = w.due(0.0)
+    assert [s.event_id for s in first] == backlog[:14] and w.in_flight == 14  # 16 - 16 // 8
+    assert w.due(0.1) == []  # the backlog has used its share of the window
+    live = fill(queue, 3, "new")
+    assert [s.event_id for s in w.due(0.2)] == live[:2]  # the two reserved slots, at once
+    w.ack(backlog[:5])
+    assert [s.event_id for s in w.due(0.3)] == [live[2], *backlog[14:16]]  # live first, then backlog to its share
+
+
+def test_room_on_the_wire_bounds_a_batch_and_live_events_still_go_first(queue: EventQueue) -> None:
+    backlog = fill(queue, 10, "old")
+    queue.demote_pending()
+    w = window(queue, inflight=64)
+    assert [s.event_id for s in w.due(0.0, wire_room=3)] == backlog[:3]
+    assert w.due(0.1, wire_room=0) == [] and w.due(0.2, wire_room=-5) == []
+    live = fill(queue, 2, "new")
+    assert [s.event_id for s in w.due(0.3, wire_room=3)] == [*live, backlog[3]]
+    assert w.next_wake(0.3) == 30.0  # the wire, not the bucket, ended the batch: no busy wake-up
+
+
 def test_the_token_bucket_bounds_the_rate(queue: EventQueue) -> None:
     fill(queue, 20)
     w = DeliveryWindow(queue, inflight=20, rate=10.0, ack_timeout=300.0, now=0.0)

@@ -236,7 +236,8 @@ def test_doctor_command_fails_on_a_broken_terminal(tmp_path: Path) -> None:
                                                                             "tls_ca, tls_cert, tls_key, protocol, "
                                                                             "keepalive, inflight, rate, ack_timeout, "
                                                                             "backoff_min, backoff_max, heartbeat, "
-                                                                            "allow_plaintext, hub_key, clock_skew)")
+                                                                            "allow_plaintext, hub_key, clock_skew, "
+                                                                            "persistent_session, session_expiry)")
 
 
 @pytest.mark.pcscd

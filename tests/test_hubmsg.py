@@ -65,6 +65,26 @@ def test_kinds_keep_their_own_marks(tmp_path: Path) -> None:
     assert verifier.open(ack, "ack") == {"ids": ["e1"]}  # sealed before the command, on another topic
 
 
+def test_acks_from_two_hub_workers_open_in_any_order(tmp_path: Path) -> None:
+    """Two workers of one hub sign acks with their own counters; an ack is idempotent (it names stored ids)."""
+    signer, verifier, key = _pair(tmp_path)
+    other_worker = HubSigner(key, "01001", clock=lambda: NOW)
+    later = other_worker.seal("gate-1", "ack", {"ids": ["e2"]}, counter=2_000)
+    earlier = signer.seal("gate-1", "ack", {"ids": ["e1"]}, counter=1_000)
+    assert verifier.open(later, "ack") == {"ids": ["e2"]}
+    assert verifier.open(earlier, "ack") == {"ids": ["e1"]}
+    assert verifier.open(earlier, "ack") == {"ids": ["e1"]}  # a duplicate delivery by the broker
+    # everything else about an ack is still checked
+    assert _reason(verifier, signer.seal("gate-2", "ack", {"ids": []}), "ack") == "for another terminal"
+    assert _reason(verifier, signer.seal("gate-1", "ack", {}, 60, issued=NOW - 61), "ack") == "expired"
+    forged = HubSigner(ed25519.Ed25519PrivateKey.generate(), "01001", clock=lambda: NOW)
+    assert _reason(verifier, forged.seal("gate-1", "ack", {"ids": ["e3"]}), "ack") == "bad signature"
+    # commands keep their replay protection
+    cmd = signer.seal("gate-1", "cmd", {"id": "c"})
+    verifier.open(cmd, "cmd")
+    assert _reason(verifier, cmd) == "replayed or old counter"
+
+
 def test_messages_for_someone_else_are_refused(tmp_path: Path) -> None:
     signer, verifier, _ = _pair(tmp_path)
     assert _reason(verifier, signer.seal("gate-2", "cmd", {"id": "x"})) == "for another terminal"

@@ -227,3 +227,72 @@ def test_the_key_comes_from_a_credential_or_outside_the_state_directory(
     assert not (state / "queue" / "key").exists()
     with pytest.raises(KeyFileError, match="missing"):
         q.EventQueue(state / "queue", read_only=True)
+
+
+def test_scan_reads_a_run_of_records_with_one_access_per_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(q, "SEGMENT_BYTES", 2000)
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(60):
+        queue.append(f"run-{i}", body(i), priority=i % 3 and 1)  # every third one live
+    queue.ack([5, 6, 7, 30])  # gaps inside the runs
+    segments = {queue._pending[s].segment for s in queue.pending_seqs()}
+    assert len(segments) > 2
+    opened: list[str] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object) -> object:
+        opened.append(self.name)
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    backlog = queue.scan(1, 0, 1000)
+    live = queue.scan(0, 0, 1000)
+    monkeypatch.setattr(Path, "open", real_open)
+    # the same entries, bodies and order as reading each record on its own
+    assert [e.seq for e in backlog] == [s for s in range(1, 61) if (s - 1) % 3 and s not in (5, 6, 7, 30)]
+    assert [e.seq for e in live] == [s for s in range(1, 61) if not (s - 1) % 3 and s not in (5, 6, 7, 30)]
+    for entry in backlog + live:
+        assert entry.body == body(entry.seq - 1) and entry.event_id == f"run-{entry.seq - 1}"
+    assert len(opened) == 2 * len(segments)  # one access per segment and scan, not one per event
+    # a window's worth after a cursor, across a segment boundary
+    assert [e.seq for e in queue.scan(1, 40, 5)] == [s for s in range(41, 61) if (s - 1) % 3][:5]
+
+
+def test_a_record_damaged_after_open_is_a_store_error_not_another_body(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(5):
+        queue.append(f"dmg-{i}", body(i))
+    segment = next((tmp_path / "q").glob("seg-*.log"))
+    data = bytearray(segment.read_bytes())
+    slot = queue._pending[3]
+    data[slot.offset + slot.length - 1] ^= 0xFF  # the last byte of the third record
+    segment.write_bytes(bytes(data))
+    assert [e.seq for e in queue.scan(0, 0, 2)] == [1, 2]  # the run before the damage reads
+    with pytest.raises(StoreError, match="event 3: damaged record"):
+        queue.scan(0, 0, 5)
+
+
+def test_ids_are_found_even_when_their_keys_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The id index holds 64-bit keys of ids; a lookup confirms the id on disk, so equal keys cannot mix events up."""
+    monkeypatch.setattr(q, "id_key", lambda event_id: 7)  # every id the same key
+    queue = q.EventQueue(tmp_path / "q")
+    for i in range(5):
+        queue.append(f"same-key-{i}", body(i))
+    assert [queue.seq_of(f"same-key-{i}") for i in range(5)] == [1, 2, 3, 4, 5]
+    assert queue.seq_of("same-key-but-unknown") is None
+    queue.ack([2])
+    assert queue.seq_of("same-key-1") is None and queue.seq_of("same-key-2") == 3
+    queue.close()
+    again = q.EventQueue(tmp_path / "q")  # the index is rebuilt at open
+    assert [again.seq_of(f"same-key-{i}") for i in range(5)] == [1, None, 3, 4, 5]
+
+
+def test_the_id_index_forgets_acknowledged_events(tmp_path: Path) -> None:
+    queue = q.EventQueue(tmp_path / "q", capacity=5000)
+    for i in range(3000):
+        queue.append(f"forget-{i}", body(i % 100))
+    queue.ack(list(range(1, 2991)))
+    assert len(queue._id_keys) < 2 * len(queue) + 1024 + 1
+    assert queue.seq_of("forget-2995") == 2996 and queue.seq_of("forget-5") is None

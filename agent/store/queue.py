@@ -29,11 +29,15 @@ whole invariant.  The file primitives it uses are in :mod:`agent.store.files`.
 from __future__ import annotations
 
 import binascii
+import bisect
+import hashlib
 import logging
 import os
 import secrets
 import threading
 import time
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,13 +98,100 @@ class Entry:
     body: bytes = field(repr=False)  # decrypted event bytes (what the uplink sends)
 
 
-@dataclass
+_OFFSET_BITS, _LENGTH_BITS = 24, 22  # a segment stays below 16 MB, a framed record below 4 MB (MAX_RECORD + HEADER)
+
+
+def id_key(event_id: str) -> int:
+    """A 64-bit key of an event id: what the queue keeps in memory instead of the id (confirmed on disk when used)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
 class _Slot:
-    segment: int
-    offset: int
-    event_id: str
-    priority: int
-    time: float
+    """Where a pending record lies, in as few bytes as Python allows: a backlog of 100,000 events stays small.
+
+    Segment, offset and length are packed into one int; the event id and the time are read back
+    from the record when it is read (the queue's id index holds a 64-bit key of the id, :func:`id_key`).
+    """
+
+    __slots__ = ("loc", "priority")
+
+    def __init__(self, segment: int, offset: int, priority: int, length: int) -> None:
+        self.loc = (segment << (_OFFSET_BITS + _LENGTH_BITS)) | (offset << _LENGTH_BITS) | length
+        self.priority = priority
+
+    @property
+    def segment(self) -> int:
+        return self.loc >> (_OFFSET_BITS + _LENGTH_BITS)
+
+    @segment.setter
+    def segment(self, value: int) -> None:
+        self.loc = (value << (_OFFSET_BITS + _LENGTH_BITS)) | (self.loc & ((1 << (_OFFSET_BITS + _LENGTH_BITS)) - 1))
+
+    @property
+    def offset(self) -> int:
+        return (self.loc >> _LENGTH_BITS) & ((1 << _OFFSET_BITS) - 1)
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self.loc = (self.segment << (_OFFSET_BITS + _LENGTH_BITS)) | (value << _LENGTH_BITS) | self.length
+
+    @property
+    def length(self) -> int:
+        return self.loc & ((1 << _LENGTH_BITS) - 1)
+
+    def pack(self) -> int:
+        return (self.loc << 1) | self.priority
+
+    @classmethod
+    def unpack(cls, packed: int) -> _Slot:
+        slot = cls.__new__(cls)
+        slot.loc, slot.priority = packed >> 1, packed & 1
+        return slot
+
+
+class _SlotTable:
+    """Sequence number -> :class:`_Slot`, stored packed (one int of 36 bytes an event, no object).
+
+    Reading gives a fresh :class:`_Slot`; a changed slot must be stored back (``table[seq] = slot``).
+    """
+
+    __slots__ = ("_packed",)
+
+    def __init__(self) -> None:
+        self._packed: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, seq: object) -> bool:
+        return seq in self._packed
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._packed)
+
+    def __getitem__(self, seq: int) -> _Slot:
+        return _Slot.unpack(self._packed[seq])
+
+    def __setitem__(self, seq: int, slot: _Slot) -> None:
+        if not 0 <= slot.priority <= 1:
+            raise ValueError("a priority is 0 (live) or 1 (backlog)")
+        self._packed[seq] = slot.pack()
+
+    def get(self, seq: int) -> _Slot | None:
+        packed = self._packed.get(seq)
+        return None if packed is None else _Slot.unpack(packed)
+
+    def pop(self, seq: int) -> _Slot | None:
+        packed = self._packed.pop(seq, None)
+        return None if packed is None else _Slot.unpack(packed)
+
+    def items(self) -> Iterator[tuple[int, _Slot]]:
+        for seq, packed in self._packed.items():
+            yield seq, _Slot.unpack(packed)
+
+
+#: a run of records read with one ``read`` spans at most this many bytes (gaps of acknowledged records included)
+READ_SPAN = 1 << 20
 
 
 class EventQueue:
@@ -123,9 +214,13 @@ class EventQueue:
         self.capacity = capacity
         self._aead = AESGCM(load_key(key_file or self.dir / "key", create=not read_only))
         self._lock = threading.RLock()
+        self._ack_io = threading.Lock()  # acks.log: appended by ack() outside _lock, rewritten by _compact()
         self._lockfile = -1 if read_only else self._take_lock()
-        self._pending: dict[int, _Slot] = {}
-        self._ids: dict[str, int] = {}  # event id -> sequence number, pending events only (acks by id)
+        self._pending = _SlotTable()
+        # the id index (acks arrive by id): id_key(event id) and sequence number, sorted by key, 16 bytes an
+        # event; acknowledged events are dropped lazily (a lookup checks the event is pending and its id)
+        self._id_keys = array("Q")
+        self._id_seqs = array("Q")
         self._acked: set[int] = set()
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
         self._seg_min: dict[int, int] = {}  # segment number -> lowest sequence number written in it
@@ -151,17 +246,29 @@ class EventQueue:
     def _segment_path(self, number: int) -> Path:
         return self.dir / f"seg-{number:08d}.log"
 
-    def _recover_file(self, path: Path) -> list[bytes]:
-        data = path.read_bytes()
-        records, end = read_frames(data)
-        if end < len(data) and not self.read_only:
-            self.stats_dropped_tail += len(data) - end
-            log.warning("%s: dropping a torn tail of %d bytes at offset %d", path.name, len(data) - end, end)
+    def _recover_file(self, path: Path) -> Iterator[bytes]:
+        """The file's whole, valid records, one at a time (a buffered read each, not the whole file in memory:
+        opening a large backlog leaves no big holes in the heap); then a torn tail is cut off."""
+        size = path.stat().st_size
+        end = 0
+        with path.open("rb") as fh:
+            while end + HEADER <= size:
+                header = fh.read(HEADER)
+                length = int.from_bytes(header[2:6], "big")
+                if len(header) < HEADER or header[:2] != MAGIC or length > MAX_RECORD or end + HEADER + length > size:
+                    break
+                payload = fh.read(length)
+                if len(payload) != length or binascii.crc32(payload) != int.from_bytes(header[6:10], "big"):
+                    break
+                yield payload
+                end += HEADER + length
+        if end < size and not self.read_only:
+            self.stats_dropped_tail += size - end
+            log.warning("%s: dropping a torn tail of %d bytes at offset %d", path.name, size - end, end)
             with path.open("r+b") as fh:
                 fh.truncate(end)
                 fh.flush()
                 os.fsync(fh.fileno())
-        return records
 
     def _open(self) -> None:
         meta = self.dir / "meta.cbor"
@@ -191,13 +298,18 @@ class EventQueue:
                 self._seg_min[number] = min(self._seg_min.get(number, seq), seq)
                 self.next_seq = max(self.next_seq, seq + 1)
                 if seq not in self._acked:
-                    self._pending[seq] = _Slot(number, offset, str(record["i"]), int(record["p"]), float(record["t"]))
-                    self._ids[str(record["i"])] = seq
+                    self._id_keys.append(id_key(str(record["i"])))  # sorted once, below
+                    self._id_seqs.append(seq)
+                    self._pending[seq] = _Slot(number, offset, int(record["p"]), HEADER + len(payload))
                     self._order.setdefault(int(record["p"]), []).append(seq)
                     self._segments[number] = self._segments.get(number, 0) + 1
                 else:
                     self._segments.setdefault(number, 0)
                 offset += HEADER + len(payload)
+        order = sorted(range(len(self._id_keys)), key=self._id_keys.__getitem__)
+        self._id_keys = array("Q", (self._id_keys[i] for i in order))
+        self._id_seqs = array("Q", (self._id_seqs[i] for i in order))
+        del order
         self._active = numbers[-1] if numbers else 1
         self._segments.setdefault(self._active, 0)
         self._active_size = self._segment_path(self._active).stat().st_size if numbers else 0
@@ -247,8 +359,8 @@ class EventQueue:
                     fsync_dir(self.dir)
             except OSError as exc:
                 raise StoreError(f"cannot write the event queue: {exc}") from exc
-            self._pending[seq] = _Slot(self._active, self._active_size, event_id, priority, now)
-            self._ids[event_id] = seq
+            self._index_id(event_id, seq)
+            self._pending[seq] = _Slot(self._active, self._active_size, priority, len(record))
             self._segments[self._active] = self._segments.get(self._active, 0) + 1
             self._seg_min.setdefault(self._active, seq)
             self._order.setdefault(priority, []).append(seq)
@@ -260,23 +372,78 @@ class EventQueue:
         """The sequence number the next append will get."""
         return self.next_seq
 
+    def _index_id(self, event_id: str, seq: int) -> None:
+        key = id_key(event_id)
+        at = bisect.bisect_right(self._id_keys, key)
+        self._id_keys.insert(at, key)
+        self._id_seqs.insert(at, seq)
+
+    def _prune_ids(self) -> None:
+        """Drop acknowledged events from the id index once they are most of it (amortised O(1) an ack)."""
+        if len(self._id_keys) <= 2 * len(self._pending) + 1024:
+            return
+        keep = [i for i, seq in enumerate(self._id_seqs) if seq in self._pending]
+        self._id_keys = array("Q", (self._id_keys[i] for i in keep))
+        self._id_seqs = array("Q", (self._id_seqs[i] for i in keep))
+
     def _rotate(self) -> None:
         self._active += 1
         self._active_size = 0
         self._segments.setdefault(self._active, 0)
 
     def _read(self, seq: int, slot: _Slot) -> Entry:
-        with self._segment_path(slot.segment).open("rb") as fh:
-            fh.seek(slot.offset)
-            header = fh.read(HEADER)
-            payload = fh.read(int.from_bytes(header[2:6], "big"))
+        return self._read_run([(seq, slot)])[0]
+
+    def _read_run(self, run: list[tuple[int, _Slot]]) -> list[Entry]:
+        """Entries for ``run`` (slots in file order): one open, seek and read per segment span, not per record.
+
+        Each record is checked again as it was at open (magic, length, CRC) before its body is decrypted.
+        """
+        out: list[Entry] = []
+        i = 0
+        while i < len(run):
+            first = run[i][1]
+            j = i + 1
+            while j < len(run):
+                slot = run[j][1]
+                if slot.segment != first.segment or slot.offset < first.offset:
+                    break
+                if slot.offset + (slot.length or HEADER) - first.offset > READ_SPAN:
+                    break
+                j += 1
+            last = run[j - 1][1]
+            span = last.offset + (last.length or HEADER + MAX_RECORD) - first.offset
+            try:
+                with self._segment_path(first.segment).open("rb") as fh:
+                    fh.seek(first.offset)
+                    data = fh.read(span)
+            except OSError as exc:
+                raise StoreError(f"cannot read segment {first.segment}: {exc}") from exc
+            for seq, slot in run[i:j]:
+                out.append(self._entry(seq, slot, data, slot.offset - first.offset))
+            i = j
+        return out
+
+    def _entry(self, seq: int, slot: _Slot, data: bytes, at: int) -> Entry:
+        header = data[at : at + HEADER]
+        if len(header) < HEADER or header[:2] != MAGIC:
+            raise StoreError(f"event {seq}: no record at offset {slot.offset} of segment {slot.segment}")
+        length = int.from_bytes(header[2:6], "big")
+        payload = data[at + HEADER : at + HEADER + length]
+        if len(payload) != length or binascii.crc32(payload) != int.from_bytes(header[6:10], "big"):
+            raise StoreError(f"event {seq}: damaged record at offset {slot.offset} of segment {slot.segment}")
         record = _decode(payload)
-        sealed = record["b"]
         try:
-            body = self._aead.decrypt(sealed[:12], sealed[12:], f"{seq}:{slot.event_id}".encode())
+            event_id, stamp, sealed = str(record["i"]), float(record["t"]), record["b"]
+            if int(record["s"]) != seq:
+                raise StoreError(f"event {seq}: the record at offset {slot.offset} is event {record['s']}")
+            # the id in clear is bound to the body: the AEAD's associated data
+            body = self._aead.decrypt(sealed[:12], sealed[12:], f"{seq}:{event_id}".encode())
         except InvalidTag:
             raise StoreError(f"event {seq} does not decrypt: wrong queue key or damaged record") from None
-        return Entry(seq, slot.event_id, slot.priority, slot.time, body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"event {seq}: unreadable record: {exc}") from None
+        return Entry(seq, event_id, slot.priority, stamp, body)
 
     def get(self, seq: int) -> Entry | None:
         with self._lock:
@@ -289,19 +456,24 @@ class EventQueue:
             order = sorted((s.priority, seq) for seq, s in self._pending.items() if seq > after)
             if limit is not None:
                 order = order[:limit]
-            return [self._read(seq, self._pending[seq]) for _, seq in order]
+            return self._read_run([(seq, self._pending[seq]) for _, seq in order])
 
     def pending_seqs(self) -> list[int]:
         with self._lock:
             return sorted(self._pending)
 
     def ack(self, seqs: list[int] | set[int]) -> int:
-        """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored."""
+        """Acknowledge (durably); returns how many were pending.  Unknown numbers are ignored.
+
+        The acknowledgement is written and fsync'd outside the queue's main lock (under its own), so
+        appends and reads go on meanwhile; the events leave the queue once the record is durable.
+        """
         self._writable()
         with self._lock:
             known = sorted({s for s in seqs if s in self._pending})
-            if not known:
-                return 0
+        if not known:
+            return 0
+        with self._ack_io:  # lock order: _ack_io, then _lock
             try:
                 fd = os.open(self.dir / "acks.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
@@ -311,47 +483,62 @@ class EventQueue:
                     os.close(fd)
             except OSError as exc:
                 raise StoreError(f"cannot record acknowledgements: {exc}") from exc
-            for seq in known:
-                slot = self._pending.pop(seq)
-                if self._ids.get(slot.event_id) == seq:
-                    del self._ids[slot.event_id]
-                self._acked.add(seq)
-                self._segments[slot.segment] -= 1
-            self._compact()
-            return len(known)
+            with self._lock:
+                done = 0
+                for seq in known:
+                    slot = self._pending.pop(seq)
+                    if slot is None:  # acknowledged meanwhile by another caller
+                        continue
+                    self._acked.add(seq)
+                    self._segments[slot.segment] -= 1
+                    done += 1
+                self._prune_ids()
+                self._compact()
+                return done
 
     def seq_of(self, event_id: str) -> int | None:
-        """The sequence number of a pending event by its id (a dict lookup: acks arrive by id)."""
+        """The sequence number of a pending event by its id (acks arrive by id): a bisection of the index by
+        the id's 64-bit key, confirmed by reading the record's id (another id with the same key is not this one)."""
+        key = id_key(event_id)
         with self._lock:
-            return self._ids.get(event_id)
+            at = bisect.bisect_left(self._id_keys, key)
+            while at < len(self._id_keys) and self._id_keys[at] == key:
+                seq = self._id_seqs[at]
+                slot = self._pending.get(seq)
+                if slot is not None and self._read(seq, slot).event_id == event_id:
+                    return seq
+                at += 1
+            return None
 
     def demote_pending(self) -> None:
         """After a restart or an outage, what is pending is backlog: live events go first."""
         with self._lock:
-            for slot in self._pending.values():
+            for seq in self._pending:  # values replaced in place, no copy of a large backlog
+                slot = self._pending[seq]
                 slot.priority = 1
+                self._pending[seq] = slot
             self._order = {0: [], 1: sorted(self._pending)}
 
     def scan(self, priority: int, after: int, limit: int) -> list[Entry]:
         """Up to ``limit`` pending entries of one priority with sequence numbers above ``after``.
 
-        Cost depends on ``limit``, not on the backlog: the order list is searched by bisection.
+        Cost depends on ``limit``, not on the backlog: the order list is searched by bisection, and
+        the records, which lie in sequence order in the segments, are read a run at a time
+        (:meth:`_read_run`: one file access per segment span instead of one per event).
         """
-        import bisect
-
         with self._lock:
             order = self._order.get(priority, [])
             if len(order) > 2 * len(self._pending) + 1024:  # drop acknowledged numbers now and then
                 order[:] = [seq for seq in order if seq in self._pending]
-            out: list[Entry] = []
+            chosen: list[tuple[int, _Slot]] = []
             i = bisect.bisect_right(order, after)
-            while i < len(order) and len(out) < limit:
+            while i < len(order) and len(chosen) < limit:
                 seq = order[i]
                 slot = self._pending.get(seq)
                 if slot is not None and slot.priority == priority:
-                    out.append(self._read(seq, slot))
+                    chosen.append((seq, slot))
                 i += 1
-            return out
+            return self._read_run(chosen)
 
     def _compact(self) -> None:
         """Delete segments with nothing pending (never the active one); shrink acks.log with them."""
@@ -380,7 +567,7 @@ class EventQueue:
         into a fresh segment written atomically; then the old segment is deleted.
         """
         self._writable()
-        with self._lock:
+        with self._ack_io, self._lock:
             rewritten = 0
             if self._active_size > 0:
                 self._rotate()  # the active segment holds acknowledged events too: purge it like the others
@@ -400,8 +587,10 @@ class EventQueue:
                     offset += HEADER + length
                 write_atomic(self._segment_path(target), b"".join(chunks))
                 for seq, new_offset in moved:
-                    self._pending[seq].segment = target
-                    self._pending[seq].offset = new_offset
+                    slot = self._pending[seq]
+                    slot.segment = target
+                    slot.offset = new_offset  # the length is unchanged: copied byte for byte
+                    self._pending[seq] = slot
                 self._segments[target] = len(moved)
                 self._seg_min[target] = slots[0][0]
                 self._segments[number] = 0
@@ -415,7 +604,8 @@ class EventQueue:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            oldest = min((s.time for s in self._pending.values()), default=None)
+            first = min(self._pending, default=None)  # appended first, so the oldest (times are read back)
+            oldest = None if first is None else self._read(first, self._pending[first]).time
             size = sum(p.stat().st_size for p in self.dir.glob("*.log"))
             return {
                 "pending": len(self._pending),

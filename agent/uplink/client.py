@@ -135,6 +135,12 @@ class Uplink:
         self._protocol5 = config.protocol != "3.1.1"
         self._status: dict[str, Any] = {"state": "online"}
         self._factory = client_factory
+        #: the broker's Receive Maximum of the current connection (what paho may have unacknowledged)
+        self.receive_maximum = 20
+        # events handed to paho and not yet PUBACKed (paho queues those beyond the Receive Maximum)
+        self._on_wire = 0
+        self._wire_lock = threading.Lock()
+        self._wire_blocked = False
 
     # --- public API ---------------------------------------------------------------------------------
 
@@ -149,8 +155,9 @@ class Uplink:
         self._sender = threading.Thread(target=self._supervised(self._sender_loop), name="mqtt-sender", daemon=True)
         connection = threading.Thread(target=self._supervised(self._connection_loop), name="mqtt-connection",
                                       daemon=True)  # fmt: skip
-        self._threads += [connection, self._sender]
-        for thread in (connection, self._sender):
+        acker = threading.Thread(target=self._supervised(self._ack_loop), name="mqtt-acker", daemon=True)
+        self._threads += [connection, self._sender, acker]
+        for thread in (connection, self._sender, acker):
             thread.start()
 
     def _supervised(self, loop: Callable[[], None]) -> Callable[[], None]:
@@ -185,6 +192,7 @@ class Uplink:
         self.publish_status({"state": "offline"})
         self._stop.set()
         self._wake.set()
+        self._acks.put([])  # wakes the acker
         self._connack.set()
         self._link_down.set()
         for thread in self._threads:
@@ -252,7 +260,7 @@ class Uplink:
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=mqtt.MQTTv5 if self._protocol5 else mqtt.MQTTv311,
-                clean_session=None if self._protocol5 else True,
+                clean_session=None if self._protocol5 else not self.config.persistent_session,
             )
         client.max_inflight_messages_set(min(self.config.inflight, 20))
         client.max_queued_messages_set(0)
@@ -270,12 +278,14 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client, host, port
 
     def _connection_loop(self) -> None:
         attempt = 0
-        index = 0
         urls = self.config.broker_urls
+        # a random first node: a fleet spreads over a cluster's nodes instead of piling on the first URL
+        index = random.randrange(len(urls)) if urls else 0
         while not self._stop.is_set() and urls:
             url = urls[index % len(urls)]
             client, host, port = self._make_client(url)
@@ -285,7 +295,12 @@ class Uplink:
             if self._stop.is_set():
                 break
             try:
-                client.connect(host, port, self.config.keepalive)
+                if self._protocol5 and self.config.persistent_session:
+                    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                    props.SessionExpiryInterval = self.config.session_expiry
+                    client.connect(host, port, self.config.keepalive, clean_start=False, properties=props)
+                else:
+                    client.connect(host, port, self.config.keepalive)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self.stats.last_error = f"{host}:{port}: {exc}"
                 log.warning("broker %s:%d unreachable: %s", host, port, exc)
@@ -303,7 +318,11 @@ class Uplink:
             if self._connect_result != 0:
                 client.loop_stop()
                 client.disconnect()
-                if self._connect_result == 132 and self._protocol5 and self.config.protocol == "auto":
+                # 132: "unsupported protocol version"; a broker that speaks 3.1.1 only (RabbitMQ 3.10) may
+                # instead close the connection without any CONNACK; either way, try 3.1.1 (everything the
+                # agent needs travels in payloads, so 3.1.1 loses nothing)
+                refused = self._connect_result == 132 or (self._connect_result is None and self._link_down.is_set())
+                if refused and self._protocol5 and self.config.protocol == "auto":
                     log.warning("broker %s refuses MQTT 5, using 3.1.1", url)
                     self._protocol5 = False
                     continue
@@ -356,11 +375,20 @@ class Uplink:
             self._connack.set()
             return
         self.stats.connects += 1
+        # PUBACK-level flow control as the broker asks (MQTT 5 Receive Maximum, 65535 when absent);
+        # the delivery window (hub acks) is ``inflight``, paho's part of it no larger
+        receive_max = getattr(properties, "ReceiveMaximum", None) if self._protocol5 else None
+        self.receive_maximum = int(receive_max) if isinstance(receive_max, int) else (65535 if self._protocol5 else 20)
+        # paho 2.2 refuses max_inflight_messages_set on an open connection (its worry is a change to or from 0,
+        # "unlimited"); here nothing is in flight yet and the value stays above 0
+        client._max_inflight_messages = max(1, min(self.config.inflight, self.receive_maximum))
         for topic in (self.topics.ack, self.topics.cmd, self.topics.reply):
             client.subscribe(topic, qos=1)
         client.publish(self.topics.status, cbor2.dumps(self._status | {"state": "online"}), 1, True)
         with self._lock:
             self._window.reset()  # everything unacknowledged goes again
+        with self._wire_lock:
+            self._on_wire = 1  # a new client: nothing of ours in its queue but the status below
         log.info("connected to the broker")
         # last: the connection thread lets the sender publish once it sees the result; resetting the
         # window after that would send the first events twice
@@ -373,6 +401,16 @@ class Uplink:
         self._connected.clear()
         self._connack.set()  # a link that fell before the CONNACK ends the wait for it
         self._link_down.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        """A PUBACK (or the end of a QoS 0 send): room on the wire; wake the sender if it waits for some."""
+        with self._wire_lock:
+            self._on_wire = max(0, self._on_wire - 1)
+            wake = self._wire_blocked and self._on_wire <= self.receive_maximum
+            if wake:
+                self._wire_blocked = False
+        if wake:
+            self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Verify, type-check, hand over; nothing a message holds may raise into paho's network thread."""
@@ -456,6 +494,8 @@ class Uplink:
                 out = self._outbox.get_nowait()
             except queue_mod.Empty:
                 return
+            with self._wire_lock:
+                self._on_wire += 1
             info = client.publish(out.topic, out.payload, out.qos, out.retain, properties=out.properties)
             self._last_outbox_publish = info
 
@@ -465,15 +505,20 @@ class Uplink:
             self._wake.wait(timeout)
             self._wake.clear()
             timeout = None
-            self._apply_acks()
             with self._lock:
                 client = self._client
             if client is None or not self._connected.is_set():
                 continue  # the connection thread wakes this one when a client is up
             self._flush_outbox(client)
             now = time.monotonic()
+            # at most two Receive Maximums handed to paho ahead of their PUBACKs: a live event made now
+            # waits behind that much at most, not behind the whole delivery window
+            with self._wire_lock:
+                wire_room = 2 * self.receive_maximum - self._on_wire
             with self._lock:
-                batch = self._window.due(now)
+                batch = self._window.due(now, wire_room)
+            with self._wire_lock:
+                self._on_wire += len(batch)
             for send in batch:
                 info = client.publish(self.topics.events, send.body, qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
@@ -482,21 +527,39 @@ class Uplink:
                     break
                 self.stats.published += 1
                 self.stats.resent += int(send.resend)
+            if len(batch) >= wire_room:
+                with self._wire_lock:  # come back when the broker has taken some
+                    self._wire_blocked = self._on_wire > self.receive_maximum
+                    if not self._wire_blocked:
+                        self._wake.set()
             with self._lock:
                 wake = self._window.next_wake(time.monotonic())
             if wake is not None:
                 timeout = max(0.0, wake - time.monotonic())
 
-    def _apply_acks(self) -> None:
-        seqs: list[int] = []
-        while True:
+    def _ack_loop(self) -> None:
+        """Apply the hub's acks: free their window slots at once (wake the sender), then record them durably.
+
+        Its own thread, so the fsync of ``acks.log`` never holds up publishing; an ack whose record
+        fails leaves the events pending, and they are sent again after a restart (the hub deduplicates).
+        """
+        while not self._stop.is_set():
             try:
-                ids = self._acks.get_nowait()
+                batch = [self._acks.get(timeout=1.0)]
             except queue_mod.Empty:
-                break
+                continue
+            while True:
+                try:
+                    batch.append(self._acks.get_nowait())
+                except queue_mod.Empty:
+                    break
+            seqs: list[int] = []
             with self._lock:
-                seqs.extend(self._window.ack(ids))
-        if seqs:
+                for ids in batch:
+                    seqs.extend(self._window.ack(ids))
+            if not seqs:
+                continue
+            self._wake.set()  # room in the window
             try:
                 self.stats.acked += self.queue.ack(seqs)
             except StoreError as exc:

@@ -50,6 +50,10 @@ class UplinkSettingsView(Protocol):
     def hub_key(self) -> str: ...
     @property
     def clock_skew(self) -> float: ...
+    @property
+    def persistent_session(self) -> bool: ...
+    @property
+    def session_expiry(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ class UplinkConfig:
     hub_key: str = ""
     #: seconds a hub message or eligibility data may be dated ahead of this terminal's clock
     clock_skew: float = 300.0
+    #: keep the broker session across reconnects (3.1.1: clean_session false; 5: a session expiry of
+    #: ``session_expiry`` seconds), so acks and commands sent while the link is down wait in the broker
+    #: (on a RabbitMQ cluster: in a quorum queue that outlives a node)
+    persistent_session: bool = False
+    session_expiry: int = 3600
 
     @classmethod
     def from_settings(cls, s: UplinkSettingsView, facility_id: str, terminal_id: str) -> UplinkConfig:
@@ -86,7 +95,7 @@ class UplinkConfig:
             tls_cert=s.tls_cert or None, tls_key=s.tls_key or None, protocol=s.protocol, keepalive=s.keepalive,
             inflight=s.inflight, rate=s.rate, ack_timeout=s.ack_timeout, backoff_min=s.backoff_min,
             backoff_max=s.backoff_max, heartbeat=s.heartbeat, allow_plaintext=s.allow_plaintext, hub_key=s.hub_key,
-            clock_skew=s.clock_skew,
+            clock_skew=s.clock_skew, persistent_session=s.persistent_session, session_expiry=s.session_expiry,
         )  # fmt: skip
 
 

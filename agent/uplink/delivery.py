@@ -8,7 +8,9 @@ The client holds one window per uplink, guards it with its lock, publishes what
 
 The rules (``docs/mqtt.md``):
 
-- at most ``inflight`` events are unacknowledged on the wire at once;
+- at most ``inflight`` events are unacknowledged on the wire at once, and the backlog
+  may take at most ``inflight - inflight // 8`` of them: a check-in made while a long
+  backlog drains always finds room and goes out at once;
 - an event unacknowledged for ``ack_timeout`` seconds is sent again, before new ones;
 - new events come from the queue in sequence order, live ones (priority 0) before the
   backlog (priority 1), through :meth:`EventQueue.scan`, whose cost depends on the
@@ -63,6 +65,7 @@ class DeliveryWindow:
             raise ValueError("the delivery window needs room for at least one event")
         self.queue = queue
         self.limit = inflight
+        self.live_reserve = inflight // 8  # window slots only live events may take
         self.rate = rate
         self.ack_timeout = ack_timeout
         # insertion order is send order: the first entry is always the next one to time out
@@ -90,13 +93,17 @@ class DeliveryWindow:
             self._tokens = min(float(self.limit), self._tokens + (now - self._refilled) * self.rate)
         self._refilled = max(self._refilled, now)
 
-    def due(self, now: float) -> list[Send]:
+    def due(self, now: float, wire_room: int | None = None) -> list[Send]:
         """Events to publish now: timed-out ones first, then new ones, live before backlog.
 
-        What is returned counts as sent at ``now`` (in flight, one token spent each).
+        ``wire_room`` bounds how many may go now (the client's MQTT client queues what the broker's
+        Receive Maximum does not let out yet, and a live event must not wait behind a long run of
+        queued backlog); None: no bound.  What is returned counts as sent at ``now`` (in flight,
+        one token spent each).
         """
         self._refill(now)
-        budget = int(self._tokens)
+        tokens = int(self._tokens)
+        budget = tokens if wire_room is None else min(tokens, max(0, wire_room))
         out: list[Send] = []
         while self._flights and len(out) < budget:
             event_id, flight = next(iter(self._flights.items()))
@@ -110,6 +117,8 @@ class DeliveryWindow:
             out.append(Send(event_id, flight.seq, entry.body, True))
         room = min(budget - len(out), self.limit - len(self._flights))
         for priority in PRIORITIES:
+            if priority > 0:
+                room = min(room, self.limit - self.live_reserve - len(self._flights))
             if room <= 0:
                 break
             for entry in self.queue.scan(priority, self._cursor[priority], room):
@@ -121,7 +130,7 @@ class DeliveryWindow:
                 room -= 1
         self._tokens -= len(out)
         # the bucket, not the window or the queue, ended this batch: come back when a token is there
-        self._starved = budget <= len(out) and len(self._flights) < self.limit
+        self._starved = tokens <= len(out) and len(self._flights) < self.limit
         return out
 
     def ack(self, event_ids: list[str]) -> list[int]:

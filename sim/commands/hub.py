@@ -31,7 +31,8 @@ HELP = "run the facility hub simulator on an MQTT broker"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=("run", "enroll"), default="run",
                         help="run the hub (default), or enroll a terminal from its request")  # fmt: skip
-    parser.add_argument("--broker", help="mqtt://host:port, or mqtts://host:port with TLS (run)")
+    parser.add_argument("--broker", help="mqtt://host:port, or mqtts://host:port with TLS; several, comma-"
+                        "separated: the nodes of a cluster, tried in turn (run)")  # fmt: skip
     parser.add_argument("--db", type=Path, help="SQLite file for the events (run)")
     parser.add_argument("--facility", default="01001")
     parser.add_argument("--keys", type=Path, required=True, help="directory of <terminal>.pub signing keys")
@@ -60,6 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no line or progress bar per stored event")
     parser.add_argument("--dashboard", type=int, metavar="PORT",
                         help="serve the live dashboard on http://127.0.0.1:PORT/ (0: any free port)")  # fmt: skip
+    scale = parser.add_argument_group("scale")
+    scale.add_argument("--share", metavar="GROUP", help="consume through MQTT 5 shared subscriptions "
+                       "($share/GROUP/...) with the other workers of GROUP (same --db and --hub-key)")  # fmt: skip
+    scale.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (3.1.1: RabbitMQ 3.10)")
+    scale.add_argument("--client-id", help="a fixed MQTT client id (with --persistent, to resume the session)")
+    scale.add_argument("--persistent", action="store_true", help="keep the broker session across reconnects")
 
 
 def tls_files(args: argparse.Namespace) -> tuple[str, str, str] | None:
@@ -192,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     gateway = None if args.no_gateway else GatewaySim(by_id)
     hub = Hub(args.broker, args.facility, args.db, load_keys(args.keys), by_id,
               args.username, args.password, tls=tls, on_stored=reporter, signing_key=signing_key,
-              gateway=gateway, identity_service=IdentityService()).start()  # fmt: skip
+              gateway=gateway, identity_service=IdentityService(), share=args.share, protocol=args.protocol,
+              client_id=args.client_id, persistent=args.persistent).start()  # fmt: skip
     stop = threading.Event()
     dashboard = None
     if args.dashboard is not None:

@@ -14,6 +14,20 @@ a reply goes only to the asking terminal's own reply topic, derived from the top
 the query came on (the broker authenticated who may publish there), never from the
 message; every payload is type-checked; every callback and the writer are guarded,
 so no message can stop a thread; events are deduplicated by (terminal, event id).
+
+Scale (``docs/deploy/large.md``): several hub workers may share the load.  With
+``share`` each subscribes through an MQTT 5 shared subscription (``$share/GROUP/...``),
+so the broker hands each event to one of them, and all of them store into one
+database (SQLite in WAL mode here, a busy timeout for the other writer), so a
+duplicate is recognised whichever worker got the first copy.  When a worker dies,
+what the broker had handed it and it had not acknowledged is lost to it, but the
+terminal publishes every event again until some worker's ack arrives: nothing is
+lost, and each event is stored once.  Events are stored in batches (one transaction
+each) and acknowledged in batches: one signed ack per terminal per batch, naming the
+ids stored.  With ``protocol="3.1.1"`` (RabbitMQ 3.10 speaks no MQTT 5) there are no
+shared subscriptions; ``persistent`` keeps the session (``clean_session`` false,
+a fixed ``client_id``) so events published while the hub reconnects wait for it in
+the broker (quorum queues on a RabbitMQ cluster).
 """
 
 from __future__ import annotations
@@ -47,6 +61,9 @@ from sim.hub.gateway import OFFICER, GatewaySim
 from sim.hub.vneid import IdentityService
 
 log = logging.getLogger(__name__)
+
+BATCH_MAX = 1000  # events stored in one transaction at most
+BATCH_WAIT = 0.01  # seconds a batch may gather after its first event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -96,8 +113,22 @@ class Hub:
         signing_key: ed25519.Ed25519PrivateKey | None = None,
         gateway: GatewaySim | None = None,
         identity_service: IdentityService | None = None,
+        share: str | None = None,
+        protocol: str = "5",
+        client_id: str | None = None,
+        persistent: bool = False,
     ) -> None:
-        """``on_stored(terminal, event)`` is called (on the writer thread) for each event stored for the first time."""
+        """``on_stored(terminal, event)`` is called (on the writer thread) for each event stored for the first time.
+
+        ``share`` names the shared-subscription group of several workers (MQTT 5 only);
+        ``protocol`` is "5" or "3.1.1"; ``persistent`` keeps the broker session across reconnects.
+        """
+        if protocol not in ("5", "3.1.1"):
+            raise ValueError(f"protocol must be '5' or '3.1.1', not {protocol!r}")
+        if share is not None and (protocol != "5" or not share or any(c in share for c in "/+#")):
+            raise ValueError("a shared subscription needs MQTT 5 and a group name without / + #")
+        self.share = share
+        self.protocol = protocol
         self.facility = facility
         self.keys = dict(keys)
         self.eligibility = dict(eligibility or {})
@@ -113,19 +144,38 @@ class Hub:
         self.signer = HubSigner(self.signing_key, facility)
         self._db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
         self._db.executescript(SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=10000")  # another worker may be writing
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db_lock = threading.Lock()
-        parts = urlsplit(broker_url)
-        default_port = 8883 if parts.scheme in ("mqtts", "ssl") else 1883
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or default_port
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-{facility}-{uuid.uuid4().hex[:6]}",
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        # several URLs (comma-separated): the nodes of a cluster, tried in turn when the connection falls
+        self._brokers: list[tuple[str, int]] = []
+        for url in broker_url.split(","):
+            parts = urlsplit(url.strip())
+            default_port = 8883 if parts.scheme in ("mqtts", "ssl") else 1883
+            self._brokers.append((parts.hostname or "127.0.0.1", parts.port or default_port))
+        self._broker_index = 0
+        self._host, self._port = self._brokers[0]
+        client_id = client_id or f"hub-{facility}-{uuid.uuid4().hex[:6]}"
+        if protocol == "5":
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+            self._connect_props: Properties | None = None
+            if persistent:
+                self._connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                self._connect_props.SessionExpiryInterval = 3600
+        else:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                                      clean_session=not persistent)  # fmt: skip
+            self._connect_props = None
+        self._clean_start = not persistent
+        self.client.max_inflight_messages_set(1000)  # acks in flight; the broker paces what it sends us
         if username:
             self.client.username_pw_set(username, password)
         if tls is not None:
             self.client.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.connected = threading.Event()
         self.results: dict[str, dict[str, Any]] = {}
         self._sent: dict[str, str] = {}  # command id -> the terminal it was sent to
@@ -139,7 +189,11 @@ class Hub:
     def start(self) -> Hub:
         self._writer.start()
         self.client.reconnect_delay_set(0.2, 2)
-        self.client.connect_async(self._host, self._port, 30)
+        if self.protocol == "5":
+            self.client.connect_async(self._host, self._port, 30, clean_start=self._clean_start,
+                                      properties=self._connect_props)  # fmt: skip
+        else:
+            self.client.connect_async(self._host, self._port, 30)
         self.client.loop_start()
         return self
 
@@ -171,9 +225,12 @@ class Hub:
             batch.append(self._inbox.get(timeout=0.05))
         except queue_mod.Empty:
             pass
-        while len(batch) < 1000:
+        # a batch gathers for up to BATCH_WAIT once something arrived: one commit (fsync) and one signed ack
+        # per terminal cover it, instead of one for every event of a busy stream
+        until = time.monotonic() + BATCH_WAIT
+        while batch and batch[-1] is not None and len(batch) < BATCH_MAX:
             try:
-                batch.append(self._inbox.get_nowait())
+                batch.append(self._inbox.get(timeout=max(0.0, until - time.monotonic())))
             except queue_mod.Empty:
                 break
         stop = None in batch
@@ -218,9 +275,31 @@ class Hub:
             log.error("hub could not connect: %s", reason)
             return
         base = f"gate/{self.facility}/+"
-        for suffix in ("events", "query", "status", "cmd/result"):
-            client.subscribe(f"{base}/{suffix}", qos=1)
+        shared = f"$share/{self.share}/" if self.share else ""
+        for suffix in ("events", "query", "status"):
+            client.subscribe(f"{shared}{base}/{suffix}", qos=1)  # one worker handles each
+        client.subscribe(f"{base}/cmd/result", qos=1)  # every worker sees results; the sender takes its own
         self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        self._next_broker(client)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._next_broker(client)
+
+    def _next_broker(self, client: mqtt.Client) -> None:
+        """Fail over: paho's reconnect goes to the next URL of the list (one URL: the same broker again)."""
+        if len(self._brokers) < 2:
+            return
+        self._broker_index = (self._broker_index + 1) % len(self._brokers)
+        self._host, self._port = self._brokers[self._broker_index]
+        log.warning("hub: reconnecting to %s:%d", self._host, self._port)
+        if self.protocol == "5":
+            client.connect_async(self._host, self._port, 30, clean_start=self._clean_start,
+                                 properties=self._connect_props)  # fmt: skip
+        else:
+            client.connect_async(self._host, self._port, 30)
 
     # --- messages -----------------------------------------------------------------------------------
 
