@@ -55,6 +55,7 @@ class FakeFinger:
 class MemorySink:
     def __init__(self, fail: bool = False) -> None:
         self.records: list[tuple[str, CheckinRecord]] = []
+        self.errors: list[tuple[str, str, str]] = []
         self.fail = fail
 
     def store(self, record: CheckinRecord) -> str:
@@ -62,6 +63,13 @@ class MemorySink:
             raise GateAgentError("test: disk full")
         event_id = str(uuid.uuid4())
         self.records.append((event_id, record))
+        return event_id
+
+    def store_error(self, stage: str, error: str) -> str:
+        if self.fail:
+            raise GateAgentError("test: disk full")
+        event_id = str(uuid.uuid4())
+        self.errors.append((event_id, stage, error))
         return event_id
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,8 +33,11 @@ def _yymmdd(value: str, future: bool) -> dt.date | None:
         return None
 
 
-def chip_read_from(result: ReadResult) -> ChipRead:
-    """Identity and verification facts from a read; the raw files stay behind."""
+def chip_read_from(result: ReadResult, *, credentials: bool = False) -> ChipRead:
+    """Identity and verification facts from a read; the raw files stay behind.
+
+    ``credentials``: terminal credentials were configured, so a chip listing DG3 owes its fingerprint reference.
+    """
     dg13, dg1 = result.dg13, result.dg1
     if dg13 is not None and dg13.id_number:
         identity = Identity(dg13.id_number, dg13.full_name, dg13.birth, dg13.sex)
@@ -57,6 +61,8 @@ def chip_read_from(result: ReadResult) -> ChipRead:
         active_auth=None if result.active_auth is None else result.active_auth.valid,
         card_expiry=expiry,
         finger_reference=reference,
+        rules=tuple(hit.rule for hit in result.rules),
+        finger_expected=credentials and "dg3" in result.listed,
     )
     return ChipRead(identity, facts, result.apdus, result.seconds)
 
@@ -76,8 +82,10 @@ class PcscChipReader:
         chunk_size: int = 0,
         extended_length: bool = True,
         credentials_dir: Path | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self.open_transport = open_transport
+        self.read_timeout = read_timeout  # [timeouts] read: the absolute deadline of one chip read
         self.files = files
         self.trust_dir = trust_dir
         self.credentials_dir = credentials_dir
@@ -133,12 +141,14 @@ class PcscChipReader:
             return self._trust
 
     def read(self, keys: AccessKeys) -> ChipRead:
+        deadline = None if self.read_timeout is None else time.monotonic() + self.read_timeout
         transport = self.open_transport()
+        terminal = self.credentials
         try:
             trust = self.trust or (TrustStore() if self.trust_dir is not None else None)
             result = read_document(transport, keys, self.files, chunk_size=self.chunk_size,
                                    extended_length=self.extended_length, trust=trust,
-                                   terminal=self.credentials)  # fmt: skip
+                                   terminal=terminal, deadline=deadline)  # fmt: skip
         finally:
             transport.close()
-        return chip_read_from(result)
+        return chip_read_from(result, credentials=terminal is not None)

@@ -10,6 +10,12 @@ finger capture run at the same time, so the patient waits for the longer of the
 two.  The outcome is shown only after the event is durable: if it cannot be
 stored, the gate stays closed and the patient is sent to the desk.
 
+The daemon never dies of a check-in: any unexpected exception in any stage (keys,
+read, finger, eligibility, decide, store, show) is logged (its type, not its
+message, which may carry personal data), stored as an ``error`` event, shown as a
+closed gate (``INTERNAL_ERROR``, refer to the desk), and the flow returns to IDLE
+for the next patient.
+
 The flow owns no device: it gets triggers from one inbox and calls the ports of
 :mod:`agent.app.ports`.  ``step()`` handles one trigger and returns, so the daemon
 can ping the watchdog between check-ins and tests can drive it synchronously.
@@ -24,7 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent.app.model import (
     Assurance,
@@ -90,6 +96,14 @@ PROMPTS: dict[str, tuple[str, str]] = {
     "take_card": ("Mời lấy lại thẻ.", "Please take your card."),
 }
 
+INTERNAL_ERROR = Shown(
+    None,
+    Outcome.REFER_DESK.value,
+    "INTERNAL_ERROR",
+    "Lỗi hệ thống. Mời đến quầy tiếp đón.",
+    "A system error occurred. Please go to the desk.",
+)
+
 STORE_FAILED = Shown(
     None,
     Outcome.REFER_DESK.value,
@@ -134,6 +148,11 @@ class _FingerTask:
         except GateAgentError as exc:
             self.error = str(exc)
             self.captured = False
+        except Exception as exc:  # a thread must not die with a traceback: the check-in sees "not captured"
+            log.error("finger capture failed unexpectedly: %s", type(exc).__name__)
+            log.debug("finger capture failure", exc_info=True)
+            self.error = f"unexpected {type(exc).__name__}"
+            self.captured = False
 
     def wait(self, timeout: float) -> bool:
         self._thread.join(timeout)
@@ -174,6 +193,8 @@ class CheckinFlow:
         self.stats = FlowStats()
         self.card_present = False
         self.stopping = threading.Event()
+        self.stage = "idle"  # the check-in stage now running: named in an error event
+        self._finger_task: _FingerTask | None = None
         #: called at least every half second while the flow waits (the daemon pings its watchdog here)
         self.on_tick: Callable[[], None] | None = None
 
@@ -192,6 +213,46 @@ class CheckinFlow:
         return self.handle(trigger)
 
     def handle(self, trigger: Trigger) -> Shown | None:
+        """Handle one trigger; an unexpected exception anywhere ends this check-in closed, not the daemon."""
+        self.stage = "keys"
+        try:
+            return self._handle(trigger)
+        except Exception as exc:
+            return self._crashed(exc)
+        finally:
+            self.stage = "idle"
+            self._finger_task = None
+
+    def _crashed(self, exc: Exception) -> Shown:
+        stage = self.stage
+        log.error("check-in failed in stage %s: unexpected %s; gate closed", stage, type(exc).__name__)
+        log.debug("unexpected check-in failure", exc_info=True)
+        if self._finger_task is not None:
+            try:
+                self._finger_task.stop()
+            except Exception:
+                log.exception("finger capture could not be stopped")
+        event_id: str | None = None
+        try:
+            event_id = self.sink.store_error(stage, type(exc).__name__)
+        except Exception as store_exc:
+            log.error("the error event could not be stored: %s", type(store_exc).__name__)
+        shown = Shown(event_id, *(getattr(INTERNAL_ERROR, f) for f in ("outcome", "reason", "message_vi",
+                                                                        "message_en")))  # fmt: skip
+        try:
+            self.output.show(shown)
+        except Exception as show_exc:
+            log.error("the closed gate could not be shown: %s", type(show_exc).__name__)
+        self.stats.aborted += 1
+        self.stats.by_outcome["error"] = self.stats.by_outcome.get("error", 0) + 1
+        self.state = State.IDLE
+        try:
+            self.output.prompt("ready", *PROMPTS["ready"])
+        except Exception as prompt_exc:
+            log.error("the ready prompt could not be shown: %s", type(prompt_exc).__name__)
+        return shown
+
+    def _handle(self, trigger: Trigger) -> Shown | None:
         if isinstance(trigger, CardRemoved):
             self.card_present = False
             return None
@@ -268,9 +329,11 @@ class CheckinFlow:
     # --- one check-in -------------------------------------------------------------------------------
 
     def _checkin(self, keys: AccessKeys) -> Shown | None:
+        self.stage = "read"
         self._set(State.READING, "reading")
         started = time.monotonic()
         finger_task = _FingerTask(self.finger, self.timeouts.finger) if self.finger is not None else None
+        self._finger_task = finger_task
         if finger_task is not None:
             self.output.prompt("place_finger", *PROMPTS["place_finger"])
         try:
@@ -288,9 +351,13 @@ class CheckinFlow:
             log.warning("chip read failed: %s", exc)
             self._abort("read_failed", finger_task)
             return None
+        self.stage = "finger"
         finger = self._finger_result(finger_task, chip, started)
+        if self.finger is not None and chip.facts.finger_expected:
+            finger = replace(finger, required=True)
         eligibility = self._lookup(chip.identity.id_number)
         shown = self._decide_and_store(chip.identity, Assurance.CHIP, chip, finger, eligibility)
+        self.stage = "removal"
         self._wait_removal()
         self._set(State.IDLE, "ready")
         return shown
@@ -321,6 +388,7 @@ class CheckinFlow:
         return shown
 
     def _lookup(self, id_number: str) -> Eligibility:
+        self.stage = "eligibility"
         try:
             return self.eligibility.lookup(id_number)
         except GateAgentError as exc:
@@ -335,6 +403,7 @@ class CheckinFlow:
         finger: FingerFacts,
         eligibility: Eligibility,
     ) -> Shown:
+        self.stage = "decide"
         self._set(State.DECIDING, None)
         discrepancies: tuple[Discrepancy, ...] = ()
         if chip is not None and eligibility.record is not None:
@@ -349,6 +418,7 @@ class CheckinFlow:
             self.facility_code,
         )
         decision: Decision = self.policy.decide(facts, mismatched=bool(discrepancies))
+        self.stage = "store"
         self._set(State.STORING, None)
         record = CheckinRecord(identity, assurance.value, facts.chip, finger, eligibility, decision, discrepancies)
         try:
@@ -365,6 +435,7 @@ class CheckinFlow:
                 decision.message_en,
                 decision.provisional,
             )
+        self.stage = "show"
         self._set(State.SHOWING, None)
         self.output.show(shown)
         self.stats.checkins += 1

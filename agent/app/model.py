@@ -39,6 +39,10 @@ class Identity:
         return "Identity(<redacted>)"
 
 
+#: downgrade rules that by themselves mean a copy (agent.card.read.RULES marks the same ones)
+CLONE_RULES = frozenset({"DG14_WITHHELD", "DG15_WITHHELD", "CA_REQUIRED", "AA_REQUIRED"})
+
+
 @dataclass(frozen=True)
 class ChipFacts:
     """The verification results of one chip read.  ``None`` means the step was not performed."""
@@ -52,11 +56,16 @@ class ChipFacts:
     finger_reference: bytes | None = field(
         default=None, repr=False
     )  # DG3's first finger image, when Terminal Authentication opened it (goes to the module, never stored)
+    #: downgrade rules that fired (``agent.card.read.RULES``: DG14_WITHHELD, AA_REQUIRED, CARD_ACCESS_MISSING ...)
+    rules: tuple[str, ...] = ()
+    #: the chip's fingerprint reference is expected: EF.SOD lists DG3 and terminal credentials are configured
+    finger_expected: bool = False
 
     @property
     def clone_suspected(self) -> bool:
-        """A chip that announces CA or AA and fails it is not the original chip."""
-        return self.chip_auth is False or self.active_auth is False
+        """A chip that fails (or avoids) the CA or AA its EF.SOD makes mandatory is not the original chip."""
+        avoided = any(rule in CLONE_RULES for rule in self.rules)
+        return self.chip_auth is False or self.active_auth is False or avoided
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class FingerFacts:
     status: FingerStatus
     score: int | None = None
     detail: str = ""
+    #: the gate expected this finger: a module is configured and the chip's reference was due (ChipFacts)
+    required: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ class Finding(enum.StrEnum):
     CARD_EXPIRED = "CARD_EXPIRED"
     FINGER_NO_MATCH = "FINGER_NO_MATCH"
     FINGER_NOT_CHECKED = "FINGER_NOT_CHECKED"
+    FINGER_REQUIRED_NOT_CHECKED = "FINGER_REQUIRED_NOT_CHECKED"
+    PACE_DOWNGRADE = "PACE_DOWNGRADE"
+    CHIP_AUTH_NOT_RUN = "CHIP_AUTH_NOT_RUN"
     MANUAL_ENTRY = "MANUAL_ENTRY"
     NOT_INSURED = "NOT_INSURED"
     NOT_IN_CACHE = "NOT_IN_CACHE"
@@ -60,6 +63,17 @@ class Finding(enum.StrEnum):
     RECORD_MISMATCH = "RECORD_MISMATCH"
 
 
+#: findings that only say a check could not be made: relaxing them to an admitting action lets an
+#: unproven patient through, so ``gate-agent config check`` warns about it (see :func:`relaxations`)
+FAIL_CLOSED: tuple[Finding, ...] = (
+    Finding.PA_FAILED,
+    Finding.CLONE_SUSPECTED,
+    Finding.FINGER_NO_MATCH,
+    Finding.FINGER_REQUIRED_NOT_CHECKED,
+    Finding.PACE_DOWNGRADE,
+    Finding.CHIP_AUTH_NOT_RUN,
+)
+
 #: config key (lower case) -> default action
 DEFAULT_ACTIONS: dict[Finding, str] = {
     Finding.PA_FAILED: "refuse",
@@ -68,6 +82,9 @@ DEFAULT_ACTIONS: dict[Finding, str] = {
     Finding.CARD_EXPIRED: "refer_desk",
     Finding.FINGER_NO_MATCH: "refer_desk",
     Finding.FINGER_NOT_CHECKED: "admit",
+    Finding.FINGER_REQUIRED_NOT_CHECKED: "refer_desk",
+    Finding.PACE_DOWNGRADE: "refuse",
+    Finding.CHIP_AUTH_NOT_RUN: "refer_desk",
     Finding.MANUAL_ENTRY: "admit_provisional",
     Finding.NOT_INSURED: "refer_desk",
     Finding.NOT_IN_CACHE: "refer_desk",
@@ -97,6 +114,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The fingerprint does not match. Please go to the desk.",
     ),
     Finding.FINGER_NOT_CHECKED: ("Chưa kiểm tra được vân tay.", "The fingerprint could not be checked."),
+    Finding.FINGER_REQUIRED_NOT_CHECKED: (
+        "Chưa kiểm tra được vân tay của chủ thẻ. Mời đến quầy tiếp đón.",
+        "Your fingerprint was not checked against the card. Please go to the desk.",
+    ),
+    Finding.PACE_DOWNGRADE: (
+        "Thẻ không hợp lệ (thiếu thông tin truy cập). Mời đến quầy tiếp đón.",
+        "This card is not genuine (access information missing). Please go to the desk.",
+    ),
+    Finding.CHIP_AUTH_NOT_RUN: (
+        "Chưa xác thực được chip của thẻ. Mời đến quầy tiếp đón.",
+        "The card's chip could not be verified here. Please go to the desk.",
+    ),
     Finding.MANUAL_ENTRY: (
         "Tiếp nhận theo số định danh nhập tay (tạm thời).",
         "Checked in by a typed ID number (provisional).",
@@ -191,6 +220,20 @@ class Policy:
         return Decision(outcome, reason, tuple(found))
 
 
+def relaxations(table: Mapping[str, object]) -> list[str]:
+    """Warnings for a ``[policy]`` table that admits on a finding that must not admit by default.
+
+    Each names the key, the action and why it matters; empty for the defaults.
+    """
+    out: list[str] = []
+    for finding in FAIL_CLOSED:
+        value = table.get(finding.value.lower())
+        if isinstance(value, str) and value in ACTIONS and ACTIONS[value].severity < Outcome.REFER_DESK.severity:
+            out.append(f"policy.{finding.value.lower()} = {value!r}: a patient whose card or finger was not proven "
+                       f"genuine is admitted (default {DEFAULT_ACTIONS[finding]!r})")  # fmt: skip
+    return out
+
+
 def findings(facts: CheckinFacts, *, mismatched: bool = False) -> list[Finding]:
     """Everything noteworthy about this check-in, in a fixed order."""
     out: list[Finding] = []
@@ -204,10 +247,16 @@ def findings(facts: CheckinFacts, *, mismatched: bool = False) -> list[Finding]:
             out.append(Finding.PA_NOT_CHECKED)
         if chip.clone_suspected:
             out.append(Finding.CLONE_SUSPECTED)
+        if "CARD_ACCESS_MISSING" in chip.rules:
+            out.append(Finding.PACE_DOWNGRADE)
+        if "CA_NOT_RUN" in chip.rules:
+            out.append(Finding.CHIP_AUTH_NOT_RUN)
         if chip.card_expiry is not None and chip.card_expiry < facts.today:
             out.append(Finding.CARD_EXPIRED)
     if facts.finger.status is FingerStatus.NO_MATCH:
         out.append(Finding.FINGER_NO_MATCH)
+    elif facts.finger.required and facts.finger.status is not FingerStatus.MATCH:
+        out.append(Finding.FINGER_REQUIRED_NOT_CHECKED)
     elif facts.finger.status in (FingerStatus.NOT_CHECKED, FingerStatus.ERROR) and facts.assurance is Assurance.CHIP:
         out.append(Finding.FINGER_NOT_CHECKED)
     elig = facts.eligibility

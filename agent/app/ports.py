@@ -103,6 +103,10 @@ class EventSink(Protocol):
         """Make the check-in durable (fsync'd) and return its event id; raise when it cannot be stored."""
         ...
 
+    def store_error(self, stage: str, error: str) -> str:
+        """Make an ``error`` event durable: a check-in ended by an unexpected failure in ``stage``."""
+        ...
+
 
 @dataclass(frozen=True)
 class Shown:

@@ -253,6 +253,7 @@ def build_runtime(cfg: Config) -> Runtime:
     reader = PcscChipReader(
         lambda: PcscTransport(r.name), files, Path(r.trust_dir), chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
+        read_timeout=cfg.timeouts.read,
     )  # fmt: skip
     finger = None
     if cfg.finger.enabled:
@@ -301,6 +302,7 @@ def build_runtime(cfg: Config) -> Runtime:
         flow.policy = Policy.from_config(dict(fresh.policy))
         ft = fresh.timeouts
         flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
+        reader.read_timeout = ft.read
         flow.output = build_outputs(fresh)
         reader.reload_trust()
         reader.reload_credentials()

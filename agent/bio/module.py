@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from agent.bio.protocol import (
     COMMANDS,
+    MAX_PAYLOAD,
     PID_ACK,
     PID_DATA,
     PID_END,
@@ -57,6 +58,15 @@ class ModuleProfile:
     finger_poll: float = 0.1
 
 
+#: the receive buffer's bound: a few packets (the largest is 9 + 256 + 64 + 2 bytes)
+MAX_PACKET = 9 + MAX_PAYLOAD + 2
+MAX_BUFFER = 8 * MAX_PACKET
+#: the most data an upload may bring: an 8-bit 256 x 288 image, a template (R307/R503: 512-1536 bytes)
+MAX_IMAGE = 256 * 288
+MAX_TEMPLATE = 4096
+UPLOAD_LIMITS = {"up_image": MAX_IMAGE, "up_char": MAX_TEMPLATE}
+
+
 @dataclass(frozen=True)
 class MatchResult:
     matched: bool
@@ -72,6 +82,7 @@ class FingerprintModule:
         self.stats = {"retries": 0, "resyncs": 0, "resets": 0, "bytes_out": 0, "bytes_in": 0}
         self.transfer_seconds = 0.0
         self._line_busy_until = 0.0  # a write returns before the UART has sent it all: replies come later
+        self._local = threading.local()  # per thread: the running operation's absolute deadline
 
     @classmethod
     def open(cls, url: str, profile: ModuleProfile | None = None) -> FingerprintModule:
@@ -81,6 +92,15 @@ class FingerprintModule:
     def close(self) -> None:
         self.port.close()
 
+    @property
+    def _deadline(self) -> float | None:
+        value: float | None = getattr(self._local, "deadline", None)
+        return value
+
+    @_deadline.setter
+    def _deadline(self, value: float | None) -> None:
+        self._local.deadline = value
+
     # --- packets ------------------------------------------------------------------------------------
 
     def _send(self, packet: Packet) -> None:
@@ -89,7 +109,13 @@ class FingerprintModule:
         self.port.write(data)
 
     def _receive(self, deadline: float) -> Packet:
+        """The next packet for our address before ``deadline``: a stream of garbage or of others' packets
+        cannot extend it, and the buffer never holds more than :data:`MAX_BUFFER` bytes."""
+        if self._deadline is not None:
+            deadline = min(deadline, self._deadline)
         while True:
+            if time.monotonic() >= deadline:
+                raise TransportTimeoutError("fingerprint module: no packet for us before the deadline")
             try:
                 packet, used = parse_packet(self._buffer)
             except FrameError:
@@ -105,7 +131,8 @@ class FingerprintModule:
                 return packet
             if used:
                 self._buffer = self._buffer[used:]
-            chunk = self.port.read_some(deadline)
+            # at most what fits: parse_packet consumes garbage and packets, and waits only for one incomplete one
+            chunk = self.port.read_some(deadline, max(1, MAX_BUFFER - len(self._buffer)))
             self.stats["bytes_in"] += len(chunk)
             self._buffer += chunk
 
@@ -115,6 +142,9 @@ class FingerprintModule:
         timeout = self.profile.slow_timeout if cmd.slow else self.profile.command_timeout
         last: BioError | TransportError | None = None
         for attempt in range(self.profile.retries + 1):
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                last = TransportTimeoutError(f"fingerprint module: {name} not sent, the operation's deadline passed")
+                break
             if attempt:
                 self.stats["retries"] += 1
                 time.sleep(min(0.05 * 2**attempt, 0.5))
@@ -164,16 +194,19 @@ class FingerprintModule:
             self.command(name, *args)
             data = bytearray()
             start = time.monotonic()
+            limit = UPLOAD_LIMITS.get(name, MAX_TEMPLATE)
+            # the whole transfer at the line's rate, twice over, plus one command's wait: no packet extends it
+            deadline = start + self.profile.command_timeout + 2 * limit * 10 / self.profile.baud
             while True:
-                packet = self._receive(time.monotonic() + self.profile.command_timeout)
+                packet = self._receive(min(time.monotonic() + self.profile.command_timeout, deadline))
                 if packet.pid not in (PID_DATA, PID_END):
                     raise FrameError(f"{name}: expected data, got PID {packet.pid:#04x}")
                 data += packet.payload
+                if len(data) > limit:
+                    raise FrameError(f"{name}: more than {limit} bytes of data")
                 if packet.pid == PID_END:
                     self.transfer_seconds += time.monotonic() - start
                     return bytes(data)
-                if len(data) > 1 << 20:
-                    raise FrameError(f"{name}: more than 1 MiB of data")
 
     def _download(self, name: str, data: bytes, *args: int) -> None:
         with self._lock:
@@ -271,24 +304,46 @@ class FingerprintModule:
     # --- what the gate does -------------------------------------------------------------------------
 
     def wait_finger(self, cancel: threading.Event, timeout: float) -> bool:
-        """Poll for a finger until one is captured, ``cancel`` is set or ``timeout`` passes."""
+        """Poll for a finger until one is captured, ``cancel`` is set or ``timeout`` passes.
+
+        ``timeout`` is absolute: every command inside (retries and resets included) ends by then.
+        """
         deadline = time.monotonic() + timeout
-        while not cancel.is_set() and time.monotonic() < deadline:
-            try:
-                if self.capture():
-                    return True
-            except TransportTimeoutError:
-                log.warning("fingerprint module stopped answering: resetting")
-                self.reset()
-            cancel.wait(self.profile.finger_poll)
-        return False
+        outer = self._deadline
+        self._deadline = deadline if outer is None else min(outer, deadline)
+        try:
+            while not cancel.is_set() and time.monotonic() < deadline:
+                try:
+                    if self.capture():
+                        return True
+                except TransportTimeoutError:
+                    if time.monotonic() >= deadline:
+                        break
+                    log.warning("fingerprint module stopped answering: resetting")
+                    try:
+                        self.reset()
+                    except TransportTimeoutError:
+                        continue
+                except FrameError as exc:
+                    log.warning("fingerprint module garbled a reply: %s", exc)
+                cancel.wait(self.profile.finger_poll)
+            return False
+        finally:
+            self._deadline = outer
 
     def capture_live(self, cancel: threading.Event, timeout: float) -> bool:
-        """The live finger into buffer 1 (what the gate does while the chip is read)."""
-        if not self.wait_finger(cancel, timeout):
-            return False
-        self.image_to_buffer(1)
-        return True
+        """The live finger into buffer 1 (what the gate does while the chip is read).
+
+        Everything, the feature extraction included, ends within ``timeout`` plus one slow command.
+        """
+        self._deadline = time.monotonic() + timeout + self.profile.slow_timeout
+        try:
+            if not self.wait_finger(cancel, timeout):
+                return False
+            self.image_to_buffer(1)
+            return True
+        finally:
+            self._deadline = None
 
     def verify_reference(self, reference: bytes, threshold: int, *, image: bool = False) -> MatchResult:
         """1:1 against a reference from the host: into buffer 2 (features, or an image converted on the module)."""

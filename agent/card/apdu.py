@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from agent.card.errors import (
     AuthenticationFailed,
     CardError,
+    ChainingError,
     FileNotFoundOnCard,
     OffsetError,
+    ReadDeadlineError,
     SecurityStatusError,
     SmObjectsError,
     StatusError,
@@ -33,6 +35,8 @@ SW_OK = 0x9000
 #: the most a short Le asks for (Le = 00) and an extended one (Le = 0000)
 SHORT_MAX = 256
 EXTENDED_MAX = 65536
+#: the most GET RESPONSE rounds one command may take: an extended response (65536 bytes) in 256-byte parts
+MAX_CHAINED = EXTENDED_MAX // SHORT_MAX
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ class ApduChannel:
 
     transport: CardTransport
     counters: Counters = field(default_factory=Counters)
+    #: absolute deadline (time.monotonic()) after which no command is sent: a slow or hostile chip costs no more
+    deadline: float | None = None
 
     def transceive(self, command: CommandApdu) -> ResponseApdu:
         response = self._raw(command.to_bytes())
@@ -183,13 +189,19 @@ class ApduChannel:
             retry = CommandApdu(command.cla, command.ins, command.p1, command.p2, command.data, response.sw2 or 256)
             response = self._raw(retry.to_bytes())
         data = response.data
+        rounds = 0
         while response.sw1 == 0x61:  # more data available
+            rounds += 1
+            if rounds > MAX_CHAINED or len(data) > EXTENDED_MAX:
+                raise ChainingError(f"response chaining past {EXTENDED_MAX} bytes ({rounds} GET RESPONSE rounds)")
             get = CommandApdu(command.cla & 0x0C, 0xC0, 0, 0, le=response.sw2 or 256)
             response = self._raw(get.to_bytes())
             data += response.data
         return ResponseApdu(data, response.sw)
 
     def _raw(self, raw: bytes) -> ResponseApdu:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ReadDeadlineError("the chip read passed its deadline")
         start = time.perf_counter()
         if log.isEnabledFor(WIRE):
             log.log(WIRE, "> %s", raw[:5].hex())  # the header only: command data may be personal

@@ -76,11 +76,11 @@ def parse_ddmmyyyy(value: str, name: str) -> dt.date:
     """A date as printed on the card and in its QR code, ``ddmmyyyy`` (``dd/mm/yyyy`` accepted)."""
     digits = re.sub(r"[/.\-]", "", value.strip())
     if not re.fullmatch(r"[0-9]{8}", digits):
-        raise KeyDerivationError(f"{name}: {value!r} is not a date ddmmyyyy", field=name)
+        raise KeyDerivationError(f"{name}: not a date ddmmyyyy", field=name)
     try:
         return dt.date(int(digits[4:]), int(digits[2:4]), int(digits[:2]))
     except ValueError:
-        raise KeyDerivationError(f"{name}: {value!r} is not a valid date", field=name) from None
+        raise KeyDerivationError(f"{name}: not a valid date", field=name) from None
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class PersonalId:
             raise KeyDerivationError("the personal ID number must be exactly 12 digits", field="id_number")
         if self.number[:3] not in PROVINCE_CODES:
             raise KeyDerivationError(
-                f"the personal ID number starts with {self.number[:3]}, which is not a province code",
+                "the personal ID number does not start with a province code",
                 field="id_number",
             )
 
@@ -216,7 +216,7 @@ def parse_card_qr(text: str) -> CardQr:
     if old_id and not re.fullmatch(r"[0-9]{9}", old_id):
         raise KeyDerivationError("the old ID number in the QR code must be 9 digits or empty", field="old_id")
     if sex not in ("Nam", "Nữ"):
-        raise KeyDerivationError(f"sex in the QR code is {sex!r}, expected 'Nam' or 'Nữ'", field="sex")
+        raise KeyDerivationError("sex in the QR code is not 'Nam' or 'Nữ'", field="sex")
     return CardQr(
         id_number=id_number,
         old_id=old_id,

@@ -6,7 +6,12 @@ from agent.errors import GateAgentError
 
 
 class CardError(GateAgentError):
-    """Root of the errors raised by :mod:`agent.card`."""
+    """Root of the errors raised by :mod:`agent.card`.
+
+    Exit status 3 (a reader or card error): only a failed authenticity check exits 1.
+    """
+
+    exit_code = 3
 
 
 class InputError(CardError):
@@ -90,6 +95,30 @@ class SecureMessagingError(CardError):
 
 
 class AccessDenied(CardError):
-    """No access key opened the chip (BAC and PACE both failed); the keys are wrong for this card."""
+    """No access key opened the chip (BAC and PACE both failed); the keys are wrong for this card.
+
+    Exit status 2, as for any other bad input: the keys given do not belong to this card.
+    """
 
     wrong_keys = True
+    exit_code = 2
+
+
+class HostileCardError(CardError):
+    """The chip behaves in a way no genuine chip does (endless chaining, a file larger than its data group allows)."""
+
+
+class ChainingError(HostileCardError):
+    """Response chaining (61xx, more data) went on past the longest response ISO/IEC 7816-4 allows."""
+
+
+class FileTooLarge(HostileCardError):
+    """A file announces a length larger than its data group may have: refused before reading it."""
+
+
+class UnexpectedCardData(HostileCardError):
+    """The chip's answers drove the reader into a state it does not handle (an overflow, a bad length ...)."""
+
+
+class ReadDeadlineError(CardError):
+    """The check-in read passed its absolute deadline (``[timeouts] read``)."""

@@ -26,7 +26,7 @@ def char_value(ch: str) -> int:
         return ord(ch) - ord("A") + 10
     if ch == "<":
         return 0
-    raise InputError(f"character {ch!r} is not allowed in a machine readable zone")
+    raise InputError("a character is not allowed in a machine readable zone", field="mrz")
 
 
 def check_digit(data: str) -> str:

@@ -66,7 +66,7 @@ def parse_mrz(text: str) -> Mrz:
     for i, line in enumerate(lines, 1):
         bad = next((c for c in line if c not in _ALLOWED), None)
         if bad is not None:
-            raise MrzError(f"line {i}: character {bad!r} is not allowed (only A-Z, 0-9 and '<')", field=f"line{i}")
+            raise MrzError(f"line {i}: a character is not allowed (only A-Z, 0-9 and '<')", field=f"line{i}")
     shape = tuple(len(line) for line in lines)
     if shape == (30, 30, 30):
         return _parse_td1(lines)
@@ -85,26 +85,26 @@ def _verify(name: str, data: str, digit: str, *, filler_ok: bool = False) -> Non
     if filler_ok and digit == "<" and set(data) <= {"<"}:
         return
     if not "0" <= digit <= "9":
-        raise MrzError(f"{name}: check digit {digit!r} is not a digit", field=name)
+        raise MrzError(f"{name}: the check digit is not a digit", field=name)
     want = check_digit(data)
     if digit != want:
-        raise MrzError(f"{name}: check digit is {digit}, but {data!r} gives {want}", field=name)
+        raise MrzError(f"{name}: the check digit does not match", field=name)
 
 
 def _verify_date(name: str, value: str, *, allow_empty: bool = False) -> None:
     if allow_empty and value == "<<<<<<":
         return
     if not (len(value) == 6 and all("0" <= c <= "9" for c in value)):
-        raise MrzError(f"{name}: {value!r} is not a date YYMMDD", field=name)
+        raise MrzError(f"{name}: not a date YYMMDD", field=name)
     try:
         dt.date(2000 + int(value[:2]), int(value[2:4]), int(value[4:6]))
     except ValueError:
-        raise MrzError(f"{name}: {value!r} is not a valid date YYMMDD", field=name) from None
+        raise MrzError(f"{name}: not a valid date YYMMDD", field=name) from None
 
 
 def _verify_sex(value: str) -> None:
     if value not in ("M", "F", "<", "X"):
-        raise MrzError(f"sex: {value!r} is not M, F or <", field="sex")
+        raise MrzError("sex: not M, F or <", field="sex")
 
 
 def _names(zone: str) -> tuple[str, str]:

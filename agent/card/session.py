@@ -7,6 +7,13 @@ fails.  Files are read by short file identifier (no SELECT), in chunks of a
 configurable size; extended-length reads are used when allowed and dropped, with a
 fresh authentication, the first time the chip refuses one (a chip ends its secure
 messaging session on any error).  Offsets above 32767 use READ BINARY with odd INS.
+
+A chip that refuses READ BINARY by short file identifier gets SELECT by file
+identifier instead (under secure messaging), and the answer to the SELECT tells a
+missing file (6A82) from a chip without SFI support.  A file whose first bytes
+announce more than its data group may hold (:data:`MAX_FILE_SIZE`) is refused
+before it is read, and ``deadline`` bounds the whole session: a hostile chip
+costs the gate at most that.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from agent.card.errors import (
     AuthenticationFailed,
     CardError,
     FileNotFoundOnCard,
+    FileTooLarge,
     ParseError,
     SecureMessagingError,
     SecurityStatusError,
+    SmObjectsError,
     StatusError,
     WrongLengthError,
 )
@@ -41,6 +50,14 @@ AID_EMRTD = bytes.fromhex("A0000002471001")
 SHORT_CHUNK = 0xDF
 DEFAULT_EXTENDED_CHUNK = 0x1000
 MAX_SHORT_OFFSET = 0x7FFF
+#: the largest file each data group may be: images (faces, fingerprints, irises) up to 1 MiB, all else 64 KiB
+LARGE_FILES = frozenset({"dg2", "dg3", "dg4"})
+MAX_FILE_SIZE = 1 << 20
+MAX_SMALL_FILE_SIZE = 1 << 16
+
+
+def max_file_size(name: str) -> int:
+    return MAX_FILE_SIZE if name in LARGE_FILES else MAX_SMALL_FILE_SIZE
 
 
 class FileMissing(CardError):
@@ -56,18 +73,21 @@ class ChipSession:
     transport: CardTransport
     chunk_size: int = 0  # 0: 0xDF short, 0x1000 extended
     extended_length: bool = True
+    deadline: float | None = None  # time.monotonic() after which no APDU is sent
     channel: ApduChannel = field(init=False)
     sm: SecureChannel | None = field(default=None, init=False)
     access: str | None = field(default=None, init=False)
     card_access: SecurityInfos | None = field(default=None, init=False)
     _keys: AccessKeys | None = field(default=None, init=False, repr=False)
     extended_refused: bool = field(default=False, init=False)
+    sfi_refused: bool = field(default=False, init=False)  # the chip answered READ BINARY by SFI with an error
+    _sfi_works: bool = field(default=False, init=False)  # a READ BINARY by SFI succeeded: 6A82 then means missing
     bac_key: MrzKey | None = field(default=None, init=False, repr=False)
     pace_chip_key: bytes = field(default=b"", init=False, repr=False)
     chip_auth: CaOutcome | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.channel = ApduChannel(self.transport)
+        self.channel = ApduChannel(self.transport, deadline=self.deadline)
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -152,7 +172,7 @@ class ChipSession:
         outcome = chip_authentication(self.sm, choice)
         self.sm = outcome.channel
         try:
-            self._read_once(file_spec("dg14").sfi, 0, 1, "dg14")
+            self._first_bytes("dg14", 1)
         except (CardError, ParseError) as exc:
             self.sm = None
             raise ChipAuthError(
@@ -185,19 +205,64 @@ class ChipSession:
     def read_file(self, name: str) -> bytes:
         """The whole file; :class:`FileMissing` / :class:`FileDenied` when the chip says so."""
         spec = file_spec(name)
-        return self._read_all(spec.sfi, name)
+        if self.sfi_refused:
+            self._select_file(name)
+            return self._read_all(None, name)
+        try:
+            return self._read_all(spec.sfi, name)
+        except FileDenied:
+            raise
+        except FileMissing:
+            if self._sfi_works:
+                raise
+            return self._read_selected(name, "6A82")
+        except StatusError as exc:
+            if isinstance(exc, SecurityStatusError | SmObjectsError):
+                raise
+            return self._read_selected(name, f"{exc.sw:04X}")
+
+    def _read_selected(self, name: str, refusal: str) -> bytes:
+        """READ BINARY by SFI was refused: SELECT the file by its identifier; 6A82 there means missing."""
+        self._select_file(name)  # FileMissing / FileDenied when the chip says so
+        if not self.sfi_refused:
+            log.info("the chip refused READ BINARY by short file identifier (%s): selecting files by FID", refusal)
+        self.sfi_refused = True
+        return self._read_all(None, name)
+
+    def _select_file(self, name: str) -> None:
+        if self.sm is not None and self.sm.broken:
+            self.reopen()  # the chip's plain error answer ended the secure channel
+        fid = file_spec(name).fid
+        response = self.send(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")))
+        if response.sw in (0x6A82, 0x6A83):
+            raise FileMissing(f"{name} is not on this chip")
+        if response.sw == 0x6982:
+            raise FileDenied(f"{name} needs more access rights (6982)")
+        check(response, f"SELECT {name}")
+
+    def _first_bytes(self, name: str, length: int) -> bytes:
+        """Select ``name`` (by SFI, or by FID on a chip without SFI support) and read its first bytes."""
+        if self.sfi_refused:
+            self._select_file(name)
+            return self._read_once(None, 0, length, name)
+        return self._read_once(file_spec(name).sfi, 0, length, name)
 
     def _read_all(self, sfi: int | None, name: str, chunk: int = 0) -> bytes:
         """Read a whole file; ``chunk`` fixes the size (no extended-length fallback) when given."""
         size = chunk or self.chunk
         read = self._read_once if chunk else self._read
         first = read(sfi, 0, size, name)
+        if sfi is not None:
+            self._sfi_works = True
         if not first:
             raise FileMissing(f"{name} is empty")
         try:
             total = tlv.total_length(first[:6], name)
         except ParseError:
             total = len(first)
+        limit = max_file_size(name)
+        if total > limit:
+            raise FileTooLarge(f"{name} announces {total} bytes, more than the {limit} its data group may have")
         data = bytearray(first)
         while len(data) < total:
             want = min(chunk or self.chunk, total - len(data))
@@ -224,10 +289,12 @@ class ChipSession:
             self.reopen()
             if sfi is None and offset:
                 # the current file was lost with the session: select it again by reading its first byte
-                self._read_once(file_spec(name).sfi, 0, 1, name)
+                self._first_bytes(name, 1)
             return self._read_once(sfi, offset, min(length, SHORT_CHUNK), name)
 
     def _read_once(self, sfi: int | None, offset: int, length: int, name: str) -> bytes:
+        if offset > MAX_FILE_SIZE:
+            raise FileTooLarge(f"{name}: offset {offset} beyond the largest file a data group may have")
         if sfi is not None:
             command = CommandApdu(0x00, 0xB0, 0x80 | sfi, offset, le=length)
         elif offset <= MAX_SHORT_OFFSET:

@@ -48,7 +48,7 @@ def _lazy(fn: Callable[[Sod], _T]) -> Callable[[Sod], _T]:
             return fn(self)
         except ParseError:
             raise
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
             raise ParseError(f"malformed CMS SignedData: {exc}", "EF.SOD") from exc
 
     return wrapper
@@ -122,5 +122,7 @@ def parse_sod(data: bytes) -> Sod:
         return Sod(lso["hash_algorithm"]["algorithm"].native, hashes, version, signed, bytes(econtent))
     except ParseError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # asn1crypto surfaces malformed input as any of these (an IndexError from a short SignerIdentifier,
+        # an AttributeError from an undecodable choice): all of them are a malformed EF.SOD
         raise ParseError(f"malformed CMS SignedData: {exc}", "EF.SOD") from exc

@@ -18,13 +18,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from agent.app.policy import relaxations
+
     cfg = load_config(args.config)
+    warnings = relaxations(dict(cfg.policy))
+    for warning in warnings:
+        print(f"{cfg.path}: warning: {warning}", file=sys.stderr)
     if args.json:
         out = {
             "config": str(cfg.path),
             "ok": True,
             "facility_id": cfg.terminal.facility_id,
             "terminal_id": cfg.terminal.terminal_id,
+            "warnings": warnings,
         }
         print(json.dumps(out))
     else:

@@ -5,10 +5,14 @@ Access keys, one of: ``--mrz`` (the printed MRZ lines), ``--doc-number/--birth Y
 derived), ``--qr`` (the QR code on the CCCD front), ``--can``.  Active and Chip
 Authentication run whenever DG15 / DG14 are read; ``--files ...,dg3`` with
 ``--terminal DIR`` (the terminal's CV certificates and key) runs Terminal
-Authentication and reads the fingerprints.  Exit status 0 when the chip was read and
-every check that ran passed, 1 when Passive, Active or Chip Authentication failed
-(tampered data or a cloned chip), 2 for bad input (including unusable terminal
-credentials), 3 for reader or card errors.
+Authentication and reads the fingerprints.
+
+Exit status: 0 the chip was read and no authenticity check failed; 1 an authenticity
+check failed, or was required by the chip's EF.SOD and could not be made (a downgrade
+rule fired: the JSON's ``rules`` and ``failures`` say which), and nothing else exits 1;
+2 bad input (unusable keys or terminal credentials, keys that do not open the chip);
+3 a reader or card error.  With ``--json`` every outcome prints one JSON object on
+stdout, a failure ``{"error": {"type", "message", "exit"}}``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.card.errors import InputError
+from agent.errors import GateAgentError
 
 HELP = "read and verify a chip ID card (CCCD) or passport"
 
@@ -73,6 +78,19 @@ def access_keys(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _run(args)
+    try:
+        return _run(args)
+    except GateAgentError as exc:
+        error = {"error": {"type": type(exc).__name__, "message": str(exc), "exit": exc.exit_code}}
+        json.dump(error, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        print(f"gate-agent read: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
     from agent.card.cvc import CvcError, load_credentials
     from agent.card.read import read_document
     from agent.card.trust import TrustStore
@@ -98,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(render(out))
-    checks = (result.passive_auth, result.active_auth, result.chip_auth)
-    return 1 if any(r is not None and r.valid is False for r in checks) else 0
+    return 1 if result.failures() else 0
 
 
 def render(out: dict[str, Any]) -> str:
@@ -136,5 +153,7 @@ def render(out: dict[str, Any]) -> str:
         lines.append(f"{label} {verdict}{' (' + r['algorithm'] + ')' if r.get('algorithm') else ''}{where}")
     for finger in out.get("dg3", {}).get("fingers", []):
         lines.append(f"fingerprint {finger['position']}, {finger['format']} {finger['width']}x{finger['height']}")
+    for hit in out.get("rules", []):
+        lines.append(f"rule        {hit['rule']}: {hit['detail']}")
     lines.append(f"{out['apdus']} APDUs, {out['bytes']} bytes, {out['seconds']:.3f} s")
     return "\n".join(lines)

@@ -72,10 +72,69 @@ def read_frames(data: bytes) -> tuple[list[bytes], int]:
     return records, offset
 
 
+#: CBOR tags for shared values (28 shareable, 29 shared reference): an item can contain itself through them
+_SHARED_TAGS = (28, 29)
+_MAX_DEPTH = 64
+
+
+def _cbor_walk(data: bytes, pos: int, depth: int) -> int:
+    """Skip one CBOR item at ``pos`` (RFC 8949, 3); refuse shared references and deep nesting. The end offset."""
+    if depth > _MAX_DEPTH:
+        raise StoreError(f"CBOR nested deeper than {_MAX_DEPTH} levels")
+    if pos >= len(data):
+        raise StoreError("malformed CBOR: truncated item")
+    initial = data[pos]
+    major, info = initial >> 5, initial & 0x1F
+    pos += 1
+    if info < 24:
+        value = info
+    elif info <= 27:
+        size = 1 << (info - 24)
+        if pos + size > len(data):
+            raise StoreError("malformed CBOR: truncated argument")
+        value = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+    elif info == 31 and major in (2, 3, 4, 5):
+        while True:  # indefinite length: items (chunks) until the break byte
+            if pos >= len(data):
+                raise StoreError("malformed CBOR: indefinite item without a break")
+            if data[pos] == 0xFF:
+                return pos + 1
+            if major in (2, 3) and data[pos] >> 5 != major:
+                raise StoreError("malformed CBOR: a chunk of another type in an indefinite string")
+            pos = _cbor_walk(data, pos, depth + 1)
+            if major == 5:
+                pos = _cbor_walk(data, pos, depth + 1)
+    else:
+        raise StoreError(f"malformed CBOR: reserved additional information {info}")
+    if major in (2, 3):
+        if value > len(data) - pos:
+            raise StoreError("malformed CBOR: string longer than the data")
+        return pos + value
+    if major in (4, 5):
+        if value > len(data) - pos:
+            raise StoreError("malformed CBOR: more items than bytes")
+        for _ in range(value * (2 if major == 5 else 1)):
+            pos = _cbor_walk(data, pos, depth + 1)
+        return pos
+    if major == 6:
+        if value in _SHARED_TAGS:
+            raise StoreError(f"CBOR shared values (tag {value}) are not accepted")
+        return _cbor_walk(data, pos, depth + 1)
+    return pos  # 0, 1: integers; 7: simple values and floats
+
+
 def decode_cbor(data: bytes, limit: int = MAX_RECORD) -> Any:
-    """Strict CBOR: one item, no trailing bytes, bounded size (cbor2.loads ignores trailing bytes)."""
+    """Strict CBOR: one item, no trailing bytes, bounded size (cbor2.loads ignores trailing bytes).
+
+    Shared values (tags 28/29, which let an item contain itself) and nesting deeper than 64 are refused
+    before cbor2 sees the bytes.
+    """
     if len(data) > limit:
         raise StoreError(f"CBOR item of {len(data)} bytes exceeds the {limit}-byte limit")
+    end = _cbor_walk(data, 0, 0)
+    if end != len(data):
+        raise StoreError(f"{len(data) - end} trailing bytes after the CBOR item")
     stream = io.BytesIO(data)
     try:
         value = cbor2.CBORDecoder(stream).decode()

@@ -113,7 +113,9 @@ def checkin_body(record: CheckinRecord) -> dict[str, Any]:
         "pa_failed_step": chip.passive_auth_failed_step if chip else None,
         "chip_auth": chip.chip_auth if chip else None,
         "active_auth": chip.active_auth if chip else None,
+        "rules": list(chip.rules) if chip else [],
         "finger": finger.status.value,
+        "finger_required": finger.required,
     }
     if finger.score is not None:
         verification["finger_score"] = finger.score
@@ -130,6 +132,11 @@ def checkin_body(record: CheckinRecord) -> dict[str, Any]:
         "reason": decision.reason,
         "findings": [f.value for f in decision.findings],
     }
+
+
+def error_body(stage: str, error: str) -> dict[str, Any]:
+    """A check-in ended by an unexpected failure: the stage and the error's type (never its message)."""
+    return {"stage": stage, "error": error, "outcome": "refer_desk", "reason": "INTERNAL_ERROR"}
 
 
 def discrepancy_body(record: CheckinRecord, checkin_id: str) -> dict[str, Any]:

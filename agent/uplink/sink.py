@@ -10,7 +10,7 @@ from typing import Protocol
 
 from agent.app.ports import CheckinRecord
 from agent.store.queue import EventQueue
-from agent.uplink.events import EventFactory, checkin_body, discrepancy_body
+from agent.uplink.events import EventFactory, checkin_body, discrepancy_body, error_body
 
 
 class Waker(Protocol):
@@ -29,6 +29,13 @@ class QueueSink:
         if record.discrepancies:
             disc = self.factory.envelope("discrepancy", self.queue.reserve(), discrepancy_body(record, event["id"]))
             self.queue.append(disc["id"], self.factory.seal(disc), seq=disc["seq"])
+        if self.uplink is not None:
+            self.uplink.notify()
+        return str(event["id"])
+
+    def store_error(self, stage: str, error: str) -> str:
+        event = self.factory.envelope("error", self.queue.reserve(), error_body(stage, error))
+        self.queue.append(event["id"], self.factory.seal(event), seq=event["seq"])
         if self.uplink is not None:
             self.uplink.notify()
         return str(event["id"])

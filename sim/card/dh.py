@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from sim.card.der import integer, oid, tlv
+
 
 @dataclass(frozen=True)
 class DhKey:
@@ -25,8 +27,6 @@ class DhKey:
 
     def spki(self) -> bytes:
         """X9.42 ``dhpublicnumber`` SubjectPublicKeyInfo: AlgorithmIdentifier(p, g, q), BIT STRING(INTEGER y)."""
-        from sim.card.files import integer, oid, tlv  # (files imports this module)
-
         algorithm = tlv(0x30, oid("1.2.840.10046.2.1") + tlv(0x30, integer(self.p) + integer(self.g) + integer(self.q)))
         return tlv(0x30, algorithm + tlv(0x03, b"\x00" + integer(self.y)))
 

@@ -1,15 +1,18 @@
 """The simulated EAC world: a CV-certificate PKI (CVCA, document verifier, inspection system) and DG3.
 
 Written from BSI TR-03110-3 (appendix C) and ISO/IEC 19794-4 with the simulator's
-own encoder, independently of the agent's parser.  Keys are derived from a seed, so
-the chip (which trusts the CVCA's key) and the terminal credentials written for a
-gate agree without sharing files.
+own encoder, independently of the agent's parser.  Keys are derived from a seed
+(:mod:`sim.card.seeded`), so the chip (which trusts the CVCA's key) and the terminal
+credentials written for a gate agree without sharing files; :func:`save_eac_keys` /
+:func:`load_eac_keys` keep them in a PKI directory instead.  The CVCA certificate is
+the same for a seed on every run (fixed dates from :data:`sim.card.pki.EPOCH`,
+deterministic signatures); the document verifier and terminal certificates are
+short-lived by design (days to months) and dated from ``today``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from ecdsa import curves
 
-from sim.card.files import oid, tlv
+from sim.card import seeded
+from sim.card.der import oid, tlv
+from sim.card.pki import CSCA_YEARS, EPOCH, PkiDirectoryError
 from sim.finger import synthetic
 
 TA_ECDSA_SHA256 = "0.4.0.127.0.7.2.2.2.2.3"
@@ -39,7 +44,8 @@ def point(key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 def plain_sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    """ECDSA-SHA-256 in the plain r || s format of TR-03111 (deterministic nonce: same input, same bytes)."""
+    r, s = decode_dss_signature(seeded.ecdsa_sign(key, data))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
@@ -98,8 +104,38 @@ def make_cvc(
 
 
 def seeded_key(seed: int, role: str) -> ec.EllipticCurvePrivateKey:
-    digest = hashlib.sha256(f"eac:{seed}:{role}".encode()).digest()
-    return ec.derive_private_key(int.from_bytes(digest, "big") % (_ECDSA_CURVE.order - 1) + 1, CURVE)
+    return seeded.ec_key(seed, f"eac:{role}", CURVE)
+
+
+ROLES = ("cvca", "dv", "is")
+
+
+def save_eac_keys(directory: Path | str, seed: int) -> Path:
+    """The CVCA, document verifier and inspection system keys of ``seed`` under ``directory``/eac."""
+    out = Path(directory) / "eac"
+    out.mkdir(parents=True, exist_ok=True)
+    for role in ROLES:
+        path = out / f"{role}.key"
+        path.write_bytes(b"")
+        path.chmod(0o600)
+        path.write_bytes(seeded_key(seed, role).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    return out
+
+
+def load_eac_keys(directory: Path | str) -> dict[str, ec.EllipticCurvePrivateKey]:
+    """The keys :func:`save_eac_keys` wrote; :class:`PkiDirectoryError` when missing or not brainpoolP256r1 keys."""
+    keys = {}
+    for role in ROLES:
+        path = Path(directory) / "eac" / f"{role}.key"
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise PkiDirectoryError(f"{path}: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != CURVE.name:
+            raise PkiDirectoryError(f"{path}: not a {CURVE.name} key")
+        keys[role] = key
+    return keys
 
 
 @dataclass
@@ -135,19 +171,22 @@ def eac_pki(
     terminal_days: tuple[int, int] = (-1, 30),
     dv_role: int = ROLE_DV_DOMESTIC,
     forge_terminal: bool = False,
+    keys: dict[str, ec.EllipticCurvePrivateKey] | None = None,
 ) -> EacPki:
     """CVCA "VNCVCA00001", DV "VNDVBHYT00001", inspection system "VNISGATE00001".
 
     ``rights`` are the inspection system's read rights; ``terminal_days`` its validity
     relative to ``today``; ``forge_terminal`` signs the terminal certificate with a key
-    that is not the DV's (a chip must refuse it).
+    that is not the DV's (a chip must refuse it).  ``keys`` (from :func:`load_eac_keys`)
+    replace the keys of ``seed``.
     """
     day = today or dt.date.today()
-    cvca, dv, term = seeded_key(seed, "cvca"), seeded_key(seed, "dv"), seeded_key(seed, "is")
+    keys = keys or {role: seeded_key(seed, role) for role in ROLES}
+    cvca, dv, term = keys["cvca"], keys["dv"], keys["is"]
     cvca_chr, dv_chr, is_chr = "VNCVCA00001", "VNDVBHYT00001", "VNISGATE00001"
     certs = {
         "cvca": make_cvc(car=cvca_chr, chr_=cvca_chr, public_key=cvca.public_key(), role_rights=ROLE_CVCA | 0x03,
-                         effective=day - dt.timedelta(days=400), expiration=day + dt.timedelta(days=3 * 365),
+                         effective=EPOCH.date(), expiration=EPOCH.date() + dt.timedelta(days=CSCA_YEARS * 365),
                          signer=cvca, with_domain=True),
         "dv": make_cvc(car=cvca_chr, chr_=dv_chr, public_key=dv.public_key(), role_rights=dv_role | 0x03,
                        effective=day - dt.timedelta(days=60), expiration=day + dt.timedelta(days=90), signer=cvca),

@@ -15,41 +15,10 @@ from asn1crypto import algos, core
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sim.card.der import integer, oid, tlv, utf8
 from sim.card.dh import DhKey
-from sim.card.pki import IssuerPki, signed_data
+from sim.card.pki import Signer, signed_data
 from sim.population import Person
-
-
-def der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def tlv(tag: int, value: bytes) -> bytes:
-    return tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big") + der_len(len(value)) + value
-
-
-def oid(dotted: str) -> bytes:
-    parts = [int(p) for p in dotted.split(".")]
-    out = bytearray([40 * parts[0] + parts[1]])
-    for p in parts[2:]:
-        enc = [p & 0x7F]
-        while p > 0x7F:
-            p >>= 7
-            enc.append(0x80 | (p & 0x7F))
-        out += bytes(reversed(enc))
-    return tlv(0x06, bytes(out))
-
-
-def integer(n: int) -> bytes:
-    return tlv(0x02, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big"))
-
-
-def utf8(text: str) -> bytes:
-    return tlv(0x0C, text.encode("utf-8"))
-
 
 PACE_OIDS = {"3DES": "0.4.0.127.0.7.2.2.4.2.1", "AES-128": "0.4.0.127.0.7.2.2.4.2.2",
              "AES-192": "0.4.0.127.0.7.2.2.4.2.3", "AES-256": "0.4.0.127.0.7.2.2.4.2.4"}  # fmt: skip
@@ -131,14 +100,17 @@ class _Lso(core.Sequence):  # type: ignore[misc]
     _fields = [("version", core.Integer), ("alg", algos.DigestAlgorithm), ("hashes", _DgHashes)]  # noqa: RUF012
 
 
-def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | DhKey) -> bytes:
+def spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | DhKey) -> bytes:
     if isinstance(key, DhKey):
         return key.spki()
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def dg14_content(
-    pace_cipher: str, pace_curve: str, ca_public: ec.EllipticCurvePublicKey | DhKey, aa_oid: str | None,
+    pace_cipher: str,
+    pace_curve: str,
+    ca_public: ec.EllipticCurvePublicKey | DhKey,
+    aa_oid: str | None,
     ca_cipher: str,
 ) -> bytes:
     """DG14; ``ca_cipher`` "3DES-implicit" leaves ChipAuthenticationInfo out (which means 3DES, 9303-11 9.2.5)."""
@@ -148,7 +120,7 @@ def dg14_content(
         infos.append(tlv(0x30, oid(ca_oids[ca_cipher]) + integer(1) + integer(1)))
     key_id = integer(1) if ca_cipher != "3DES-implicit" else b""
     infos += [
-        tlv(0x30, oid(PK_DH if isinstance(ca_public, DhKey) else PK_ECDH) + _spki(ca_public) + key_id),
+        tlv(0x30, oid(PK_DH if isinstance(ca_public, DhKey) else PK_ECDH) + spki(ca_public) + key_id),
         tlv(0x30, oid(TA) + integer(1)),
     ]
     if aa_oid is not None:
@@ -159,23 +131,25 @@ def dg14_content(
 def build_files(
     person: Person,
     mrz_lines: tuple[str, ...],
-    pki: IssuerPki,
     *,
     profile: str,
-    variant: str | None,
+    signer: Signer,
     pace_cipher: str,
     pace_curve: str,
     dg2_size: int,
     ca_public: ec.EllipticCurvePublicKey | DhKey,
     aa_public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     dg3: bytes,
-    stale_ca_public: ec.EllipticCurvePublicKey | DhKey | None = None,
+    aa_oid: str | None = ECDSA_SHA256,
     ca_cipher: str = "AES-128",
+    corrupt_signature: bool = False,
 ) -> CardFiles:
-    """The card's files, signed by the issuer PKI; ``variant`` makes a tampered or cloned card's files.
+    """The card's files, EF.SOD signed by ``signer``.
 
-    ``stale_ca_public`` is the Chip Authentication key DG14 announces for the
-    "stale-dg14" and "wrong-dg14" variants (the chip holds another).
+    ``ca_public`` is the Chip Authentication key DG14 announces; ``aa_oid`` the
+    ECDSA Active Authentication algorithm DG14 names (ignored for an RSA key, whose
+    signature's trailer names the hash).  Variants change the result afterwards
+    (:mod:`sim.card.variants`).
     """
     files: dict[str, bytes] = {}
     files["cardaccess"] = security_infos(pace_cipher, pace_curve, profile == "cccd")
@@ -183,13 +157,9 @@ def build_files(
     files["dg1"] = tlv(0x61, tlv(0x5F1F, mrz))
     files["dg2"] = face_image(person, dg2_size)
     files["dg3"] = dg3  # present, but only after Terminal Authentication
-    if isinstance(aa_public, rsa.RSAPublicKey):
-        aa_oid = None  # RSA: the trailer names the hash, no ActiveAuthenticationInfo needed
-    else:
-        aa_oid = ECDSA_RIPEMD160 if variant == "aa-unsupported" else ECDSA_SHA256
-    announced = stale_ca_public if variant == "stale-dg14" and stale_ca_public is not None else ca_public
-    files["dg14"] = dg14_content(pace_cipher, pace_curve, announced, aa_oid, ca_cipher)
-    files["dg15"] = tlv(0x6F, _spki(aa_public))
+    announced_aa = None if isinstance(aa_public, rsa.RSAPublicKey) else aa_oid
+    files["dg14"] = dg14_content(pace_cipher, pace_curve, ca_public, announced_aa, ca_cipher)
+    files["dg15"] = tlv(0x6F, spki(aa_public))
     groups = ["dg1", "dg2", "dg3", "dg14", "dg15"]
     tags = [0x61, 0x75, 0x63, 0x6E, 0x6F]
     if profile == "cccd":
@@ -200,22 +170,6 @@ def build_files(
     hashes = {int(name[2:]): hashlib.sha256(files[name]).digest() for name in groups}
     lso = _Lso({"version": 0, "alg": {"algorithm": "sha256"},
                 "hashes": [{"n": n, "h": h} for n, h in sorted(hashes.items())]}).dump()  # fmt: skip
-    signer = {
-        "expired-signer": pki.expired_signer,
-        "revoked-signer": pki.revoked_signer,
-        "unknown-csca": pki.foreign,
-    }.get(variant or "", pki.signer)
-    sod = signed_data("2.23.136.1.1.1", lso, signer, corrupt=variant == "bad-signature")
+    sod = signed_data("2.23.136.1.1.1", lso, signer, corrupt=corrupt_signature)
     files["sod"] = tlv(0x77, sod.dump())
-    if variant == "wrong-dg14" and stale_ca_public is not None:
-        # DG14 swapped after the state signed it, to announce a key the cloner holds: the hash check fails
-        files["dg14"] = dg14_content(pace_cipher, pace_curve, stale_ca_public, aa_oid, ca_cipher)
-    if variant == "altered-dg":
-        # data changed after the state signed it: the hash check of DG1/DG13 must fail
-        key = "dg13" if profile == "cccd" else "dg1"
-        files[key] = (
-            files[key].replace(person.id_number[-3:].encode(), b"999", 1)
-            if profile == "cccd"
-            else files[key].replace(b"<<", b"X<", 1)
-        )
     return CardFiles(files, hashes)

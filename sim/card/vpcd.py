@@ -5,6 +5,13 @@ client.  Each message is a 2-byte big-endian length and a payload; a 1-byte payl
 is a control code (00 power off, 01 power on, 02 reset, 04 "send the ATR"), longer
 payloads are command APDUs answered with the response APDU.  Closing the socket
 takes the card out of the reader.
+
+The driver serves one card per slot: while a card is connected, a second client's
+TCP connection is completed by the kernel (the listening socket's backlog) but the
+driver never accepts it, so it never receives a message.  A served card is asked
+for its ATR at pcscd's next presence poll (every 400 ms).  :meth:`VpcdPlug.wait_served`
+tells the two apart: no message from pcscd within a few seconds means the slot
+already has a card.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import socket
 import threading
 import time
 
-from sim.card import SimulatedCard
+from sim.card.card import SimulatedCard
 
 log = logging.getLogger(__name__)
 
 POWER_OFF, POWER_ON, RESET, GET_ATR = 0, 1, 2, 4
+#: pcscd polls card presence every 400 ms (pcsc-lite PCSCLITE_STATUS_POLL_RATE); allow for a loaded machine
+SERVED_TIMEOUT = 5.0
 
 
 class VpcdPlug:
@@ -39,6 +48,7 @@ class VpcdPlug:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
+        self.served = threading.Event()  # pcscd spoke to us on the current connection
         self.apdus = 0
 
     # --- control ------------------------------------------------------------------------------------
@@ -74,12 +84,17 @@ class VpcdPlug:
     def wait_connected(self, timeout: float = 5.0) -> bool:
         return self.connected.wait(timeout)
 
+    def wait_served(self, timeout: float = SERVED_TIMEOUT) -> bool:
+        """True once pcscd sent its first message on our connection; False if it stayed silent (slot taken)."""
+        return self.served.wait(timeout)
+
     # --- the socket ---------------------------------------------------------------------------------
 
     def _close(self) -> None:
         with self._lock:
             sock, self._sock = self._sock, None
             self.connected.clear()
+            self.served.clear()
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -133,6 +148,7 @@ class VpcdPlug:
             header = self._recv_exact(sock, 2)
             if header is None:
                 return
+            self.served.set()
             payload = self._recv_exact(sock, int.from_bytes(header, "big"))
             if payload is None:
                 return
