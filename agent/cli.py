@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import pkgutil
 import sys
@@ -53,6 +54,9 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
         if name == selected:
             module = _load(name)
             sp = sub.add_parser(name, help=module.HELP, description=module.HELP)
+            # -v after the subcommand too (its own dest: a subparser's default would reset the main one)
+            sp.add_argument("-v", "--verbose", dest="sub_verbose", action="count", default=0,
+                            help="more log output (-vv: wire level)")  # fmt: skip
             module.configure(sp)
             sp.set_defaults(_run=module.run)
         else:
@@ -65,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = next((a for a in args_list if not a.startswith("-")), None)
     parser = build_parser(selected if selected in COMMANDS else None)
     args = parser.parse_args(args_list)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose + getattr(args, "sub_verbose", 0))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
@@ -73,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args))
     except GateAgentError as exc:
         log.debug("command failed", exc_info=True)
+        if getattr(args, "json", False):  # a script reading --json gets an object on failure too
+            print(json.dumps({"ok": False, "error": str(exc), "kind": type(exc).__name__, "exit_code": exc.exit_code}))
         print(f"gate-agent {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -1,97 +1,161 @@
-"""The terminal's one configuration file (TOML), validated at start with errors that name the key.
+"""The terminal's one configuration file (TOML): one declarative schema, validated at start.
 
 Field terminals read ``/etc/gate-agent/agent.toml``; tests and the simulator pass
-``--config FILE``.  Each table maps onto a frozen dataclass below; a key we do not
-know, a wrong type or an impossible value is a :class:`~agent.errors.ConfigError`
-whose message starts with ``FILE: table.key``.  ``[uplink]`` and ``[policy]`` are
-validated by their own layers (:mod:`agent.uplink`, :mod:`agent.app.policy`) but
-through the same entry point, so ``gate-agent config check`` catches everything.
+``--config FILE``.  Each table is a frozen dataclass below and each key a
+:func:`key` carrying its type (the annotation), default, range, allowed values,
+what must exist on disk and its meaning.  Everything that reads the file takes its
+values from here: ``gate-agent config check``, ``run``, the SIGHUP reload, the hub's
+policy push (:mod:`agent.app.effective_policy`) and ``docs/agent.example.toml``
+(rendered by :func:`render_example`, compared by a test).
+
+A key we do not know, a wrong type, an impossible value, a file that is not there, a
+URL the uplink cannot use, a profile that does not exist or an output this terminal
+cannot drive is a :class:`~agent.errors.ConfigError` whose message starts with
+``FILE: table.key``.  Legal but unsafe choices (a plain-text broker on the network, a
+relaxed policy ...) are returned by :func:`warnings`; ``config check`` prints them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import ipaddress
 import re
+import textwrap
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/gate-agent/agent.toml")
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_REQUIRED: Any = dataclasses.MISSING
+
+#: files a check-in may read (ICAO 9303-10 LDS: EF.COM, EF.SOD, DG1..DG16)
+CHIP_FILES = ("com", "sod", *(f"dg{n}" for n in range(1, 17)))
+OUTPUT_KINDS = ("log", "recorder", "gpio", "screen")
+BROKER_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}  # scheme -> TLS
+
+
+def key(
+    default: Any = _REQUIRED,
+    doc: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    path: str | None = None,  # "abs": an absolute path; "dir" / "file": an absolute path that must exist
+    example: str | None = None,  # the value shown (commented out) in the example when the default is empty
+) -> Any:
+    """One key of the schema: a dataclass field whose metadata says what a valid value is."""
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "path": path, "example": example}
+    if isinstance(default, list):
+        items = list(default)
+        return field(default_factory=lambda: list(items), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class TerminalConfig:
-    facility_id: str  # the facility's insurance code, e.g. "01001"
-    terminal_id: str  # unique within the facility, e.g. "gate-1"
-    state_dir: str = "/var/lib/gate-agent"
-    queue_capacity: int = 100_000  # unacknowledged events kept; when full, new check-ins are refused
+    facility_id: str = key(doc="required: the facility's insurance code, e.g. \"01001\"", example="01001")
+    terminal_id: str = key(doc="required: unique within the facility; the TLS client certificate names it",
+                           example="gate-1")  # fmt: skip
+    state_dir: str = key("/var/lib/gate-agent", "queue, caches, keys (the service's StateDirectory)", path="abs")
+    queue_capacity: int = key(100_000, "unacknowledged events kept; when full, new check-ins are refused", min=1)
 
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    name: str = ""  # PC/SC reader name substring; "" = the first reader
-    profile: str = ""  # firmware_profiles/<profile>.toml; "" = generic
-    chunk_size: int = 0  # bytes per READ BINARY; 0 = the profile's (or 223)
-    extended_length: bool = True
-    #: CSCA certificates, CRLs, master lists; in the state directory so that the hub can update them
-    #: (the service's /etc is read-only under ProtectSystem=strict)
-    trust_dir: str = "/var/lib/gate-agent/trust"
-    files: list[str] = field(default_factory=lambda: ["dg1", "dg13", "dg14", "dg15"])
-    #: Terminal Authentication credentials (*.cvcert chain, terminal.key); "" = none: DG3 (fingerprints) stays
-    #: closed.  Keep them under the state directory (e.g. /var/lib/gate-agent/terminal) for hub updates.
-    terminal_credentials: str = ""
+    name: str = key("", "PC/SC reader name substring (\"\" = the first reader)")
+    profile: str = key("", "firmware_profiles/<profile>.toml: APDU size, extended length (\"\" = generic)")
+    chunk_size: int = key(0, "bytes per READ BINARY (0 = the profile's, or 223)", min=0, max=65535)
+    extended_length: bool = key(True, "use extended-length APDUs when the reader's profile allows them")
+    trust_dir: str = key("", "CSCA certificates, CRLs, master lists (\"\" = <state_dir>/trust, where the hub's "
+                             "trust updates go); must exist when set", path="dir")  # fmt: skip
+    files: list[str] = key(["dg1", "dg13", "dg14", "dg15"], "what a check-in reads (no face image, dg2, unless "
+                                                            "needed)", choices=CHIP_FILES)
+    terminal_credentials: str = key("", "EAC: directory with the CV certificate chain (*.cvcert) and terminal.key "
+                                        "(\"\" = none: the chip's fingerprints, DG3, stay closed)",
+                                    path="abs", example="/var/lib/gate-agent/terminal")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class FingerConfig:
-    enabled: bool = False
-    url: str = ""  # /dev/ttyUSB0, socket://127.0.0.1:PORT, a pty path ...
-    profile: str = "r307"
-    threshold: int = 50  # match score at or above which the finger matches
-    capture_timeout: float = 15.0
+    enabled: bool = key(False, "match the patient's finger against the chip's DG3 on the module")
+    url: str = key("", "/dev/ttyUSB0, a pty path or socket://HOST:PORT (required when enabled)",
+                   example="/dev/ttyUSB0")  # fmt: skip
+    profile: str = key("r307", "firmware_profiles/<profile>.toml of the module (r307, r503, as608, zfm20)")
+    threshold: int = key(50, "match score at or above which the finger matches", min=0, max=1000)
 
 
 @dataclass(frozen=True)
 class ScannersConfig:
-    mrz_url: str = ""
-    mrz_profile: str = ""
-    qr_url: str = ""
-    qr_profile: str = ""
+    mrz_url: str = key("", "OCR reader sending MRZ lines (device, pty or socket://HOST:PORT)")
+    mrz_profile: str = key("", "firmware_profiles/<profile>.toml of the MRZ reader (\"\" = 9600 baud)")
+    qr_url: str = key("", "QR/barcode scanner (CCCD front QR, or a typed ID number)")
+    qr_profile: str = key("", "firmware_profiles/<profile>.toml of the QR scanner (\"\" = 9600 baud)")
 
 
 @dataclass(frozen=True)
 class EligibilityConfig:
-    max_age_hours: float = 24.0  # a cache older than this is stale: decisions become provisional
-    online_timeout: float = 1.5  # seconds to wait for the hub's answer when connected
+    max_age_hours: float = key(24.0, "an older cache makes offline decisions provisional", min=0.01)
+    online_timeout: float = key(1.5, "seconds to wait for the hub's answer when connected", min=0.01, max=60)
 
 
 @dataclass(frozen=True)
 class TimeoutsConfig:
-    keys: float = 30.0  # card on the reader, waiting for the QR/MRZ or the attendant
-    card: float = 30.0  # keys known, waiting for the card
-    read: float = 20.0  # whole chip read
-    finger: float = 15.0  # finger placement and match
-    outcome: float = 5.0  # outcome shown before the gate returns to idle
-    card_removal: float = 20.0  # waiting for the patient to take the card
+    keys: float = key(30.0, "seconds: card on the reader, waiting for the QR/MRZ or the attendant", min=0.01)
+    card: float = key(30.0, "seconds: keys known, waiting for the card", min=0.01)
+    read: float = key(20.0, "seconds: the whole chip read, an absolute deadline (a slow or hostile chip is cut off)",
+                      min=0.01)
+    finger: float = key(15.0, "seconds: finger placement, capture and match", min=0.01)
+    card_removal: float = key(20.0, "seconds: waiting for the patient to take the card", min=0.01)
 
 
 @dataclass(frozen=True)
 class OutputsConfig:
-    kinds: list[str] = field(default_factory=lambda: ["log"])  # log | recorder | gpio | screen
-    recorder_path: str = ""  # JSON lines of every outcome shown (simulator, audits)
-    gpio_chip: str = "/dev/gpiochip0"
-    gpio_relay_line: int = 17
-    gpio_green_line: int = 27
-    gpio_red_line: int = 22
-    relay_seconds: float = 3.0
+    kinds: list[str] = key(["log"], "log | recorder | gpio | screen (gpio needs python3-libgpiod)",
+                           choices=OUTPUT_KINDS)
+    recorder_path: str = key("", "JSON lines of every outcome shown (required for \"recorder\")", path="abs")
+    gpio_chip: str = key("/dev/gpiochip0", "the GPIO chip of the relay and LEDs")
+    gpio_relay_line: int = key(17, "line (offset on the chip) of the gate relay", min=0, max=1023)
+    gpio_green_line: int = key(27, "line of the green LED", min=0, max=1023)
+    gpio_red_line: int = key(22, "line of the red LED", min=0, max=1023)
+    relay_seconds: float = key(3.0, "seconds the relay stays closed after an admission", min=0.1, max=60)
+
+
+@dataclass(frozen=True)
+class UplinkSettings:
+    broker_urls: list[str] = key([], "mqtts://HOST:PORT (TLS) or mqtt://HOST:PORT, in failover order; "
+                                     "none: check-ins stay queued here",
+                                 example='["mqtts://hub.clinic.lan:8883"]')
+    username: str = key("", "MQTT user name (\"\" = none; with client certificates the broker may use the CN)")
+    password: str = key("", "MQTT password (\"\" = none); sent in clear over mqtt://")
+    tls_ca: str = key("", "CA certificate(s) the broker's certificate must chain to (\"\" = the system's)",
+                      path="file", example="/etc/gate-agent/tls/ca.pem")  # fmt: skip
+    tls_cert: str = key("", "this terminal's client certificate (its CN is the terminal id)", path="file",
+                        example="/etc/gate-agent/tls/gate-1.pem")  # fmt: skip
+    tls_key: str = key("", "the client certificate's private key", path="file",
+                       example="/etc/gate-agent/tls/gate-1.key")  # fmt: skip
+    protocol: str = key("auto", "MQTT version: 5, 3.1.1 or auto (5, falling back to 3.1.1)",
+                        choices=("auto", "5", "3.1.1"))  # fmt: skip
+    keepalive: int = key(30, "seconds between MQTT pings", min=5, max=3600)
+    inflight: int = key(64, "events sent and not yet acknowledged by the hub, at most", min=1, max=10_000)
+    rate: float = key(500.0, "events per second, at most", min=0.1)
+    ack_timeout: float = key(30.0, "seconds before an unacknowledged event is sent again", min=0.1)
+    backoff_min: float = key(1.0, "seconds before the first reconnect", min=0.01)
+    backoff_max: float = key(60.0, "seconds between reconnects, at most", min=0.01)
+    heartbeat: float = key(30.0, "seconds between status messages (and watchdog-safe main loop turns)", min=0.1)
+
+    @property
+    def tls(self) -> bool:
+        return any(BROKER_SCHEMES.get(urlsplit(u).scheme, False) for u in self.broker_urls)
 
 
 @dataclass(frozen=True)
@@ -104,15 +168,30 @@ class Config:
     eligibility: EligibilityConfig
     timeouts: TimeoutsConfig
     outputs: OutputsConfig
-    uplink: Mapping[str, Any]  # validated by agent.uplink
-    policy: Mapping[str, Any]  # validated by agent.app.policy
+    uplink: UplinkSettings
+    policy: Mapping[str, Any]  # finding -> action; validated by agent.app.policy
 
     @property
     def state_dir(self) -> Path:
         return Path(self.terminal.state_dir)
 
+    @property
+    def trust_dir(self) -> Path:
+        return Path(self.reader.trust_dir) if self.reader.trust_dir else self.state_dir / "trust"
 
-_SECTIONS: dict[str, type] = {
+    def as_dict(self) -> dict[str, Any]:
+        """The effective configuration (defaults filled in), as ``config check --json`` prints it."""
+        out: dict[str, Any] = {"config": str(self.path)}
+        for name in SECTIONS:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        out["reader"]["trust_dir"] = str(self.trust_dir)
+        if out["uplink"]["password"]:
+            out["uplink"]["password"] = "***"  # noqa: S105 - masked, not a password
+        out["policy"] = dict(self.policy)
+        return out
+
+
+SECTIONS: dict[str, type] = {
     "terminal": TerminalConfig,
     "reader": ReaderConfig,
     "finger": FingerConfig,
@@ -120,120 +199,228 @@ _SECTIONS: dict[str, type] = {
     "eligibility": EligibilityConfig,
     "timeouts": TimeoutsConfig,
     "outputs": OutputsConfig,
+    "uplink": UplinkSettings,
 }
-_RAW_SECTIONS = ("uplink", "policy")
-_OUTPUT_KINDS = {"log", "recorder", "gpio", "screen"}
+#: keys that existed once and were never used; naming them explains the error
+REMOVED = {
+    "timeouts.outcome": "the outcome stays shown until the next patient",
+    "finger.capture_timeout": "timeouts.finger bounds the capture and match",
+}
 
-T = TypeVar("T")
+
+_TYPE_NAMES: dict[object, str] = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
 
 
-def _check_type(value: object, hint: object, where: str) -> object:
-    origin = typing.get_origin(hint)
+def _type_name(hint: object) -> str:
+    return _TYPE_NAMES.get(hint, "a list")
+
+
+def _check_value(value: object, hint: object, meta: Mapping[str, Any], where: str) -> object:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is int:
+        value = float(value)
+    elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is bool or hint is str:
+    elif hint is bool or hint is str:
         if not isinstance(value, hint):
-            raise ConfigError(f"{where}: expected {'true/false' if hint is bool else 'a string'}, got {value!r}")
-        return value
-    if origin is list:
+            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {value!r}")
+    elif typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"{where}: unsupported optional field")  # no optional fields today
-    raise ConfigError(f"{where}: unsupported type {hint!r}")
+        return [_check_value(v, item, meta, f"{where}[{i}]") for i, v in enumerate(value)]
+    else:  # pragma: no cover - a schema mistake, caught by the tests
+        raise ConfigError(f"{where}: unsupported type {hint!r}")
+    low, high = meta.get("min"), meta.get("max")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"at least {low:g}" if high is None else f"between {low or 0:g} and {high:g}"
+            raise ConfigError(f"{where}: must be {bounds}, not {value!r}")
+    choices = meta.get("choices")
+    if choices is not None and isinstance(value, str) and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    kind = meta.get("path")
+    if kind and isinstance(value, str) and value:
+        p = Path(value)
+        if not p.is_absolute():
+            raise ConfigError(f"{where}: {value!r} must be an absolute path")
+        if kind == "dir" and not p.is_dir():
+            raise ConfigError(f"{where}: directory {value} does not exist")
+        if kind == "file" and not p.is_file():
+            raise ConfigError(f"{where}: file {value} does not exist")
+    return value
 
 
-def _section(cls: type[T], table: object, where: str) -> T:
+def _section(cls: type[Any], table: object, where: str) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(fields)})")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in sorted(table):
+        if name not in fields:
+            why = REMOVED.get(f"{where}.{name}")
+            if why:
+                raise ConfigError(f"{where}.{name}: removed (never used: {why}); delete the line")
+            raise ConfigError(f"{where}.{name}: unknown key (known: {', '.join(fields)})")
     values: dict[str, object] = {}
     for name, f in fields.items():
         if name in table:
-            values[name] = _check_type(table[name], hints[name], f"{where}.{name}")
+            values[name] = _check_value(table[name], hints[name], f.metadata, f"{where}.{name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}.{name}: required key is missing")
     return cls(**values)
 
 
-def _validate(cfg: Config, prefix: str) -> None:
-    for key in ("facility_id", "terminal_id"):
-        value = getattr(cfg.terminal, key)
-        if not _ID.match(value):
-            raise ConfigError(f"{prefix}terminal.{key}: {value!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    if cfg.terminal.queue_capacity < 1:
-        raise ConfigError(f"{prefix}terminal.queue_capacity: must be at least 1")
-    if cfg.reader.chunk_size and not 1 <= cfg.reader.chunk_size <= 65535:
-        raise ConfigError(f"{prefix}reader.chunk_size: must be between 1 and 65535")
-    if cfg.finger.enabled and not cfg.finger.url:
-        raise ConfigError(f"{prefix}finger.url: required when finger.enabled is true")
-    if not 0 <= cfg.finger.threshold <= 1000:
-        raise ConfigError(f"{prefix}finger.threshold: must be between 0 and 1000")
-    for name in ("keys", "card", "read", "finger", "outcome", "card_removal"):
-        if getattr(cfg.timeouts, name) <= 0:
-            raise ConfigError(f"{prefix}timeouts.{name}: must be positive")
-    if cfg.eligibility.max_age_hours <= 0 or cfg.eligibility.online_timeout <= 0:
-        raise ConfigError(f"{prefix}eligibility: max_age_hours and online_timeout must be positive")
-    for kind in cfg.outputs.kinds:
-        if kind not in _OUTPUT_KINDS:
-            raise ConfigError(
-                f"{prefix}outputs.kinds: unknown output {kind!r} (known: {', '.join(sorted(_OUTPUT_KINDS))})"
-            )
-    if "recorder" in cfg.outputs.kinds and not cfg.outputs.recorder_path:
-        raise ConfigError(f"{prefix}outputs.recorder_path: required when outputs.kinds has 'recorder'")
-
-
-def parse_config(data: Mapping[str, Any], path: Path = Path("<config>")) -> Config:
-    """Validate a decoded TOML document."""
-    prefix = f"{path}: "
-    unknown = sorted(set(data) - set(_SECTIONS) - set(_RAW_SECTIONS))
-    if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown table (known: {', '.join([*_SECTIONS, *_RAW_SECTIONS])})")
-    if "terminal" not in data:
-        raise ConfigError(f"{prefix}terminal: required table is missing")
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        sections: dict[str, object] = {name: _section(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    except ConfigError as exc:
-        raise ConfigError(f"{prefix}{exc}") from None
-    raw = {}
-    for name in _RAW_SECTIONS:
-        table = data.get(name, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{prefix}{name}: must be a table")
-        raw[name] = table
-    cfg = Config(path=path, uplink=raw["uplink"], policy=raw["policy"], **sections)  # type: ignore[arg-type]
-    _validate(cfg, prefix)
-    # device profiles and the policy are checked here, so a mistake shows at start, not at the first patient
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_serial_url(url: str, where: str) -> None:
+    parts = urlsplit(url)
+    if "://" not in url:
+        if not url.startswith("/"):
+            raise ConfigError(f"{where}: {url!r} must be a device path (/dev/ttyUSB0) or socket://HOST:PORT")
+        return
+    if parts.scheme == "socket":
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise ConfigError(f"{where}: {url!r} needs a host and a port (socket://HOST:PORT)")
+    elif parts.scheme not in ("loop", "rfc2217", "spy"):
+        raise ConfigError(f"{where}: {url!r}: unknown scheme {parts.scheme!r} (a device path or socket://HOST:PORT)")
+
+
+def _check_broker_url(url: str, where: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in BROKER_SCHEMES:
+        raise ConfigError(f"{where}: {url!r} is not mqtts://HOST[:PORT] or mqtt://HOST[:PORT]")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"{where}: {url!r} has a bad port") from None
+    if not parts.hostname:
+        raise ConfigError(f"{where}: {url!r} has no host")
+    if parts.path not in ("", "/") or parts.query:
+        raise ConfigError(f"{where}: {url!r}: a broker URL has no path or query")
+
+
+def _validate(cfg: Config) -> None:
+    for name in ("facility_id", "terminal_id"):
+        value = getattr(cfg.terminal, name)
+        if not _ID.match(value):
+            raise ConfigError(f"terminal.{name}: {value!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if len(set(cfg.reader.files)) != len(cfg.reader.files):
+        raise ConfigError("reader.files: lists a file twice")
+    if cfg.finger.enabled:
+        if not cfg.finger.url:
+            raise ConfigError("finger.url: required when finger.enabled is true")
+        _check_serial_url(cfg.finger.url, "finger.url")
+    for name in ("mrz_url", "qr_url"):
+        url = getattr(cfg.scanners, name)
+        if url:
+            _check_serial_url(url, f"scanners.{name}")
+    o = cfg.outputs
+    if len(set(o.kinds)) != len(o.kinds):
+        raise ConfigError("outputs.kinds: lists an output twice")
+    if "recorder" in o.kinds and not o.recorder_path:
+        raise ConfigError("outputs.recorder_path: required when outputs.kinds has 'recorder'")
+    if "gpio" in o.kinds:
+        if importlib.util.find_spec("gpiod") is None:
+            raise ConfigError("outputs.kinds: 'gpio' needs the gpiod Python module (apt install python3-libgpiod)")
+        lines = [o.gpio_relay_line, o.gpio_green_line, o.gpio_red_line]
+        if len(set(lines)) != 3:
+            raise ConfigError("outputs.gpio_relay_line: the relay, green and red lines must differ")
+    _validate_uplink(cfg.uplink)
+
+
+def _validate_uplink(u: UplinkSettings) -> None:
+    for i, url in enumerate(u.broker_urls):
+        _check_broker_url(url, f"uplink.broker_urls[{i}]")
+    if u.backoff_max < u.backoff_min:
+        raise ConfigError("uplink.backoff_max: must not be below uplink.backoff_min")
+    if bool(u.tls_cert) != bool(u.tls_key):
+        missing = "tls_key" if u.tls_cert else "tls_cert"
+        raise ConfigError(f"uplink.{missing}: tls_cert and tls_key go together (the client certificate and its key)")
+    if (u.tls_ca or u.tls_cert) and not u.tls:
+        raise ConfigError("uplink.tls_ca: TLS files are set but no broker URL is mqtts://: they would be ignored")
+    _check_tls_files(u)
+    if u.password and not u.username:
+        raise ConfigError("uplink.username: required when uplink.password is set")
+
+
+def uplink_settings(table: Mapping[str, Any]) -> UplinkSettings:
+    """An ``[uplink]`` table on its own (tools that run an uplink without a config file), by the same schema."""
+    settings: UplinkSettings = _section(UplinkSettings, dict(table), "uplink")
+    _validate_uplink(settings)
+    return settings
+
+
+def _check_tls_files(u: UplinkSettings) -> None:
+    """Load the TLS files the way the uplink will (an ssl context), so a bad file fails here, not in its thread."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if u.tls_ca:
+        try:
+            context.load_verify_locations(cafile=u.tls_ca)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConfigError(f"uplink.tls_ca: {u.tls_ca} is not a PEM CA certificate file: {exc}") from None
+    if u.tls_cert:
+        try:
+            context.load_cert_chain(u.tls_cert, u.tls_key)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"uplink.tls_key: {u.tls_cert} and {u.tls_key} are not a PEM certificate and its "
+                              f"private key: {exc.reason or exc}") from None  # fmt: skip
+        except OSError as exc:
+            raise ConfigError(f"uplink.tls_key: cannot read {u.tls_key}: {exc.strerror or exc}") from None
+
+
+def _check_profiles(cfg: Config) -> None:
+    # device profiles are data files: a mistake shows at start, not at the first patient
     from agent import profiles
-    from agent.app.policy import Policy
 
     wanted = [
         (cfg.reader.profile, "reader", "reader.profile"),
         (cfg.scanners.mrz_profile, "scanner", "scanners.mrz_profile"),
         (cfg.scanners.qr_profile, "scanner", "scanners.qr_profile"),
+        (cfg.finger.profile, "fingerprint", "finger.profile"),  # checked even when disabled: enabling it must work
     ]
-    if cfg.finger.enabled:
-        wanted.append((cfg.finger.profile, "fingerprint", "finger.profile"))
-    for name, kind, key in wanted:
+    for name, kind, where in wanted:
         if name:
             try:
                 profiles.load(name, kind)
             except ConfigError as exc:
-                raise ConfigError(f"{prefix}{key}: {exc}") from None
+                raise ConfigError(f"{where}: {exc}") from None
 
+
+def parse_config(data: Mapping[str, Any], path: Path = Path("<config>")) -> Config:
+    """Validate a decoded TOML document; every error names the file and the key."""
+    prefix = f"{path}: "
+    known = [*SECTIONS, "policy"]
     try:
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown table (known: {', '.join(known)})")
+        if "terminal" not in data:
+            raise ConfigError("terminal: required table is missing")
+        sections = {name: _section(cls, data.get(name, {}), name) for name, cls in SECTIONS.items()}
+        policy = data.get("policy", {})
+        if not isinstance(policy, dict):
+            raise ConfigError("policy: must be a table")
+        cfg = Config(path=path, policy=policy, **sections)
+        _validate(cfg)
+        _check_profiles(cfg)
+        from agent.app.policy import Policy
+
         Policy.from_config(cfg.policy)
     except ConfigError as exc:
         raise ConfigError(f"{prefix}{exc}") from None
@@ -254,3 +441,80 @@ def load_config(path: Path | str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_config(data, path)
+
+
+def warnings(cfg: Config) -> list[str]:
+    """Legal but unsafe (or surprising) choices, each naming the key: ``config check`` prints them."""
+    out: list[str] = []
+    u = cfg.uplink
+    if not u.broker_urls:
+        out.append("uplink.broker_urls: none configured: check-ins stay queued on this terminal")
+    for url in u.broker_urls:
+        parts = urlsplit(url)
+        if not BROKER_SCHEMES[parts.scheme] and not _is_loopback(parts.hostname or ""):
+            out.append(f"uplink.broker_urls: {url} is not TLS: events and credentials cross the network in clear")
+    if u.tls and not u.tls_cert:
+        out.append("uplink.tls_cert: no client certificate: the broker cannot tell this terminal from another")
+    if not cfg.reader.trust_dir and not cfg.trust_dir.is_dir():
+        out.append(f"reader.trust_dir: {cfg.trust_dir} does not exist yet: passive authentication fails (patients "
+                   "are refused) until trust anchors are installed")  # fmt: skip
+    creds = cfg.reader.terminal_credentials
+    if cfg.finger.enabled and not creds:
+        out.append("reader.terminal_credentials: not set: fingerprints cannot be matched against the chip's DG3")
+    elif creds and not Path(creds).is_dir():
+        out.append(f"reader.terminal_credentials: {creds} does not exist yet: DG3 stays closed until the hub "
+                   "installs credentials")  # fmt: skip
+    if "dg3" in cfg.reader.files and not creds:
+        out.append("reader.files: dg3 without reader.terminal_credentials: the chip refuses it")
+    if "dg2" in cfg.reader.files:
+        out.append("reader.files: dg2 is the face image: read it only when the gate needs it")
+    if not any(k in cfg.outputs.kinds for k in ("gpio", "screen")):
+        out.append("outputs.kinds: neither gpio nor screen: nobody at the gate sees the outcome")
+    from agent.app.policy import ACTIONS, DEFAULT_ACTIONS
+
+    for finding, action in sorted(cfg.policy.items()):
+        default = next((v for f, v in DEFAULT_ACTIONS.items() if f.value.lower() == finding), None)
+        if default is not None and ACTIONS[action].severity < ACTIONS[default].severity:
+            out.append(f"policy.{finding}: {action!r} is more lenient than the default {default!r}")
+    return out
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def render_example() -> str:
+    """``docs/agent.example.toml``: every key with its default and meaning, from the schema itself."""
+    from agent.app.policy import DEFAULT_ACTIONS
+
+    lines = [
+        "# gate-agent configuration: /etc/gate-agent/agent.toml on a terminal.",
+        "# Check it with:  gate-agent config check   (then: gate-agent doctor)",
+        "# Every key is optional unless marked \"required\"; the value shown is the default.  A commented",
+        "# line shows an example value for a key whose default is empty.  Generated from agent/config.py.",
+    ]
+    for name, cls in SECTIONS.items():
+        lines += ["", f"[{name}]"]
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            lines += [f"# {text}" for text in textwrap.wrap(meta["doc"], 100)]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                lines.append(f"# {f.name} = {_toml(meta['example'])}")
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            example = meta.get("example")
+            if example is not None and not default:
+                lines.append(f"# {f.name} = {example if example.startswith('[') else _toml(example)}")
+            else:
+                lines.append(f"{f.name} = {_toml(default)}")
+    lines += ["", "[policy]  # finding = admit | admit_provisional | refer_desk | refuse (the hub may push changes)"]
+    lines += [f"{finding.value.lower()} = {_toml(action)}" for finding, action in DEFAULT_ACTIONS.items()]
+    return "\n".join(lines) + "\n"

@@ -73,9 +73,8 @@ class Daemon:
     ) -> None:
         self.config_path = Path(config_path)
         self.config = load_config(self.config_path)
-        if heartbeat is None:  # [uplink] heartbeat, validated with the rest of [uplink] when the uplink starts
-            value = self.config.uplink.get("heartbeat", HEARTBEAT_SECONDS)
-            heartbeat = float(value) if isinstance(value, int | float) and value > 0 else HEARTBEAT_SECONDS
+        if heartbeat is None:
+            heartbeat = self.config.uplink.heartbeat
         if build is None:
             from agent.app.wiring import build_runtime
 

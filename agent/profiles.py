@@ -3,13 +3,15 @@
 One file per model, ``kind`` = ``fingerprint``, ``scanner`` or ``reader``.  An
 unknown key, a missing one or a value of the wrong type is a ConfigError naming the
 file and the key.  Profiles are searched in ``$GATE_AGENT_PROFILES``, then the
-``firmware_profiles`` directory of the source tree, then
-``/usr/share/gate-agent/firmware_profiles``.
+``firmware_profiles`` directory of the source tree, then the installed copy
+(``<sys.prefix>/share/gate-agent/firmware_profiles``: a pip install, the Debian
+package's venv), then ``/usr/share/gate-agent/firmware_profiles``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ def search_path() -> list[Path]:
     if os.environ.get("GATE_AGENT_PROFILES"):
         paths.append(Path(os.environ["GATE_AGENT_PROFILES"]))
     paths.append(Path(__file__).resolve().parent.parent / "firmware_profiles")
+    paths.append(Path(sys.prefix) / "share" / "gate-agent" / "firmware_profiles")
     paths.append(Path("/usr/share/gate-agent/firmware_profiles"))
     return paths
 
@@ -100,7 +103,9 @@ def fingerprint_profile(name: str) -> ModuleProfile:
 def check_all(directory: Path | None = None) -> list[str]:
     """Validate every profile (``gate-agent config check`` and the tests use it)."""
     names = []
-    for path in sorted((directory or search_path()[-2]).glob("*.toml")):
+    if directory is None:  # the shipped set: the source tree's, else the installed copy
+        directory = next((d for d in search_path()[-3:] if d.is_dir()), search_path()[-1])
+    for path in sorted(directory.glob("*.toml")):
         load_file(path)
         names.append(path.stem)
     return names

@@ -115,6 +115,7 @@ def test_ready_watchdog_heartbeat_checkin_reload_and_stop(tmp_path: Path, notify
         assert len(sink.records) == 1
         daemon._reload.set()
         messages(sock, "RELOADING=1")
+        messages(sock, "serving (reloaded)")  # the reload is done when the daemon says it serves again
         assert len(reloaded) == 1 and reloaded[0].terminal.terminal_id == "gate-7"
         (tmp_path / "agent.toml").write_text("[terminal]\nfacility_id = 'x y'\n")
         daemon._reload.set()

@@ -20,14 +20,12 @@ from sim.infra.mosquitto import Mosquitto
 from sim.infra.net import free_port
 
 
-def config(tmp_path: Path, **uplink: object) -> object:
+def config(tmp_path: Path, terminal: str = "gate-1", **uplink: object) -> object:
     state = tmp_path / "state"
     state.mkdir(exist_ok=True)
-    trust = tmp_path / "trust"
     return parse_config(
         {
-            "terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(state)},
-            "reader": {"trust_dir": str(trust)},
+            "terminal": {"facility_id": "01001", "terminal_id": terminal, "state_dir": str(state)},
             "uplink": dict(uplink),
         }
     )
@@ -59,8 +57,8 @@ def test_state_dir_and_trust_anchors(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     got = by_name(doctor.run_checks(cfg, [doctor.check_state_dir, doctor.check_trust_dir]))  # type: ignore[arg-type]
     assert got == {"disk space": "ok", "trust anchors": "fail"}
-    (tmp_path / "trust").mkdir()
-    (tmp_path / "trust" / "csca.pem").write_text("x")
+    (tmp_path / "state" / "trust").mkdir()
+    (tmp_path / "state" / "trust" / "csca.pem").write_text("x")
     assert by_name(doctor.run_checks(cfg, [doctor.check_trust_dir]))["trust anchors"] == "ok"  # type: ignore[arg-type]
 
 
@@ -68,23 +66,95 @@ def test_state_dir_and_trust_anchors(tmp_path: Path) -> None:
 def test_broker_reachability(tmp_path: Path, mosquitto: Mosquitto) -> None:
     dead = free_port()
     cfg = config(tmp_path, broker_urls=[mosquitto.url, f"mqtt://127.0.0.1:{dead}"])
-    got = by_name(doctor.run_checks(cfg, [doctor.check_brokers]))  # type: ignore[arg-type]
-    assert got == {f"broker 127.0.0.1:{mosquitto.port}": "ok", f"broker 127.0.0.1:{dead}": "fail"}
+    checks = doctor.run_checks(cfg, [doctor.check_brokers])  # type: ignore[arg-type]
+    got = by_name(checks)
+    assert got == {f"broker 127.0.0.1:{mosquitto.port}": "ok", f"broker 127.0.0.1:{mosquitto.port} mqtt": "ok",
+                   f"broker 127.0.0.1:{dead}": "fail"}  # fmt: skip
+    dead_check = next(c for c in checks if c.status == "fail")
+    assert "uplink.broker_urls" in dead_check.fix and "uplink.broker_urls" in dead_check.fix_vi
     none = by_name(doctor.run_checks(config(tmp_path), [doctor.check_brokers]))  # type: ignore[arg-type]
     assert none == {"broker": "warn"}
 
 
 def test_certificate_expiry(tmp_path: Path) -> None:
-    cfg = config(tmp_path, tls_ca=str(cert(tmp_path / "ca.pem", 400)), tls_cert=str(cert(tmp_path / "t.pem", 10)))
-    assert by_name(doctor.run_checks(cfg, [doctor.check_certificates])) == {  # type: ignore[arg-type]
-        "uplink.tls_ca": "ok",
-        "uplink.tls_cert": "warn",
-    }
+    cfg = config(tmp_path, broker_urls=["mqtts://127.0.0.1:8883"], tls_ca=str(cert(tmp_path / "ca.pem", 400)))
+    assert by_name(doctor.run_checks(cfg, [doctor.check_certificates])) == {"uplink.tls_ca": "fail"}  # type: ignore[arg-type]
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=500)
     expired = list(doctor.check_certificates(cfg, later))  # type: ignore[arg-type]
-    assert {c.status for c in expired} == {"fail"}
-    (tmp_path / "t.pem").write_text("garbage")
-    assert "cannot load" in next(c.detail for c in doctor.check_certificates(cfg) if c.name == "uplink.tls_cert")  # type: ignore[arg-type]
+    assert "is not valid now" in expired[0].detail
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=390)
+    assert "expires in" in next(iter(doctor.check_certificates(cfg, soon))).detail  # type: ignore[arg-type]
+    (tmp_path / "ca.pem").write_text("garbage")
+    assert "cannot load" in next(c.detail for c in doctor.check_certificates(cfg) if c.name == "uplink.tls_ca")  # type: ignore[arg-type]
+
+
+def tls_uplink(pki: Path, cert_of: str, ca: str = "ca.crt", port: int = 8883) -> dict[str, object]:
+    return {"broker_urls": [f"mqtts://127.0.0.1:{port}"], "tls_ca": str(pki / ca),
+            "tls_cert": str(pki / f"{cert_of}.crt"), "tls_key": str(pki / f"{cert_of}.key")}  # fmt: skip
+
+
+def test_certificate_identity_and_ca(tmp_path: Path) -> None:
+    from sim.pki import make_pki
+
+    make_pki(tmp_path / "pki", "01001", ["gate-1", "gate-2"])
+    make_pki(tmp_path / "other", "01002", ["gate-1"])
+    pki = tmp_path / "pki"
+    good = list(doctor.run_checks(config(tmp_path, **tls_uplink(pki, "gate-1")), [doctor.check_certificates]))  # type: ignore[arg-type]
+    assert {c.status for c in good} == {"ok"} and "uplink.tls_cert identity" in by_name(good)
+    # a certificate issued to another terminal: the broker's ACL would drop every message
+    (wrong,) = [c for c in doctor.check_certificates(config(tmp_path, **tls_uplink(pki, "gate-2")))  # type: ignore[arg-type]
+                if c.status == "fail"]  # fmt: skip
+    assert "issued to gate-2, this terminal is 'gate-1'" in wrong.detail and "CN=gate-1" in wrong.fix
+    # the CA file holds a terminal certificate, not a CA
+    not_ca = [c for c in doctor.run_checks(config(tmp_path, **tls_uplink(pki, "gate-1", ca="gate-2.crt")),  # type: ignore[arg-type]
+                                           [doctor.check_certificates]) if c.status == "fail"]  # fmt: skip
+    assert any("is not a CA certificate" in c.detail for c in not_ca)
+    assert any("not issued by any CA" in c.detail for c in not_ca)
+    # a CA, but not the one that issued the client certificate
+    other = tls_uplink(pki, "gate-1")
+    other["tls_ca"] = str(tmp_path / "other" / "ca.crt")
+    (foreign,) = [c for c in doctor.check_certificates(config(tmp_path, **other)) if c.status == "fail"]  # type: ignore[arg-type]
+    assert "not issued by any CA" in foreign.detail and foreign.fix
+
+
+@pytest.mark.broker
+def test_real_tls_handshake_and_acl_against_the_shipped_broker_config(tmp_path: Path) -> None:
+    from sim.pki import make_pki
+    from tests.test_broker_acl import broker_conf
+
+    pki = tmp_path / "pki"
+    make_pki(pki, "01001", ["gate-1", "gate-2"])
+    make_pki(tmp_path / "other", "01001", ["gate-1"])
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port, extra_conf=broker_conf(pki, port), anonymous=False).start()
+    try:
+        name = f"broker 127.0.0.1:{port}"
+        ok = doctor.run_checks(config(tmp_path, **tls_uplink(pki, "gate-1", port=port)), [doctor.check_brokers])  # type: ignore[arg-type]
+        assert by_name(ok) == {name: "ok", f"{name} tls": "ok", f"{name} mqtt": "ok"}, ok
+        # gate-2's certificate on gate-1: TLS and the session pass, the ACL refuses gate-1's topics
+        wrong = {c.name: c for c in doctor.run_checks(config(tmp_path, **tls_uplink(pki, "gate-2", port=port)),  # type: ignore[arg-type]
+                                                      [doctor.check_brokers])}  # fmt: skip
+        assert wrong[f"{name} tls"].status == "ok"
+        assert wrong[f"{name} mqtt"].status == "fail" and "ACL refuses gate/01001/gate-1/cmd/result" in \
+            wrong[f"{name} mqtt"].detail and wrong[f"{name} mqtt"].fix  # fmt: skip
+        # a CA that did not sign the broker's certificate: the handshake fails, with the fix
+        foreign = tls_uplink(pki, "gate-1", port=port)
+        foreign["tls_ca"] = str(tmp_path / "other" / "ca.crt")
+        bad = {c.name: c for c in doctor.run_checks(config(tmp_path, **foreign), [doctor.check_brokers])}  # type: ignore[arg-type]
+        assert bad[f"{name} tls"].status == "fail" and "not trusted" in bad[f"{name} tls"].detail
+        assert "uplink.tls_ca" in bad[f"{name} tls"].fix and f"{name} mqtt" not in bad
+    finally:
+        broker.stop()
+
+
+def test_terminal_credentials_are_required_with_the_finger(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cfg = parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(state)},
+                        "finger": {"enabled": True, "url": "/dev/ttyUSB0"}})  # fmt: skip
+    (check,) = doctor.run_checks(cfg, [doctor.check_terminal_credentials])
+    assert check.status == "fail" and "cannot be matched" in check.detail and "terminal.key" in check.fix
+    cfg = parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(state)}})
+    assert doctor.run_checks(cfg, [doctor.check_terminal_credentials])[0].status == "ok"
 
 
 def test_clock_flag(tmp_path: Path) -> None:
@@ -100,7 +170,6 @@ def test_doctor_command_fails_on_a_broken_terminal(tmp_path: Path) -> None:
     cfg_path = tmp_path / "agent.toml"
     cfg_path.write_text(
         f'[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\nstate_dir = "{tmp_path / "nope"}"\n'
-        f'[reader]\ntrust_dir = "{tmp_path / "trust"}"\n'
     )
     res = subprocess.run(
         [sys.executable, "-m", "agent", "doctor", "--config", str(cfg_path), "--json"],
@@ -111,11 +180,27 @@ def test_doctor_command_fails_on_a_broken_terminal(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stderr
     report = json.loads(res.stdout)
     assert report["ok"] is False
-    assert {c["name"]: c["status"] for c in report["checks"]}["state dir"] == "fail"
+    state = next(c for c in report["checks"] if c["name"] == "state dir")
+    assert state["status"] == "fail" and "terminal.state_dir" in state["fix"] and state["fix_vi"]
     table = subprocess.run(
-        [sys.executable, "-m", "agent", "doctor", "--config", str(cfg_path)], capture_output=True, text=True, timeout=60
-    )
-    assert table.stdout.splitlines()[0].split() == ["CHECK", "STATUS", "DETAIL"]
+        [sys.executable, "-m", "agent", "doctor", "--config", str(cfg_path), "--lang", "both"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["CHECK", "STATUS", "DETAIL"]
+    fixes = [line.strip() for line in lines if line.strip().startswith("->")]
+    assert any("terminal.state_dir" in f for f in fixes) and any("thư mục" in f for f in fixes)
+    assert lines[-1].endswith("ok") and "failed" in lines[-1]
+    # a config that does not load: the error object, not a traceback
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\n[uplink]\nbroker_url = "x"\n')
+    res = subprocess.run([sys.executable, "-m", "agent", "doctor", "--config", str(broken), "--json"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 2 and json.loads(res.stdout)["error"].endswith("uplink.broker_url: unknown key "
+                                                                            "(known: broker_urls, username, password, "
+                                                                            "tls_ca, tls_cert, tls_key, protocol, "
+                                                                            "keepalive, inflight, rate, ack_timeout, "
+                                                                            "backoff_min, backoff_max, heartbeat)")
 
 
 @pytest.mark.pcscd

@@ -136,6 +136,7 @@ url = "{tmp_path / 'finger'}"
 """
     path = tmp_path / "agent.toml"
     path.write_text(text)
+    (tmp_path / "trust").mkdir(exist_ok=True)  # a configured trust_dir must exist
     return load_config(path)
 
 
@@ -145,7 +146,7 @@ def test_doctor_checks_terminal_credentials(tmp_path: Path) -> None:
         return check.status, check.detail
 
     assert status(_config(tmp_path, None))[0] == OK
-    assert status(_config(tmp_path, None, finger=True))[0] == WARN
+    assert status(_config(tmp_path, None, finger=True))[0] == FAIL  # the finger cannot be matched
     good = sim_eac.eac_pki(0).write_credentials(tmp_path / "good")
     assert status(_config(tmp_path, good)) == (OK, f"VNISGATE00001 via VNDVBHYT00001, valid until "
                                                    f"{dt.date.today() + dt.timedelta(days=30)}")  # fmt: skip

@@ -28,7 +28,7 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is part of systemd, which every Debian terminal runs"
     gate_agent = Path(sys.executable).with_name("gate-agent")
-    text = UNIT.read_text().replace("/usr/local/bin/gate-agent", str(gate_agent))
+    text = UNIT.read_text().replace("/usr/bin/gate-agent", str(gate_agent))  # the package's path (test_deb)
     unit = tmp_path / "gate-agent.service"
     unit.write_text(text)
     res = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
@@ -39,7 +39,10 @@ def test_unit_is_notify_with_watchdog_and_hardening() -> None:
     s = service_section()
     assert s["Type"] == ["notify"] and s["Restart"] == ["on-failure"]
     assert int(s["WatchdogSec"][0]) > 0
-    assert s["DynamicUser"] == ["yes"] and s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]
+    # the package's system user (postinst), not a dynamic one: files in /etc/gate-agent/tls are group-readable to it
+    assert s["User"] == ["gate-agent"] and s["Group"] == ["gate-agent"] and "DynamicUser" not in s
+    assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"] and s["RemoveIPC"] == ["yes"]
+    assert s["ExecStart"] == ["/usr/bin/gate-agent run --config /etc/gate-agent/agent.toml"]
     assert s["StateDirectory"] == ["gate-agent"] and s["SupplementaryGroups"] == ["dialout"]
     assert "char-ttyUSB rw" in s["DeviceAllow"]
     assert all("*" not in d for d in s["DeviceAllow"])  # DeviceAllow takes no globs

@@ -203,5 +203,5 @@ def test_config_errors_name_the_key() -> None:
         UplinkConfig.from_table({"brokers": []}, "f", "t")
     with pytest.raises(ConfigError, match=r"uplink\.broker_urls"):
         UplinkConfig.from_table({"broker_urls": ["http://x"]}, "f", "t")
-    with pytest.raises(ConfigError, match=r"uplink\.inflight: expected int"):
+    with pytest.raises(ConfigError, match=r"uplink\.inflight: expected an integer"):
         UplinkConfig.from_table({"broker_urls": [], "inflight": "many"}, "f", "t")

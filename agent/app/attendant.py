@@ -6,22 +6,29 @@ object per line::
     {"id_number": "001090012345", "birth": "17051990", "issued": "01022021"}   # keys for the chip
     {"id_number": "001090012345", "no_card": true}                             # child under 6, no card
 
-and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``.
-``gate-agent attendant`` is the command-line client; a desk UI would use the same socket.
+and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``.  With
+``"wait": true`` in the request, that one line comes after the decision instead and carries
+it: ``{"ok": true, "outcome": ..., "reason": ..., "message_vi": ..., "message_en": ...,
+"event_id": ..., "provisional": ...}``, or ``{"ok": false, "prompt": "timeout", ...}`` when the
+check-in ended without one (wrong keys, an unreadable card, a timeout); the socket is also an
+output of the flow for this.  ``gate-agent attendant`` is the command-line client; a desk UI
+would use the same socket.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.app.ports import KeysEntered, ManualEntry, Trigger
+from agent.app.ports import KeysEntered, ManualEntry, Shown, Trigger
 from agent.card.cccd import PersonalId, cccd_access_keys, parse_ddmmyyyy
 from agent.card.errors import InputError
 from agent.errors import GateAgentError
@@ -29,6 +36,9 @@ from agent.errors import GateAgentError
 log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
+WAIT_LIMIT = 300.0  # seconds a waiting request is kept at most (the client has its own, shorter, limit)
+#: prompts that end a check-in without an outcome: a waiting attendant hears them
+ENDING_PROMPTS = frozenset({"wrong_keys", "read_failed", "timeout"})
 
 
 def trigger_from_request(request: Any) -> Trigger:
@@ -63,6 +73,8 @@ class AttendantSocket:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._waiting: list[tuple[socket.socket, float]] = []  # connections owed an outcome, with deadlines
+        self._waiting_lock = threading.Lock()
 
     def state(self) -> str:
         return "ok" if self._sock is not None else "stopped"
@@ -87,20 +99,24 @@ class AttendantSocket:
     def _serve(self, submit: Callable[[Trigger], None]) -> None:
         assert self._sock is not None
         while not self._stop.is_set():
+            self._expire()
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    self._handle(conn, submit)
-                except OSError as exc:
-                    log.warning("attendant connection failed: %s", exc)
+            conn.settimeout(5)
+            try:
+                keep = self._handle(conn, submit)
+            except OSError as exc:
+                log.warning("attendant connection failed: %s", exc)
+                keep = False
+            if not keep:
+                conn.close()
 
-    def _handle(self, conn: socket.socket, submit: Callable[[Trigger], None]) -> None:
+    def _handle(self, conn: socket.socket, submit: Callable[[Trigger], None]) -> bool:
+        """Answer one request; True when the connection now waits for the outcome."""
         data = b""
         while b"\n" not in data and len(data) < MAX_LINE:
             chunk = conn.recv(MAX_LINE)
@@ -114,12 +130,46 @@ class AttendantSocket:
         except (ValueError, InputError) as exc:
             answer: dict[str, Any] = {"ok": False, "error": str(exc)}
         else:
+            if isinstance(request, dict) and request.get("wait") is True:
+                with self._waiting_lock:
+                    self._waiting.append((conn, time.monotonic() + WAIT_LIMIT))
+                submit(trigger)
+                return True
             submit(trigger)
             answer = {"ok": True}
         conn.sendall((json.dumps(answer) + "\n").encode())
+        return False
+
+    # --- an output of the flow: waiting requests get the outcome ---------------------------------
+
+    def _answer_waiting(self, answer: dict[str, Any], expired_only: bool = False) -> None:
+        now = time.monotonic()
+        with self._waiting_lock:
+            due = [(c, d) for c, d in self._waiting if not expired_only or d <= now]
+            self._waiting = [w for w in self._waiting if w not in due]
+        for conn, _ in due:
+            try:
+                conn.sendall((json.dumps(answer, ensure_ascii=False) + "\n").encode())
+            except OSError as exc:
+                log.info("attendant left before the outcome: %s", exc)
+            finally:
+                conn.close()
+
+    def _expire(self) -> None:
+        if self._waiting:
+            self._answer_waiting({"ok": False, "error": f"no outcome within {WAIT_LIMIT:g} s"}, expired_only=True)
+
+    def prompt(self, code: str, message_vi: str, message_en: str) -> None:
+        if code in ENDING_PROMPTS and self._waiting:
+            self._answer_waiting({"ok": False, "prompt": code, "message_vi": message_vi, "message_en": message_en})
+
+    def show(self, shown: Shown) -> None:
+        if self._waiting:
+            self._answer_waiting({"ok": True, **dataclasses.asdict(shown)})
 
     def stop(self) -> None:
         self._stop.set()
+        self._answer_waiting({"ok": False, "error": "the agent is stopping"})
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -130,7 +180,7 @@ class AttendantSocket:
 
 
 def send(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Client side: send one request, return the answer."""
+    """Client side: send one request, return the answer (with ``wait``, ``timeout`` covers the check-in)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
@@ -142,6 +192,8 @@ def send(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str,
                 if not chunk:
                     break
                 data += chunk
+    except TimeoutError:
+        raise GateAgentError(f"no answer from the agent within {timeout:g} s") from None
     except OSError as exc:
         raise GateAgentError(f"cannot reach the agent at {path}: {exc} (is gate-agent running?)") from exc
     answer = json.loads(data or b"{}")

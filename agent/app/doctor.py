@@ -1,14 +1,15 @@
-"""``gate-agent doctor``: what an installer checks at a terminal, one line per check.
+"""``gate-agent doctor``: what an installer checks at a terminal, one line per check, each with its fix.
 
-Each check returns :class:`Check` (``ok`` / ``warn`` / ``fail`` and a detail that
-never contains personal data).  ``fail`` makes the command exit 1; ``warn``
-(clock not yet synchronised, certificate expiring within 30 days) does not.
-Checks that need a device module are registered by that module's layer, so
-the doctor grows with the terminal.
+Each check returns :class:`Check`: ``ok`` / ``warn`` / ``fail``, what it found (never
+personal data) and, when not ok, the fix in one sentence, in English and Vietnamese
+(:data:`FIXES`, by check name, unless the check gives a more precise one).  ``fail``
+makes the command exit 1; ``warn`` (clock not yet synchronised, certificate expiring
+within 30 days) does not.  A check that cannot be made is a ``fail``, never an ``ok``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -18,9 +19,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import cbor2
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from agent.config import Config
 from agent.errors import GateAgentError
@@ -37,9 +41,14 @@ class Check:
     name: str
     status: str
     detail: str
+    fix: str = ""  # one sentence, English
+    fix_vi: str = ""  # the same, Vietnamese
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "detail": self.detail}
+        out = {"name": self.name, "status": self.status, "detail": self.detail}
+        if self.status != OK:
+            out["fix"], out["fix_vi"] = self.fix, self.fix_vi
+        return out
 
 
 CheckFn = Callable[[Config], Iterable[Check]]
@@ -79,19 +88,135 @@ def check_clock(cfg: Config, flag: Path = SYNC_FLAG) -> Iterable[Check]:
 
 
 def _broker_urls(cfg: Config) -> list[str]:
-    urls = cfg.uplink.get("broker_urls", [])
-    return [str(u) for u in urls] if isinstance(urls, list) else []
+    return list(cfg.uplink.broker_urls)
+
+
+def _tls_context(cfg: Config) -> ssl.SSLContext:
+    """The context the uplink's TLS uses: the configured CA (or the system's) and the client certificate."""
+    u = cfg.uplink
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if u.tls_ca:
+        context.load_verify_locations(cafile=u.tls_ca)
+    else:
+        context.load_default_certs()
+    if u.tls_cert:
+        context.load_cert_chain(u.tls_cert, u.tls_key or None)
+    return context
+
+
+def _tls_handshake(cfg: Config, host: str, port: int, timeout: float) -> tuple[Check, dt.datetime | None]:
+    """A real TLS handshake with the configured client certificate; the broker certificate's start of validity."""
+    name = f"broker {host}:{port} tls"
+    try:
+        context = _tls_context(cfg)
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:  # fmt: skip
+            der = tls.getpeercert(binary_form=True)
+            version = tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        return Check(name, FAIL, f"the broker's certificate is not trusted: {exc.verify_message}",
+                     "Set uplink.tls_ca to the facility CA that signed the broker's certificate, and use the host "
+                     "name in the broker's certificate in uplink.broker_urls.",
+                     "Đặt uplink.tls_ca là CA của cơ sở đã ký chứng thư của broker, và dùng đúng tên máy ghi trong "
+                     "chứng thư đó trong uplink.broker_urls."), None  # fmt: skip
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return Check(name, FAIL, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"), None
+    if der is None:
+        return Check(name, FAIL, "the broker sent no certificate"), None
+    broker = x509.load_der_x509_certificate(der)
+    detail = f"{version}, broker certificate {broker.subject.rfc4514_string()}, " \
+             f"valid until {broker.not_valid_after_utc:%Y-%m-%d}"  # fmt: skip
+    return Check(name, OK, detail), broker.not_valid_before_utc
+
+
+def _mqtt_session(cfg: Config, url: str, timeout: float) -> Check:
+    """CONNECT with the terminal's credentials, then publish a harmless message under its own topics:
+    MQTT 5's PUBACK says whether the broker's ACL lets this terminal publish (mosquitto otherwise drops
+    refused messages silently)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    parts = urlsplit(url)
+    tls = parts.scheme in ("mqtts", "ssl")
+    host, port = parts.hostname or "localhost", parts.port or (8883 if tls else 1883)
+    u, t = cfg.uplink, cfg.terminal
+    name = f"broker {host}:{port} mqtt"
+    v5 = u.protocol != "3.1.1"
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{t.facility_id}-{t.terminal_id}-doctor",
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)  # fmt: skip
+    if u.username:
+        client.username_pw_set(u.username, u.password or None)
+    if tls:
+        client.tls_set_context(_tls_context(cfg))
+    connected, published = threading.Event(), threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        result["connect"] = reason
+        connected.set()
+
+    def on_publish(c: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        result["publish"] = reason
+        published.set()
+
+    def on_disconnect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        result.setdefault("connect", reason)
+        connected.set()
+        published.set()
+
+    client.on_connect, client.on_publish, client.on_disconnect = on_connect, on_publish, on_disconnect
+    # a command result for no command: the hub files it under this id and nothing else happens
+    topic = f"gate/{t.facility_id}/{t.terminal_id}/cmd/result"
+    probe = cbor2.dumps({"id": "doctor-probe", "ok": True, "reason": "gate-agent doctor: ACL probe"})
+    try:
+        client.connect(host, port, u.keepalive)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return Check(name, FAIL, f"cannot connect: {exc}")
+    client.loop_start()
+    try:
+        if not connected.wait(timeout):
+            return Check(name, FAIL, f"no CONNACK within {timeout:g} s")
+        reason = result["connect"]
+        if getattr(reason, "is_failure", True):
+            return Check(name, FAIL, f"the broker refused the session: {reason}",
+                         "Check uplink.username/password or the client certificate (uplink.tls_cert) against "
+                         "the broker's configuration.",
+                         "Kiểm tra uplink.username/password hoặc chứng thư máy khách (uplink.tls_cert) với cấu "
+                         "hình của broker.")  # fmt: skip
+        client.publish(topic, probe, qos=1)
+        if not published.wait(timeout) or "publish" not in result:
+            return Check(name, FAIL, f"no PUBACK for {topic} within {timeout:g} s")
+        code = result["publish"]
+        if getattr(code, "is_failure", False):
+            return Check(name, FAIL, f"session accepted but the broker's ACL refuses {topic} ({code}): every "
+                                     "event would be dropped",
+                         "Issue the client certificate to this terminal id (CN = terminal.terminal_id) or fix "
+                         "terminal.terminal_id / the broker ACL.",
+                         "Cấp chứng thư máy khách cho đúng mã cổng này (CN = terminal.terminal_id) hoặc sửa "
+                         "terminal.terminal_id / ACL của broker.")  # fmt: skip
+        if not v5:
+            return Check(name, WARN, "session accepted; MQTT 3.1.1 cannot say whether the ACL lets this terminal "
+                                     "publish", "Use uplink.protocol = \"auto\" or \"5\" so the broker can say.",
+                         "Dùng uplink.protocol = \"auto\" hoặc \"5\" để broker trả lời được.")  # fmt: skip
+        return Check(name, OK, f"session accepted (MQTT 5), may publish under gate/{t.facility_id}/{t.terminal_id}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
+    """Each broker: reachable, a real TLS handshake with this terminal's certificate, an MQTT session the ACL
+    accepts; and the clock against the broker certificate's validity."""
     urls = _broker_urls(cfg)
     if not urls:
         yield Check("broker", WARN, "no [uplink] broker_urls configured: check-ins stay queued on this terminal")
         return
-    reachable = 0
+    usable = 0
     for url in urls:
         parts = urlsplit(url)
-        tls = parts.scheme in ("mqtts", "ssl", "tls")
+        tls = parts.scheme in ("mqtts", "ssl")
         port = parts.port or (8883 if tls else 1883)
         host = parts.hostname or "localhost"
         start = time.monotonic()
@@ -101,17 +226,47 @@ def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
         except OSError as exc:
             yield Check(f"broker {host}:{port}", FAIL, f"unreachable: {exc.strerror or exc}")
             continue
-        reachable += 1
         yield Check(f"broker {host}:{port}", OK, f"reachable in {1000 * (time.monotonic() - start):.0f} ms")
-    if reachable == 0 and len(urls) > 1:
-        yield Check("broker", FAIL, "no broker reachable")
+        if tls:
+            handshake, not_before = _tls_handshake(cfg, host, port, timeout)
+            yield handshake
+            if handshake.status != OK:
+                continue
+            now = dt.datetime.now(dt.UTC)
+            if not_before is not None and now < not_before:
+                yield Check("clock", FAIL, f"this terminal says {now:%Y-%m-%d %H:%M} UTC, before the broker's "
+                                           f"certificate was issued ({not_before:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
+        session = _mqtt_session(cfg, url, timeout)
+        yield session
+        usable += session.status == OK
+    if usable == 0 and len(urls) > 1:
+        yield Check("broker", FAIL, "no broker accepts this terminal")
+
+
+def _identities(cert: x509.Certificate) -> list[str]:
+    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += san.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        pass
+    return names
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def check_certificates(cfg: Config, now: dt.datetime | None = None) -> Iterable[Check]:
-    """Expiry of the TLS files named in [uplink] (ca, cert)."""
+    """The TLS files of [uplink]: the CA is a CA, the client certificate names this terminal and was issued
+    by that CA, and neither has expired."""
     now = now or dt.datetime.now(dt.UTC)
+    loaded: dict[str, list[x509.Certificate]] = {}
     for key in ("tls_ca", "tls_cert"):
-        name = cfg.uplink.get(key)
+        name = getattr(cfg.uplink, key)
         if not name:
             continue
         path = Path(str(name))
@@ -120,7 +275,8 @@ def check_certificates(cfg: Config, now: dt.datetime | None = None) -> Iterable[
         except (OSError, ValueError) as exc:
             yield Check(f"uplink.{key}", FAIL, f"{path}: cannot load: {exc}")
             continue
-        for cert in certs:
+        loaded[key] = certs
+        for cert in certs if key == "tls_ca" else certs[:1]:
             left = cert.not_valid_after_utc - now
             subject = cert.subject.rfc4514_string()
             if left.total_seconds() <= 0 or cert.not_valid_before_utc > now:
@@ -131,10 +287,44 @@ def check_certificates(cfg: Config, now: dt.datetime | None = None) -> Iterable[
                 yield Check(f"uplink.{key}", WARN, f"{subject} expires in {left.days} days")
             else:
                 yield Check(f"uplink.{key}", OK, f"{subject} valid until {cert.not_valid_after_utc:%Y-%m-%d}")
+    for cert in loaded.get("tls_ca", []):
+        if not _is_ca(cert):
+            yield Check("uplink.tls_ca", FAIL, f"{cert.subject.rfc4514_string()} is not a CA certificate "
+                                               "(no basicConstraints CA:TRUE)",
+                        "Put the facility CA certificate (ca.crt of the facility PKI) in uplink.tls_ca, not the "
+                        "broker's or this terminal's own certificate.",
+                        "Đặt chứng thư CA của cơ sở (ca.crt) vào uplink.tls_ca, không phải chứng thư của broker "
+                        "hay của chính cổng này.")  # fmt: skip
+    if "tls_cert" in loaded:
+        cert = loaded["tls_cert"][0]
+        ids = _identities(cert)
+        terminal = cfg.terminal.terminal_id
+        if terminal not in ids:
+            yield Check("uplink.tls_cert", FAIL, f"issued to {', '.join(ids) or 'nobody'}, this terminal is "
+                                                 f"{terminal!r}: the broker's ACL would drop every message",
+                        f"Install the client certificate issued to {terminal} (CN={terminal}), or correct "
+                        "terminal.terminal_id.",
+                        f"Cài chứng thư máy khách cấp cho {terminal} (CN={terminal}), hoặc sửa "
+                        "terminal.terminal_id.")  # fmt: skip
+        else:
+            yield Check("uplink.tls_cert identity", OK, f"names this terminal ({terminal})")
+        cas = loaded.get("tls_ca", [])
+        if cas and not any(_issued_by(cert, ca) for ca in cas):
+            yield Check("uplink.tls_cert", FAIL, f"not issued by any CA in {cfg.uplink.tls_ca}",
+                        "Use a client certificate signed by the facility CA in uplink.tls_ca.",
+                        "Dùng chứng thư máy khách do CA của cơ sở (uplink.tls_ca) ký.")  # fmt: skip
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def check_trust_dir(cfg: Config) -> Iterable[Check]:
-    trust = Path(cfg.reader.trust_dir)
+    trust = cfg.trust_dir
     if not trust.is_dir():
         yield Check("trust anchors", FAIL, f"{trust} does not exist: passive authentication cannot pass")
         return
@@ -149,8 +339,11 @@ def check_terminal_credentials(cfg: Config, today: dt.date | None = None) -> Ite
 
     where = cfg.reader.terminal_credentials
     if not where:
-        yield Check("terminal credentials", WARN if cfg.finger.enabled else OK,
-                    "not configured: fingerprints cannot be matched against the chip's DG3")  # fmt: skip
+        if cfg.finger.enabled:
+            yield Check("terminal credentials", FAIL, "not configured: fingerprints cannot be matched against the "
+                                                      "chip's DG3, every chip check-in is 'finger not checked'")
+        else:
+            yield Check("terminal credentials", OK, "not needed: [finger] is disabled")
         return
     day = today or dt.date.today()
     try:
@@ -275,29 +468,86 @@ def check_queue(cfg: Config) -> Iterable[Check]:
         yield Check("queue", OK, detail)
 
 
-def check_ssl_support(cfg: Config) -> Iterable[Check]:
-    yield Check("openssl", OK, ssl.OPENSSL_VERSION)
-
-
 #: checks run in this order
 CHECKS: list[CheckFn] = [
     check_state_dir, check_queue, check_clock, check_pcscd, check_serial_devices, check_trust_dir,
-    check_terminal_credentials, check_brokers, check_certificates,
+    check_terminal_credentials, check_certificates, check_brokers,
 ]  # fmt: skip
+
+#: check name (or its first word) -> the fix in one sentence, English and Vietnamese, when a check gives none
+FIXES: dict[str, tuple[str, str]] = {
+    "state dir": ("Install the package (it creates /var/lib/gate-agent) or set terminal.state_dir to a directory "
+                  "the service user owns.",
+                  "Cài gói (gói tạo /var/lib/gate-agent) hoặc đặt terminal.state_dir là thư mục thuộc người dùng "
+                  "của dịch vụ."),
+    "disk space": ("Free disk space: at least 200 MiB must stay free for the event queue.",
+                   "Giải phóng ổ đĩa: cần còn trống ít nhất 200 MiB cho hàng đợi sự kiện."),
+    "queue": ("Check the broker connection (see the broker lines): events leave the queue only when the hub "
+              "acknowledges them.",
+              "Kiểm tra kết nối tới broker (xem các dòng broker): sự kiện chỉ rời hàng đợi khi máy chủ cơ sở "
+              "xác nhận."),
+    "clock": ("Enable time synchronisation (timedatectl set-ntp true) and check the time zone and the NTP server.",
+              "Bật đồng bộ thời gian (timedatectl set-ntp true) và kiểm tra múi giờ, máy chủ NTP."),
+    "pcscd": ("Install and start pcscd (apt install pcscd; systemctl enable --now pcscd.socket).",
+              "Cài và chạy pcscd (apt install pcscd; systemctl enable --now pcscd.socket)."),
+    "reader": ("Plug the card reader in, or set reader.name to a part of a name that pcsc_scan shows.",
+               "Cắm đầu đọc thẻ, hoặc đặt reader.name theo một phần tên mà pcsc_scan hiển thị."),
+    "fingerprint": ("Check the module's cable and finger.url, and set finger.profile to the module's model.",
+                    "Kiểm tra cáp của mô-đun vân tay và finger.url, đặt finger.profile đúng mẫu mô-đun."),
+    "MRZ": ("Check the MRZ reader's cable and scanners.mrz_url (the service user needs the dialout group).",
+            "Kiểm tra cáp đầu đọc MRZ và scanners.mrz_url (người dùng dịch vụ cần nhóm dialout)."),
+    "QR": ("Check the QR scanner's cable and scanners.qr_url (the service user needs the dialout group).",
+           "Kiểm tra cáp máy quét QR và scanners.qr_url (người dùng dịch vụ cần nhóm dialout)."),
+    "trust": ("Copy the CSCA certificates or master list (*.pem, *.der, *.ml, *.crl) into the trust directory, "
+              "or let the hub push them.",
+              "Chép chứng thư CSCA hoặc danh sách chủ (*.pem, *.der, *.ml, *.crl) vào thư mục tin cậy, hoặc để "
+              "máy chủ cơ sở đẩy xuống."),
+    "terminal": ("Install the terminal's EAC credentials (*.cvcert chain and terminal.key) in "
+                 "reader.terminal_credentials, or let the hub push them.",
+                 "Cài chứng thư EAC của cổng (chuỗi *.cvcert và terminal.key) vào reader.terminal_credentials, "
+                 "hoặc để máy chủ cơ sở đẩy xuống."),
+    "uplink.tls_ca": ("Replace uplink.tls_ca with the facility CA certificate before it expires.",
+                      "Thay uplink.tls_ca bằng chứng thư CA của cơ sở trước khi hết hạn."),
+    "uplink.tls_cert": ("Renew this terminal's client certificate (uplink.tls_cert and uplink.tls_key).",
+                        "Gia hạn chứng thư máy khách của cổng (uplink.tls_cert và uplink.tls_key)."),
+    "broker": ("Check the network and firewall to the broker, and uplink.broker_urls (host and port).",
+               "Kiểm tra mạng và tường lửa tới broker, và uplink.broker_urls (tên máy và cổng)."),
+}
+
+
+def _with_fix(check: Check) -> Check:
+    if check.status == OK or check.fix:
+        return check
+    for key in (check.name, check.name.split()[0], check.name.split(".")[0]):
+        if key in FIXES:
+            en, vi = FIXES[key]
+            return dataclasses.replace(check, fix=en, fix_vi=vi)
+    return check
 
 
 def run_checks(cfg: Config, checks: Iterable[CheckFn] | None = None) -> list[Check]:
+    """Every check; one that breaks is a FAIL saying so (never an ok by omission)."""
     out: list[Check] = []
     for fn in checks if checks is not None else CHECKS:
+        name = getattr(fn, "__name__", "check").removeprefix("check_").replace("_", " ")
         try:
             out.extend(fn(cfg))
         except GateAgentError as exc:
-            out.append(Check(getattr(fn, "__name__", "check").removeprefix("check_"), FAIL, str(exc)))
-    return out
+            out.append(Check(name, FAIL, str(exc)))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            out.append(Check(name, FAIL, f"the check could not be made: {type(exc).__name__}: {exc}"))
+    return [_with_fix(c) for c in out]
 
 
-def render_table(checks: list[Check]) -> str:
+def render_table(checks: list[Check], lang: str = "en") -> str:
+    """One line per check; under each warning or failure, its fix (``lang``: en, vi or both)."""
     width = max((len(c.name) for c in checks), default=5)
     lines = [f"{'CHECK'.ljust(width)}  STATUS  DETAIL"]
-    lines += [f"{c.name.ljust(width)}  {c.status.upper().ljust(6)}  {c.detail}" for c in checks]
+    for c in checks:
+        lines.append(f"{c.name.ljust(width)}  {c.status.upper().ljust(6)}  {c.detail}")
+        fixes = {"en": [c.fix], "vi": [c.fix_vi], "both": [c.fix, c.fix_vi]}[lang]
+        lines += [f"{''.ljust(width)}  {'':6}  -> {text}" for text in fixes if text]
+    failed = sum(c.status == FAIL for c in checks)
+    warned = sum(c.status == WARN for c in checks)
+    lines.append(f"{failed} failed, {warned} warnings, {len(checks) - failed - warned} ok")
     return "\n".join(lines)

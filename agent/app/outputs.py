@@ -84,28 +84,77 @@ class ScreenOutput:
         self.stream.flush()
 
 
-class GpioOutput:
-    """Gate relay and green/red LEDs through libgpiod (``python3-libgpiod`` / ``gpiod`` on PyPI)."""
+class _GpioV2:
+    """libgpiod 2.x bindings (``gpiod`` on PyPI, Debian 13's python3-libgpiod): one request for all lines."""
 
-    def __init__(self, chip: str, relay: int, green: int, red: int, relay_seconds: float) -> None:
+    def __init__(self, gpiod: Any, chip: str, lines: Sequence[int]) -> None:
+        self._value = gpiod.line.Value
+        settings = gpiod.LineSettings(direction=gpiod.line.Direction.OUTPUT, output_value=self._value.INACTIVE)
+        self._request = gpiod.request_lines(chip, consumer="gate-agent", config={tuple(lines): settings})
+
+    def set(self, line: int, on: bool) -> None:
+        self._request.set_value(line, self._value.ACTIVE if on else self._value.INACTIVE)
+
+    def close(self) -> None:
+        self._request.release()
+
+
+class _GpioV1:
+    """libgpiod 1.x bindings (Debian 12's python3-libgpiod 1.6): a chip, then one request per line."""
+
+    def __init__(self, gpiod: Any, chip: str, lines: Sequence[int]) -> None:
+        self._chip = gpiod.Chip(chip)  # a path, a name or a number (gpiod_chip_open_lookup)
+        self._lines: dict[int, Any] = {}
         try:
-            import gpiod  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            raise ConfigError("outputs.kinds has 'gpio' but the gpiod Python module is not installed") from exc
-        self._gpiod: Any = gpiod
+            for offset in lines:
+                line = self._chip.get_line(offset)
+                line.request(consumer="gate-agent", type=gpiod.LINE_REQ_DIR_OUT, default_val=0)
+                self._lines[offset] = line
+        except (OSError, ValueError):
+            self.close()
+            raise
+
+    def set(self, line: int, on: bool) -> None:
+        self._lines[line].set_value(1 if on else 0)
+
+    def close(self) -> None:
+        for line in self._lines.values():
+            line.release()
+        self._chip.close()
+
+
+def gpio_backend(gpiod: Any, chip: str, lines: Sequence[int]) -> _GpioV1 | _GpioV2:
+    """The binding's API, told apart at run time: v2 has ``request_lines``, v1 ``Chip.get_line``."""
+    if hasattr(gpiod, "request_lines") and hasattr(gpiod, "LineSettings"):
+        return _GpioV2(gpiod, chip, lines)
+    if hasattr(gpiod, "Chip") and hasattr(gpiod, "LINE_REQ_DIR_OUT"):
+        return _GpioV1(gpiod, chip, lines)
+    version = getattr(gpiod, "__version__", "unknown")
+    raise ConfigError(f"outputs.kinds: the gpiod module (version {version}) is neither libgpiod 1.x nor 2.x")
+
+
+class GpioOutput:
+    """Gate relay and green/red LEDs through libgpiod, v1 (Debian 12's ``python3-libgpiod``) or v2 (``gpiod``)."""
+
+    def __init__(self, chip: str, relay: int, green: int, red: int, relay_seconds: float, gpiod: Any = None) -> None:
+        if gpiod is None:
+            try:
+                import gpiod  # type: ignore[import-not-found,no-redef,unused-ignore]
+            except ImportError as exc:
+                raise ConfigError("outputs.kinds has 'gpio' but the gpiod Python module is not installed "
+                                  "(apt install python3-libgpiod)") from exc  # fmt: skip
         self.relay_seconds = relay_seconds
         self.lines = {"relay": relay, "green": green, "red": red}
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
         try:
-            settings = gpiod.LineSettings(direction=gpiod.line.Direction.OUTPUT)
-            self._request = gpiod.request_lines(
-                chip, consumer="gate-agent", config={tuple(self.lines.values()): settings}
-            )
-        except OSError as exc:
-            raise GateAgentError(f"cannot open GPIO chip {chip}: {exc}") from exc
+            self._backend = gpio_backend(gpiod, chip, list(self.lines.values()))
+        except (OSError, ValueError) as exc:
+            raise GateAgentError(f"cannot open GPIO chip {chip} lines {sorted(self.lines.values())}: {exc}") from exc
 
     def _set(self, name: str, on: bool) -> None:
-        value = self._gpiod.line.Value.ACTIVE if on else self._gpiod.line.Value.INACTIVE
-        self._request.set_value(self.lines[name], value)
+        with self._lock:
+            self._backend.set(self.lines[name], on)
 
     def prompt(self, code: str, message_vi: str, message_en: str) -> None:
         self._set("green", False)
@@ -116,10 +165,20 @@ class GpioOutput:
         self._set("green", admitted)
         self._set("red", not admitted)
         if admitted:
+            if self._timer is not None:
+                self._timer.cancel()  # a second admission keeps the gate open for its full time
             self._set("relay", True)
-            timer = threading.Timer(self.relay_seconds, self._set, args=("relay", False))
-            timer.daemon = True
-            timer.start()
+            self._timer = threading.Timer(self.relay_seconds, self._set, args=("relay", False))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def close(self) -> None:
+        """Relay open (gate closed), LEDs off, lines released."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for name in self.lines:
+            self._set(name, False)
+        self._backend.close()
 
 
 class MultiOutput:

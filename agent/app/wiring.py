@@ -15,10 +15,10 @@ from typing import Any
 
 from agent import profiles
 from agent.app.chip import PcscChipReader
+from agent.app.effective_policy import effective_policy, pushed_path
 from agent.app.eligibility import EligibilityCache
 from agent.app.flow import CheckinFlow, FlowTimeouts
 from agent.app.outputs import GpioOutput, LogOutput, MultiOutput, RecorderOutput, ScreenOutput
-from agent.app.policy import Policy
 from agent.app.ports import CardInserted, CardRemoved, Output, Trigger
 from agent.config import Config
 from agent.daemon import DeviceSource, Runtime
@@ -132,8 +132,8 @@ class CommandHandler:
                 table = body.get("policy")
                 if not isinstance(table, Mapping):
                     return False, "policy must be a table"
-                policy = Policy.from_config(dict(table))
-                write_json_atomic(self.cfg.state_dir / "policy.json", dict(table))
+                policy = effective_policy(self.cfg, dict(table))  # validated before anything is written
+                write_json_atomic(pushed_path(self.cfg), dict(table))
                 self.flow.policy = policy
                 return True, "policy applied"
         except (ValueError, TypeError) as exc:
@@ -162,7 +162,7 @@ class CommandHandler:
                 check.add_certificate(data, str(name))
             else:
                 return False, f"unknown trust file type {name!r}"
-        trust_dir = Path(self.cfg.reader.trust_dir)
+        trust_dir = self.cfg.trust_dir
         trust_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             path = trust_dir / str(name)
@@ -237,8 +237,9 @@ def build_runtime(cfg: Config) -> Runtime:
     queue = EventQueue(state / "queue", capacity=cfg.terminal.queue_capacity)
     factory = EventFactory(cfg.terminal.facility_id, cfg.terminal.terminal_id, load_signing_key(state / "terminal.key"))
     uplink = None
-    if cfg.uplink.get("broker_urls"):
-        uplink = Uplink(UplinkConfig.from_table(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id), queue)
+    if cfg.uplink.broker_urls:
+        uplink = Uplink(UplinkConfig.from_settings(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id),
+                        queue)  # fmt: skip
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
     r = cfg.reader
@@ -251,7 +252,7 @@ def build_runtime(cfg: Config) -> Runtime:
     if r.terminal_credentials and cfg.finger.enabled and "dg3" not in files:
         files.append("dg3")  # the chip's fingerprint reference, for the 1:1 match on the module
     reader = PcscChipReader(
-        lambda: PcscTransport(r.name), files, Path(r.trust_dir), chunk_size=chunk, extended_length=extended,
+        lambda: PcscTransport(r.name), files, cfg.trust_dir, chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
         read_timeout=cfg.timeouts.read,
     )  # fmt: skip
@@ -263,25 +264,19 @@ def build_runtime(cfg: Config) -> Runtime:
         module = FingerprintModule.open(cfg.finger.url, profiles.fingerprint_profile(cfg.finger.profile))
         module.handshake()
         finger = ModuleFinger(module, cfg.finger.threshold)
-    policy_table = dict(cfg.policy)
-    override = state / "policy.json"
-    if override.exists():
-        try:
-            policy_table.update(json.loads(override.read_text()))
-        except (OSError, ValueError) as exc:
-            log.error("policy pushed by the hub is unreadable, using the config's: %s", exc)
     t = cfg.timeouts
+    attendant = AttendantSocket(state / "attendant.sock")  # a source, and an output: it answers waiting requests
     flow = CheckinFlow(
         reader=reader,
         eligibility=eligibility,
         sink=QueueSink(queue, factory, uplink),
-        output=build_outputs(cfg),
-        policy=Policy.from_config(policy_table),
+        output=MultiOutput([*build_outputs(cfg).outputs, attendant]),
+        policy=effective_policy(cfg),
         facility_code=cfg.terminal.facility_id,
         finger=finger,
-        timeouts=FlowTimeouts(t.keys, t.card, t.read, t.finger, t.outcome, t.card_removal),
+        timeouts=FlowTimeouts(keys=t.keys, card=t.card, read=t.read, finger=t.finger, card_removal=t.card_removal),
     )
-    sources: list[DeviceSource] = [CardWatcherSource(r.name), AttendantSocket(state / "attendant.sock")]
+    sources: list[DeviceSource] = [CardWatcherSource(r.name), attendant]
     sc = cfg.scanners
     if sc.mrz_url:
         baud = int(profiles.load(sc.mrz_profile, "scanner")["baud"]) if sc.mrz_profile else 9600
@@ -299,11 +294,12 @@ def build_runtime(cfg: Config) -> Runtime:
         return out
 
     def reconfigure(fresh: Config) -> None:
-        flow.policy = Policy.from_config(dict(fresh.policy))
+        flow.policy = effective_policy(fresh)
         ft = fresh.timeouts
-        flow.timeouts = FlowTimeouts(ft.keys, ft.card, ft.read, ft.finger, ft.outcome, ft.card_removal)
+        flow.timeouts = FlowTimeouts(keys=ft.keys, card=ft.card, read=ft.read, finger=ft.finger,
+                                     card_removal=ft.card_removal)
         reader.read_timeout = ft.read
-        flow.output = build_outputs(fresh)
+        flow.output = MultiOutput([*build_outputs(fresh).outputs, attendant])
         reader.reload_trust()
         reader.reload_credentials()
 

@@ -1,16 +1,20 @@
-"""``gate-agent attendant``: enter a patient's ID number at the desk (keys for the chip, or no card)."""
+"""``gate-agent attendant``: enter a patient's ID number at the desk (keys for the chip, or no card).
+
+It waits for the gate's decision and prints it (``--no-wait``: only that the gate took the input).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from agent.app.attendant import send
 from agent.config import DEFAULT_PATH, load_config
 
-HELP = "enter an ID number and date of birth for the patient at the gate (or --no-card)"
+HELP = "enter an ID number and date of birth for the patient at the gate (or --no-card); prints the outcome"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--birth", help="date of birth DDMMYYYY (opens the chip)")
     parser.add_argument("--issued", help="card issue date DDMMYYYY, when printed on the card")
     parser.add_argument("--no-card", action="store_true", help="no chip card (children under 6): lower assurance")
+    parser.add_argument("--no-wait", action="store_true", help="return when the gate took the input")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the outcome (default 120)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -31,9 +37,23 @@ def run(args: argparse.Namespace) -> int:
         request["birth"] = args.birth
         if args.issued:
             request["issued"] = args.issued
-    answer = send(cfg.state_dir / "attendant.sock", request)
+    wait = not args.no_wait
+    if wait:
+        request["wait"] = True
+        if not args.json:
+            print("sent to the gate; waiting for the outcome (place the card on the reader) ...", file=sys.stderr)
+    answer = send(cfg.state_dir / "attendant.sock", request, timeout=args.timeout if wait else 5.0)
     if args.json:
-        print(json.dumps(answer))
+        print(json.dumps(answer, ensure_ascii=False))
+    elif not answer.get("ok"):
+        if answer.get("prompt"):
+            print(f"no outcome: {answer.get('message_en')} / {answer.get('message_vi')}")
+        else:
+            print(f"refused: {answer.get('error')}")
+    elif "outcome" in answer:
+        provisional = " (provisional)" if answer.get("provisional") else ""
+        print(f"{answer['outcome']}{provisional}: {answer.get('message_en')} / {answer.get('message_vi')}")
+        print(f"reason {answer.get('reason')}, event {answer.get('event_id') or 'not stored'}")
     else:
-        print("sent to the gate" if answer.get("ok") else f"refused: {answer.get('error')}")
+        print("sent to the gate")
     return 0 if answer.get("ok") else 1

@@ -27,34 +27,79 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
-def _directory(args: argparse.Namespace) -> Path:
-    if args.dir:
-        return Path(args.dir)
-    from agent.config import load_config
+def _location(args: argparse.Namespace) -> tuple[Path, int]:
+    """The queue directory, and its capacity when the config says it (``--dir`` alone: the default)."""
+    from agent.config import TerminalConfig, load_config
 
-    return load_config(args.config).state_dir / "queue"
+    if args.dir:
+        return Path(args.dir), TerminalConfig.queue_capacity
+
+    cfg = load_config(args.config)
+    return cfg.state_dir / "queue", cfg.terminal.queue_capacity
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _utc(wall: object) -> str:
+    import datetime as dt
+
+    if not isinstance(wall, int | float):
+        return "?"
+    return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """The queue at a glance, in units an operator reads (``--json`` has the raw numbers)."""
+    pending, capacity = stats["pending"], stats["capacity"]
+    rows = [
+        ("pending events", f"{pending} of {capacity} ({100 * pending / capacity:.1f} % full)"),
+        ("oldest pending", human_age(stats["oldest_pending_age"])),
+        ("on disk", f"{human_bytes(stats['bytes'])} in {stats['segments']} segment(s)"),
+        ("next sequence", str(stats["next_seq"])),
+        ("damaged", f"{stats['unreadable_records']} unreadable record(s), "
+                    f"{human_bytes(stats['dropped_tail_bytes'])} torn tail dropped"),
+    ]  # fmt: skip
+    return "\n".join(f"{name:<16} {value}" for name, value in rows)
 
 
 def run(args: argparse.Namespace) -> int:
     from agent.store.queue import EventQueue
     from agent.uplink.events import EventError, open_sealed
 
-    directory = _directory(args)
+    directory, capacity = _location(args)
     if args.action == "purge-acked":
-        queue = EventQueue(directory)
+        queue = EventQueue(directory, capacity=capacity)
         rewritten = queue.purge_acked()
         out = {"rewritten_segments": rewritten, **queue.stats()}
         queue.close()
         print(json.dumps(out) if args.json else f"purged: {rewritten} segments rewritten, {out['pending']} pending")
         return 0
-    queue = EventQueue(directory, read_only=True)
+    queue = EventQueue(directory, read_only=True, capacity=capacity)
     if args.action == "stats":
         stats = queue.stats()
         if args.json:
             print(json.dumps(stats))
         else:
-            for key, value in stats.items():
-                print(f"{key:<20} {value}")
+            print(render_stats(stats))
         return 0
 
     def summary(entry: Any) -> dict[str, Any]:
@@ -73,8 +118,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows))
         else:
+            print(f"{'SEQ':>8}  {'EVENT ID':<36}  {'TYPE':<12} {'TIME (UTC)':<19}  OUTCOME")
             for row in rows:
-                print(f"{row['seq']:>8}  {row['id']}  {row.get('type', '?'):<12} {row.get('outcome') or ''}")
+                when = _utc(row.get("time"))
+                print(f"{row['seq']:>8}  {row['id']:<36}  {row.get('type', '?'):<12} {when:<19}  "
+                      f"{row.get('outcome') or row.get('error') or ''}")  # fmt: skip
+            total = queue.stats()["pending"]
+            print(f"{len(rows)} of {total} pending events" + (f" (--limit {args.limit})" if total > len(rows) else ""))
         return 0
     # export: full events (personal data included: the operator asked for it), one JSON line each
     from tqdm import tqdm

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from agent.errors import ConfigError
+if TYPE_CHECKING:
+    from agent.config import UplinkSettings
 
 
 @dataclass(frozen=True)
@@ -35,30 +35,21 @@ class UplinkConfig:
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], facility_id: str, terminal_id: str) -> UplinkConfig:
-        known = {f for f in cls.__dataclass_fields__ if f not in ("facility_id", "terminal_id")}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"uplink.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
-        urls = table.get("broker_urls", [])
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise ConfigError("uplink.broker_urls: must be a list of URLs (mqtt://host:port, mqtts://host:port)")
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-                raise ConfigError(f"uplink.broker_urls: {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
-        values: dict[str, Any] = {"broker_urls": tuple(urls), "facility_id": facility_id, "terminal_id": terminal_id}
-        for name in known - {"broker_urls"}:
-            if name in table:
-                default = cls.__dataclass_fields__[name].default
-                value = table[name]
-                if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                    value = float(value)
-                if default is not None and not isinstance(value, type(default)):
-                    raise ConfigError(f"uplink.{name}: expected {type(default).__name__}, got {value!r}")
-                values[name] = value
-        if values.get("protocol", "auto") not in ("5", "3.1.1", "auto"):
-            raise ConfigError('uplink.protocol: must be "5", "3.1.1" or "auto"')
-        return cls(**values)
+        """Validate an ``[uplink]`` table by the config schema (:mod:`agent.config`), the one opinion on it."""
+        from agent.config import uplink_settings
+
+        return cls.from_settings(uplink_settings(table), facility_id, terminal_id)
+
+    @classmethod
+    def from_settings(cls, s: UplinkSettings, facility_id: str, terminal_id: str) -> UplinkConfig:
+        """From the validated ``[uplink]`` settings ("" there means not set)."""
+        return cls(
+            broker_urls=tuple(s.broker_urls), facility_id=facility_id, terminal_id=terminal_id,
+            username=s.username or None, password=s.password or None, tls_ca=s.tls_ca or None,
+            tls_cert=s.tls_cert or None, tls_key=s.tls_key or None, protocol=s.protocol, keepalive=s.keepalive,
+            inflight=s.inflight, rate=s.rate, ack_timeout=s.ack_timeout, backoff_min=s.backoff_min,
+            backoff_max=s.backoff_max, heartbeat=s.heartbeat,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
