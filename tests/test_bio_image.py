@@ -109,3 +109,10 @@ def test_repr_shows_no_pixels() -> None:
     img = gradient()
     assert hashlib.sha256(img.pixels).hexdigest()[:8] not in repr(img)
     assert "pixels" not in repr(img)
+
+
+def test_truncated_wsq_is_a_typed_error() -> None:
+    data = bi.encode(gradient(), bi.WSQ)
+    for cut in (10, 40, 200, len(data) // 2):
+        with pytest.raises(ImageError, match="WSQ"):
+            bi.decode(data[:cut], 64, 80, bi.WSQ)

@@ -73,7 +73,6 @@ files = ["dg1", "dg13", "dg3"]
 [finger]
 enabled = true
 url = "{tmp_path / "finger"}"
-capture_timeout = 2.0
 [scanners]
 qr_url = "{tmp_path / "qr"}"
 [timeouts]

@@ -52,7 +52,7 @@ def chip_read_from(result: ReadResult, *, credentials: bool = False) -> ChipRead
     else:
         raise GateAgentError("the chip gave neither DG13 nor DG1: no identity to check in")
     pa = result.passive_auth
-    reference = result.dg3.fingers[0].image if result.dg3 is not None and result.dg3.fingers else None
+    reference = result.dg3.fingers[0] if result.dg3 is not None and result.dg3.fingers else None
     facts = ChipFacts(
         access=result.access,
         passive_auth=None if pa is None else pa.valid,

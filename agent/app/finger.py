@@ -1,26 +1,140 @@
-"""The check-in flow's fingerprint path over the real module driver."""
+"""The check-in flow's fingerprint paths: match on the host (image sensors), or on the ZhianTec module.
+
+Host path (:class:`HostFinger`): the sensor's image is turned into minutiae while
+the chip is still being read; when DG3 arrives its image is decoded (WSQ, JPEG
+2000, raw or bit-packed, at 500 ppi), its minutiae extracted and the two compared
+— milliseconds, against seconds for the module's UART.
+
+Module path (:class:`ModuleFinger`): the module captures and extracts on its own;
+the chip's DG3 image is converted to the module's 4-bit 256×288 format and sent
+down with DownImage, then the module compares.  UART speed is the limit.
+
+Biometric data stays in memory: the live template and the reference image are
+dropped as soon as the match is decided (or the check-in ends), and never reach
+a log, the queue or the uplink (FingerFacts carries only status, score, detail).
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from typing import TYPE_CHECKING
 
 from agent.app.model import FingerFacts, FingerStatus
+from agent.bio.image import ImageError, decode_view, to_module_image
+from agent.bio.matcher import Matcher, Template
 from agent.bio.module import FingerprintModule
+from agent.bio.sensor import Sensor
+
+if TYPE_CHECKING:
+    from agent.card.dg3 import FingerView
+    from agent.config import FingerConfig
+
+log = logging.getLogger(__name__)
+
+
+class HostFinger:
+    """An image sensor and the host matcher; ``threshold`` in the matcher's scores (docs/fingerprint.md)."""
+
+    def __init__(self, sensor: Sensor, matcher: Matcher, threshold: int) -> None:
+        self.sensor = sensor
+        self.matcher = matcher
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._live: Template | None = None
+        self.timings: dict[str, float] = {}
+
+    @property
+    def name(self) -> str:
+        return f"{self.sensor.name} + {self.matcher.name} on the host"
+
+    def capture(self, cancel: threading.Event, timeout: float) -> bool:
+        """Wait for the finger, then extract its minutiae (the image is dropped right after)."""
+        with self._lock:
+            self._live = None
+            start = time.monotonic()
+            image = self.sensor.capture(cancel, timeout)
+            if image is None:
+                return False
+            captured = time.monotonic()
+            template = self.matcher.extract(image)
+            del image
+            self.timings = {"capture": captured - start, "extract": time.monotonic() - captured}
+            if cancel.is_set():
+                return False
+            self._live = template
+            return True
+
+    def match(self, reference: FingerView) -> FingerFacts:
+        """The live finger against the chip's reference image (one DG3 finger view)."""
+        with self._lock:
+            live, self._live = self._live, None  # used once, then forgotten
+            if live is None:
+                return FingerFacts(FingerStatus.ERROR, detail="no live finger captured")
+            start = time.monotonic()
+            try:
+                image = decode_view(reference)
+                ref = self.matcher.extract(image)
+                del image
+            except ImageError as exc:
+                return FingerFacts(FingerStatus.ERROR, detail=f"the chip's fingerprint image: {exc}")
+            extracted = time.monotonic()
+            score = self.matcher.compare(live, ref)
+            self.timings.update(reference=extracted - start, compare=time.monotonic() - extracted)
+        status = FingerStatus.MATCH if score >= self.threshold else FingerStatus.NO_MATCH
+        return FingerFacts(status, score)
+
+    def close(self) -> None:
+        self._live = None
+        self.sensor.close()
 
 
 class ModuleFinger:
+    """The ZhianTec module: capture and features on the module, the reference image sent down to it."""
+
     def __init__(self, module: FingerprintModule, threshold: int) -> None:
         self.module = module
         self.threshold = threshold
         self._lock = threading.Lock()
 
+    @property
+    def name(self) -> str:
+        p = self.module.profile
+        return f"module {p.name} at {p.baud} baud, {p.packet_size}-byte packets"
+
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
         with self._lock:
             return self.module.capture_live(cancel, timeout)
 
-    def match(self, reference: bytes) -> FingerFacts:
-        """1:1 against the chip's DG3 image: the module turns it into features in buffer 2."""
+    def match(self, reference: FingerView) -> FingerFacts:
+        """1:1 against the chip's DG3 image, converted to the module's own format, features made on the module."""
+        try:
+            image = to_module_image(decode_view(reference))
+        except ImageError as exc:
+            return FingerFacts(FingerStatus.ERROR, detail=f"the chip's fingerprint image: {exc}")
         with self._lock:
-            result = self.module.verify_reference(reference, self.threshold, image=True)
+            result = self.module.verify_reference(image, self.threshold, image=True)
         status = FingerStatus.MATCH if result.matched else FingerStatus.NO_MATCH
         return FingerFacts(status, result.score)
+
+    def close(self) -> None:
+        self.module.close()
+
+
+def open_finger(cfg: FingerConfig) -> HostFinger | ModuleFinger:
+    """The finger path ``[finger] url`` names: ``fprint://...`` matches on the host, a serial URL on the module."""
+    from agent import profiles
+    from agent.bio.matcher import NbisMatcher
+    from agent.bio.sensor import FprintSensor, parse_url
+
+    url = parse_url(cfg.url)
+    if url.kind == "fprint":
+        matcher = NbisMatcher()  # before the sensor: a missing matcher fails the start, not a check-in
+        return HostFinger(FprintSensor(url.target, url.socket), matcher, cfg.host_threshold)
+    module = FingerprintModule.open(cfg.url, profiles.fingerprint_profile(cfg.profile))
+    module.handshake()
+    if cfg.negotiate:
+        baud, packet = module.negotiate()
+        log.info("fingerprint module at %d baud, %d-byte packets", baud, packet)
+    return ModuleFinger(module, cfg.threshold)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.card.dg3 import FingerView
 
 
 class Assurance(enum.StrEnum):
@@ -53,9 +57,8 @@ class ChipFacts:
     chip_auth: bool | None = None
     active_auth: bool | None = None
     card_expiry: dt.date | None = None
-    finger_reference: bytes | None = field(
-        default=None, repr=False
-    )  # DG3's first finger image, when Terminal Authentication opened it (goes to the module, never stored)
+    #: DG3's first finger view, when Terminal Authentication opened it (matched, then dropped; never stored)
+    finger_reference: FingerView | None = field(default=None, repr=False)
     #: downgrade rules that fired (``agent.card.read.RULES``: DG14_WITHHELD, AA_REQUIRED, CARD_ACCESS_MISSING ...)
     rules: tuple[str, ...] = ()
     #: the chip's fingerprint reference is expected: EF.SOD lists DG3 and terminal credentials are configured

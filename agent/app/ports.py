@@ -15,6 +15,7 @@ from typing import Protocol
 from agent.app.model import ChipFacts, Eligibility, FingerFacts, Identity
 from agent.app.policy import Decision
 from agent.app.reconcile import Discrepancy
+from agent.card.dg3 import FingerView
 from agent.card.keys import AccessKeys
 
 # --- triggers: what the devices tell the flow -----------------------------------------------------------
@@ -73,11 +74,11 @@ class ChipReader(Protocol):
 
 class FingerPath(Protocol):
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
-        """Wait for a finger and capture it (into the module's buffer 1); False on timeout or cancel."""
+        """Wait for a finger and capture it (its minutiae, or the module's buffer 1); False on timeout or cancel."""
         ...
 
-    def match(self, reference: bytes) -> FingerFacts:
-        """Compare the captured finger with a reference record (the chip's DG3)."""
+    def match(self, reference: FingerView) -> FingerFacts:
+        """Compare the captured finger with the chip's reference (one DG3 finger view, image still encoded)."""
         ...
 
 

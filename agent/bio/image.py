@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent.bio.protocol import BioError
 
@@ -108,6 +109,8 @@ def _pillow(data: bytes, compression: int) -> tuple[int, int, bytes]:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{fmt} image does not decode: {exc}") from exc
+    except Exception as exc:  # a decoder plugin on hostile bytes (the wsq plugin raises UnboundLocalError)
+        raise ImageError(f"{fmt} image does not decode ({type(exc).__name__})") from exc
 
 
 def decode(data: bytes, width: int, height: int, compression: int, depth: int = 8,
@@ -199,5 +202,10 @@ def encode(image: GrayImage, compression: int) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["GrayImage", "ImageError", "decode", "encode", "fit", "from_module_image", "pack_bits", "resample",
-           "to_module_image", "unpack_bits"]  # fmt: skip
+__all__ = ["GrayImage", "ImageError", "decode", "decode_view", "encode", "fit", "from_module_image", "pack_bits",
+           "resample", "to_module_image", "unpack_bits"]  # fmt: skip
+
+
+def decode_view(view: Any) -> GrayImage:
+    """A DG3 finger view (:class:`agent.card.dg3.FingerView`) decoded and at 500 ppi."""
+    return decode(view.image, view.width, view.height, view.compression, view.pixel_depth, view.resolution_ppi)

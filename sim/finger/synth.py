@@ -27,6 +27,7 @@ dark on a light background, like a sensor's.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -301,4 +302,33 @@ def impression(m: Master, number: int, width: int = 256, height: int = 288, *, q
     return Impression(width, height, pixels, tuple(truth), PPI, params)
 
 
-__all__ = ["CLASSES", "Impression", "Master", "Minutia", "impression", "master"]
+
+
+# --- people's fingers ---------------------------------------------------------------------------------------
+
+#: the simulated population's fingers are corpus 2026's masters; ``key`` names a person's finger ("ID:position")
+POPULATION_SEED = 2026
+
+
+def finger_number(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"finger:{key}".encode()).digest()[:4], "big")
+
+
+@lru_cache(maxsize=256)
+def master_for(key: str) -> Master:
+    return master(POPULATION_SEED, finger_number(key))
+
+
+@lru_cache(maxsize=256)
+def reference_for(key: str) -> Impression:
+    """The enrolment impression (what the chip's DG3 holds)."""
+    return impression(master_for(key), 0)
+
+
+def live_for(key: str, capture: int, width: int = 256, height: int = 288) -> Impression:
+    """The ``capture``-th live impression of the finger (each placement differs)."""
+    return impression(master_for(key), 1 + capture, width, height)
+
+
+__all__ = ["CLASSES", "Impression", "Master", "Minutia", "impression", "live_for", "master", "master_for",
+           "reference_for"]

@@ -1,0 +1,115 @@
+"""Image sensors: libfprint's real library driven by the simulated USB sensor (virtual_image), URLs, HostFinger."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.app.finger import HostFinger
+from agent.app.model import FingerStatus
+from agent.bio.image import GrayImage
+from agent.bio.matcher import DEFAULT_THRESHOLD, NbisMatcher
+from agent.bio.sensor import FprintSensor, MemorySensor, SensorError, SensorUrl, parse_url
+from agent.card.dg3 import parse_dg3
+from sim.card import eac as sim_eac
+from sim.finger import synth
+from sim.finger.usb import VirtualImageSensor
+
+
+@pytest.fixture
+def usb(tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "fprint.sock"
+    sensor = FprintSensor("virtual_image", str(path))
+    device = VirtualImageSensor(path, speed=0).connect()
+    yield sensor, device
+    device.close()
+    sensor.close()
+
+
+def later(seconds: float, fn, *args) -> threading.Thread:  # type: ignore[no-untyped-def]
+    t = threading.Timer(seconds, fn, args)
+    t.start()
+    return t
+
+
+def test_urls() -> None:
+    assert parse_url("fprint://") == SensorUrl("fprint", "")
+    assert parse_url("fprint://elanmoc") == SensorUrl("fprint", "elanmoc")
+    assert parse_url("fprint://virtual_image?socket=/run/x.sock") == SensorUrl("fprint", "virtual_image", "/run/x.sock")
+    assert parse_url("/dev/ttyUSB0") == SensorUrl("serial", "/dev/ttyUSB0")
+    assert parse_url("socket://127.0.0.1:7000") == SensorUrl("serial", "socket://127.0.0.1:7000")
+    with pytest.raises(SensorError, match="unknown parameter"):
+        parse_url("fprint://?speed=2")
+    with pytest.raises(SensorError, match="virtual_image driver only"):
+        parse_url("fprint://elanmoc?socket=/x")
+
+
+def test_libfprint_captures_the_image_the_sensor_sent(usb) -> None:  # type: ignore[no-untyped-def]
+    sensor, device = usb
+    live = synth.live_for("alice:2", 0)
+    later(0.2, device.present, live.width, live.height, live.pixels)
+    image = sensor.capture(threading.Event(), 10)
+    assert image is not None
+    assert (image.width, image.height, image.ppi) == (256, 288, 500)
+    assert image.pixels == live.pixels  # through the real library, byte for byte
+    assert "virtual_image" in sensor.name
+
+
+def test_capture_ends_at_its_deadline_or_when_cancelled(usb) -> None:  # type: ignore[no-untyped-def]
+    sensor, _ = usb
+    start = time.monotonic()
+    assert sensor.capture(threading.Event(), 0.5) is None
+    assert 0.45 <= time.monotonic() - start < 3
+    cancel = threading.Event()
+    later(0.3, cancel.set)
+    start = time.monotonic()
+    assert sensor.capture(cancel, 30) is None
+    assert time.monotonic() - start < 3
+
+
+def test_sensor_errors_are_typed(usb) -> None:  # type: ignore[no-untyped-def]
+    sensor, device = usb
+    later(0.2, device.command, -2, 5)  # the device reports a protocol error
+    with pytest.raises(SensorError, match="capture failed"):
+        sensor.capture(threading.Event(), 10)
+    with pytest.raises(SensorError, match="no libfprint device"):
+        FprintSensor("no_such_driver")
+
+
+def test_genuine_finger_matches_the_chips_dg3_and_an_impostor_does_not(usb) -> None:  # type: ignore[no-untyped-def]
+    sensor, device = usb
+    finger = HostFinger(sensor, NbisMatcher(), DEFAULT_THRESHOLD)
+    view = parse_dg3(sim_eac.dg3("079123456789")).fingers[0]  # WSQ, as the simulated chip holds it
+    for key, expected in (("079123456789:2", FingerStatus.MATCH), ("someone else:2", FingerStatus.NO_MATCH)):
+        later(0.2, device.present_finger, key)
+        assert finger.capture(threading.Event(), 10)
+        facts = finger.match(view)
+        assert facts.status is expected, (key, facts)
+    # the live template is used once: a second match without a capture is an error, not a stale match
+    assert finger.match(view).status is FingerStatus.ERROR
+
+
+@pytest.mark.parametrize("fmt", ["packed4", "jp2", "raw"])
+def test_every_dg3_format_matches(fmt: str) -> None:
+    view = parse_dg3(sim_eac.dg3("079123456789", fmt=fmt)).fingers[0]
+    live = synth.live_for("079123456789:2", 1)
+    finger = HostFinger(MemorySensor([GrayImage(live.width, live.height, live.pixels)]), NbisMatcher(),
+                        DEFAULT_THRESHOLD)  # fmt: skip
+    assert finger.capture(threading.Event(), 1)
+    assert finger.match(view).status is FingerStatus.MATCH
+
+
+def test_a_broken_reference_image_is_an_error_not_a_match() -> None:
+    import dataclasses
+
+    view = parse_dg3(sim_eac.dg3("079123456789")).fingers[0]
+    broken = dataclasses.replace(view, image=view.image[:200])
+    live = synth.live_for("079123456789:2", 1)
+    finger = HostFinger(MemorySensor([GrayImage(live.width, live.height, live.pixels)]), NbisMatcher(),
+                        DEFAULT_THRESHOLD)  # fmt: skip
+    assert finger.capture(threading.Event(), 1)
+    facts = finger.match(broken)
+    assert facts.status is FingerStatus.ERROR and "WSQ" in facts.detail
