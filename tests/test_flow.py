@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -236,3 +237,41 @@ def test_cache_snapshot_delta_and_bad_data_is_atomic() -> None:
     restored.load_document(cache(RECORD).to_document())
     assert restored.lookup(PERSON.id_number).record == RECORD
     assert EligibilityCache().lookup("x").source is EligibilitySource.NONE
+
+
+class _SpyChain(EligibilityChain):
+    """Records which ID numbers were looked up, and signals the first lookup."""
+
+    def __init__(self, inner: EligibilityCache) -> None:
+        super().__init__(inner)
+        self.asked: list[str] = []
+        self.first = threading.Event()
+
+    def lookup(self, id_number: str):  # type: ignore[no-untyped-def]
+        self.asked.append(id_number)
+        self.first.set()
+        return super().lookup(id_number)
+
+
+def test_eligibility_lookup_starts_from_the_scan_while_the_chip_is_read() -> None:
+    reader = FakeReader()
+    flow, _, sink = make_flow(reader=reader)
+    spy = _SpyChain(cache(RECORD))
+    flow.eligibility = spy
+    reader.before_return = spy.first  # the read only returns once the lookup of the scanned number has started
+    flow.card_present = True
+    shown = flow.handle(KeysEntered(AccessKeys(can="123456"), "qr", PERSON.id_number))
+    assert shown is not None and shown.outcome == "admitted"
+    assert spy.asked == [PERSON.id_number]  # once: the early answer is used
+    assert sink.records[0][1].eligibility.record == RECORD
+
+
+def test_a_chip_of_someone_else_is_looked_up_again() -> None:
+    flow, _, sink = make_flow()
+    spy = _SpyChain(cache(RECORD))
+    flow.eligibility = spy
+    flow.card_present = True
+    shown = flow.handle(KeysEntered(AccessKeys(can="123456"), "qr", "079000000001"))
+    assert shown is not None
+    assert spy.asked == ["079000000001", PERSON.id_number]  # the chip's holder decides, not the scan
+    assert sink.records[0][1].eligibility.record == RECORD

@@ -132,6 +132,28 @@ class FlowStats:
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
+class _LookupTask:
+    """The eligibility lookup of the ID number scanned before the read, running while the chip is read."""
+
+    def __init__(self, lookup: Callable[[str], Eligibility], id_number: str) -> None:
+        self.id_number = id_number
+        self._result: Eligibility | None = None
+        self._thread = threading.Thread(target=self._run, args=(lookup,), name="eligibility", daemon=True)
+        self._thread.start()
+
+    def _run(self, lookup: Callable[[str], Eligibility]) -> None:
+        try:
+            self._result = lookup(self.id_number)
+        except Exception as exc:  # a thread must not die with a traceback: no record, which fails closed
+            log.error("eligibility lookup failed unexpectedly: %s", type(exc).__name__)
+            self._result = Eligibility(None, EligibilitySource.NONE, fresh=False)
+
+    def result(self) -> Eligibility:
+        self._thread.join()
+        assert self._result is not None
+        return self._result
+
+
 class _FingerTask:
     """The live finger capture, running while the chip is read."""
 
@@ -260,14 +282,13 @@ class CheckinFlow:
             return self._manual(trigger.id_number)
         if isinstance(trigger, CardInserted):
             self.card_present = True
-            keys = self._wait_keys()
-            return None if keys is None else self._checkin(keys)
-        keys = trigger.keys
+            entered = self._wait_keys()
+            return None if entered is None else self._checkin(entered.keys, entered.id_number)
         if not self.card_present:
             self._set(State.WAIT_CARD, "need_card")
             if not self._wait_card():
                 return None
-        return self._checkin(keys)
+        return self._checkin(trigger.keys, trigger.id_number)
 
     # --- waits --------------------------------------------------------------------------------------
 
@@ -283,12 +304,12 @@ class CheckinFlow:
             except queue.Empty:
                 continue
 
-    def _wait_keys(self) -> AccessKeys | None:
+    def _wait_keys(self) -> KeysEntered | None:
         self._set(State.WAIT_KEYS, "need_keys")
         deadline = time.monotonic() + self.timeouts.keys
         while (trigger := self._next(deadline)) is not None:
             if isinstance(trigger, KeysEntered):
-                return trigger.keys
+                return trigger
             if isinstance(trigger, CardRemoved):
                 self.card_present = False
                 self._abort("card_removed")
@@ -328,10 +349,12 @@ class CheckinFlow:
 
     # --- one check-in -------------------------------------------------------------------------------
 
-    def _checkin(self, keys: AccessKeys) -> Shown | None:
+    def _checkin(self, keys: AccessKeys, id_hint: str | None = None) -> Shown | None:
         self.stage = "read"
         self._set(State.READING, "reading")
         started = time.monotonic()
+        # the ID number from the QR/MRZ: its eligibility lookup runs while the chip is read
+        early = _LookupTask(self._lookup_any, id_hint) if id_hint else None
         finger_task = _FingerTask(self.finger, self.timeouts.finger) if self.finger is not None else None
         self._finger_task = finger_task
         if finger_task is not None:
@@ -355,7 +378,10 @@ class CheckinFlow:
         finger = self._finger_result(finger_task, chip, started)
         if self.finger is not None and chip.facts.finger_expected:
             finger = replace(finger, required=True)
-        eligibility = self._lookup(chip.identity.id_number)
+        if early is not None and early.id_number == chip.identity.id_number:
+            eligibility = early.result()
+        else:  # no ID number before the read, or the chip is someone else's: look the chip's holder up
+            eligibility = self._lookup(chip.identity.id_number)
         shown = self._decide_and_store(chip.identity, Assurance.CHIP, chip, finger, eligibility)
         self.stage = "removal"
         self._wait_removal()
@@ -389,6 +415,10 @@ class CheckinFlow:
 
     def _lookup(self, id_number: str) -> Eligibility:
         self.stage = "eligibility"
+        return self._lookup_any(id_number)
+
+    def _lookup_any(self, id_number: str) -> Eligibility:
+        """The lookup from any thread (no flow state touched); a failure is "no record"."""
         try:
             return self.eligibility.lookup(id_number)
         except GateAgentError as exc:
