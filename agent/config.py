@@ -328,7 +328,15 @@ def _validate(cfg: Config) -> None:
     if cfg.finger.enabled:
         if not cfg.finger.url:
             raise ConfigError("finger.url: required when finger.enabled is true")
-        _check_serial_url(cfg.finger.url, "finger.url")
+        if cfg.finger.url.startswith("fprint:"):
+            from agent.bio.sensor import SensorError, parse_url
+
+            try:
+                parse_url(cfg.finger.url)
+            except SensorError as exc:
+                raise ConfigError(f"finger.url: {exc}") from None
+        else:
+            _check_serial_url(cfg.finger.url, "finger.url")
     for name in ("mrz_url", "qr_url"):
         url = getattr(cfg.scanners, name)
         if url:

@@ -82,6 +82,8 @@ class HostFinger:
             extracted = time.monotonic()
             score = self.matcher.compare(live, ref)
             self.timings.update(reference=extracted - start, compare=time.monotonic() - extracted)
+            log.info("finger on the host: capture %.3f s, extract %.3f s, reference %.3f s, compare %.3f s",
+                     *(self.timings.get(k, 0.0) for k in ("capture", "extract", "reference", "compare")))  # fmt: skip
         status = FingerStatus.MATCH if score >= self.threshold else FingerStatus.NO_MATCH
         return FingerFacts(status, score)
 
@@ -131,10 +133,13 @@ def open_finger(cfg: FingerConfig) -> HostFinger | ModuleFinger:
     url = parse_url(cfg.url)
     if url.kind == "fprint":
         matcher = NbisMatcher()  # before the sensor: a missing matcher fails the start, not a check-in
-        return HostFinger(FprintSensor(url.target, url.socket), matcher, cfg.host_threshold)
+        host = HostFinger(FprintSensor(url.target, url.socket), matcher, cfg.host_threshold)
+        log.info("fingerprint: %s, threshold %d", host.name, cfg.host_threshold)
+        return host
     module = FingerprintModule.open(cfg.url, profiles.fingerprint_profile(cfg.profile))
     module.handshake()
     if cfg.negotiate:
-        baud, packet = module.negotiate()
-        log.info("fingerprint module at %d baud, %d-byte packets", baud, packet)
-    return ModuleFinger(module, cfg.threshold)
+        module.negotiate()
+    finger = ModuleFinger(module, cfg.threshold)
+    log.info("fingerprint: %s, threshold %d", finger.name, cfg.threshold)
+    return finger

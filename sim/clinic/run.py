@@ -40,7 +40,9 @@ from sim.card import build_card, shared_pki
 from sim.card.eac import eac_pki, finger_identity
 from sim.card.vpcd import VpcdPlug
 from sim.clinic.patients import EXPECTED_DEFAULT, Kind, Mix, Patient, insurance_record, make_patients
+from sim.finger import synth
 from sim.finger.module import PROFILES, PtyModule, SimModule
+from sim.finger.usb import VirtualImageSensor
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto, start_mosquitto
 from sim.infra.pcscd import Pcscd, start_pcscd
@@ -85,8 +87,10 @@ def parse_faults(spec: str | None) -> Faults:
 class Gate:
     """One terminal: its pcscd, reader plug, QR scanner and gate-agent daemon."""
 
-    def __init__(self, index: int, work: Path, broker: str, trust: Path, terminal: Path, real_times: bool) -> None:
+    def __init__(self, index: int, work: Path, broker: str, trust: Path, terminal: Path, real_times: bool,
+                 sensor: str = "module", fast_uart: bool = True) -> None:  # fmt: skip
         self.name = f"gate-{index + 1}"
+        self.sensor = sensor
         self.dir = work / self.name
         self.dir.mkdir(parents=True)
         self.pcscd: Pcscd = start_pcscd(self.dir / "pcscd", reader_name=f"Clinic Reader {index + 1}")
@@ -95,6 +99,10 @@ class Gate:
         self.scanner = PtyScanner(self.dir / "qr")
         self.finger = SimModule(PROFILES["r307"], speed=1.0 if real_times else 0.0)
         self.finger_port = PtyModule(self.finger, self.dir / "finger").start()
+        # the USB sensor: libfprint in the daemon listens on this socket, the simulated sensor sends images there
+        self.usb = VirtualImageSensor(self.dir / "fprint.sock", speed=1.0 if real_times else 0.0)
+        finger_url = f"fprint://virtual_image?socket={self.dir / 'fprint.sock'}" if sensor == "usb" \
+            else str(self.dir / "finger")  # fmt: skip
         self.state = self.dir / "state"
         self.key = load_signing_key(self.state / "terminal.key")
         self.recorder = self.dir / "outcomes.jsonl"
@@ -110,8 +118,10 @@ trust_dir = "{trust}"
 terminal_credentials = "{terminal}"
 [finger]
 enabled = true
-url = "{self.dir / "finger"}"
+url = "{finger_url}"
 profile = "r307"
+threshold = 30
+negotiate = {"true" if fast_uart else "false"}
 [scanners]
 qr_url = "{self.dir / "qr"}"
 [timeouts]
@@ -145,6 +155,9 @@ ack_timeout = 10.0
                 )
             time.sleep(0.05)
         time.sleep(0.3)  # the scanners open their ports right after
+        if self.sensor == "usb":
+            self.usb.close()
+            self.usb.connect()
 
     def power_cut(self) -> None:
         if self.process is not None:
@@ -169,6 +182,7 @@ ack_timeout = 10.0
         self.plug.stop()
         self.scanner.close()
         self.finger_port.stop()
+        self.usb.close()
         self.pcscd.stop()
         self.log.close()
         return code
@@ -204,8 +218,11 @@ class Visit:
 class Clinic:
     def __init__(self, terminals: int, patients: int, out: Path, *, seed: int = 0, province: str | None = None,
                  broker: str | None = None, faults: Faults | None = None, progress: bool = True,
-                 mix: Mix | None = None, real_times: bool = False) -> None:  # fmt: skip
+                 mix: Mix | None = None, real_times: bool = False, sensor: str = "module",
+                 fast_uart: bool = True) -> None:  # fmt: skip
         self.out = out
+        self.sensor = sensor
+        self.fast_uart = fast_uart
         self.real_times = real_times
         self.work = out / "work"
         self.seed = seed
@@ -235,8 +252,8 @@ class Clinic:
         trust = self.work / "trust"
         shared_pki().write_trust(trust)
         terminal = eac_pki(0).write_credentials(self.work / "terminal")
-        self.gates = [Gate(i, self.work, self.broker_url, trust, terminal, self.real_times)
-                      for i in range(self.terminals)]  # fmt: skip
+        self.gates = [Gate(i, self.work, self.broker_url, trust, terminal, self.real_times, self.sensor,
+                           self.fast_uart) for i in range(self.terminals)]  # fmt: skip
         records = [r for r in (insurance_record(p, FACILITY, self.today) for p in self.patients) if r is not None]
         self.records = records
         keys = {g.name: g.key.public_key() for g in self.gates}
@@ -287,7 +304,11 @@ class Clinic:
                                   variant=CARD_VARIANTS.get(patient.kind),
                                   link_kbps=424 if self.real_times else None)  # fmt: skip
                 holder = "someone else" if patient.kind is Kind.BORROWED_CARD else patient.person.id_number
-                gate.finger.place(finger_identity(holder))
+                finger = finger_identity(holder)
+                if gate.sensor == "usb":
+                    synth.master_for(finger)  # the finger exists before the visit (its generation is not timed)
+                else:
+                    gate.finger.place(finger)
                 # (the clinic cannot ask the gates' pcscds itself: libpcsclite binds a process to one daemon)
                 gate.plug.insert(card)
                 if not gate.plug.wait_connected(10):
@@ -295,6 +316,8 @@ class Clinic:
                     continue
                 start = time.monotonic()  # the card is on the reader: the patient's wait starts
                 gate.scanner.emit(scan_text(patient.person, "qr"))
+                if gate.sensor == "usb":  # the finger goes down on the sensor as the card is read
+                    threading.Thread(target=gate.usb.present_finger, args=(finger,), daemon=True).start()
             deadline = time.monotonic() + 30
             shown = None
             shown_at = 0.0

@@ -20,6 +20,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="writes outcomes.jsonl and summary.json here")
     parser.add_argument("--real-times", action="store_true",
                         help="model device times (424 kbit/s chip link, fingerprint UART and processing)")  # fmt: skip
+    parser.add_argument("--sensor", choices=["module", "usb"], default="module",
+                        help="module: a ZhianTec module on a pty, matched on the module; usb: libfprint's virtual "
+                        "image sensor, matched on the host")  # fmt: skip
+    parser.add_argument("--slow-uart", action="store_true", help="module: stay at 57,600 baud and 128-byte packets")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -33,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     clinic = Clinic(args.terminals, args.patients, args.out, seed=args.seed, province=args.province,
-                    broker=args.broker, faults=faults, real_times=args.real_times)  # fmt: skip
+                    broker=args.broker, faults=faults, real_times=args.real_times, sensor=args.sensor,
+                    fast_uart=not args.slow_uart)  # fmt: skip
     try:
         clinic.setup()
         summary = clinic.run()
