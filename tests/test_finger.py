@@ -197,3 +197,40 @@ def test_wrong_password_is_typed(tmp_path: Path) -> None:
     finally:
         driver.close()
         served.stop()
+
+
+@pytest.mark.pty
+def test_negotiates_the_fast_uart_where_the_module_allows(tmp_path: Path) -> None:
+    module = SimModule(speed=0)
+    served = PtyModule(module, tmp_path / "finger").start()
+    fast = ModuleProfile(command_timeout=0.5, slow_timeout=1.0, fast_baud=115200, fast_packet_size=256)
+    driver = FingerprintModule.open(str(tmp_path / "finger"), fast)
+    try:
+        driver.handshake()
+        assert driver.negotiate() == (115200, 256)
+        assert (module.profile.baud, module.profile.packet_size) == (115200, 256)
+        params = driver.system_parameters()
+        assert (params.baud, params.packet_size) == (115200, 256)
+        module.place("gus")
+        assert driver.capture_live(threading.Event(), 2)
+        assert driver.verify_reference(module_image("gus"), MODULE_PASS, image=True).matched  # 256-byte packets
+        assert len(driver.upload_image()) == 256 * 288 // 2
+    finally:
+        driver.close()
+        served.stop()
+
+
+@pytest.mark.pty
+def test_a_module_that_refuses_the_speed_stays_where_it_was(tmp_path: Path) -> None:
+    module = SimModule(speed=0)
+    served = PtyModule(module, tmp_path / "finger").start()
+    odd = ModuleProfile(command_timeout=0.5, slow_timeout=1.0, fast_baud=86400, fast_packet_size=256)  # N = 9
+    driver = FingerprintModule.open(str(tmp_path / "finger"), odd)
+    try:
+        driver.handshake()
+        assert driver.negotiate() == (57600, 256)
+        assert module.profile.baud == 57600
+        driver.handshake()  # still talking
+    finally:
+        driver.close()
+        served.stop()

@@ -113,3 +113,64 @@ def test_a_broken_reference_image_is_an_error_not_a_match() -> None:
     assert finger.capture(threading.Event(), 1)
     facts = finger.match(broken)
     assert facts.status is FingerStatus.ERROR and "WSQ" in facts.detail
+
+
+def test_doctor_covers_the_usb_sensor_and_the_matcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.app import doctor
+    from agent.bio import matcher
+    from agent.config import parse_config
+
+    def cfg(url: str):  # type: ignore[no-untyped-def]
+        return parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1", "state_dir": str(tmp_path)},
+                             "finger": {"enabled": True, "url": url}})  # fmt: skip
+
+    checks = {c.name: c for c in doctor.check_serial_devices(cfg(f"fprint://virtual_image?socket={tmp_path}/s"))}
+    assert checks["fingerprint matcher"].status == doctor.OK and "threshold 30" in checks["fingerprint matcher"].detail
+    assert checks["fingerprint sensor"].status == doctor.OK and "virtual_image" in checks["fingerprint sensor"].detail
+    checks = {c.name: c for c in doctor.run_checks(cfg("fprint://no_such_driver"), [doctor.check_serial_devices])}
+    assert checks["fingerprint sensor"].status == doctor.FAIL and "lsusb" in checks["fingerprint sensor"].fix
+    monkeypatch.setenv(matcher.ENV_LIBRARY, str(tmp_path / "missing.so"))
+    checks = {c.name: c for c in doctor.run_checks(cfg("fprint://no_such_driver"), [doctor.check_serial_devices])}
+    assert checks["fingerprint matcher"].status == doctor.FAIL and "./run setup" in checks["fingerprint matcher"].fix
+
+
+def test_finger_command_verifies_a_usb_finger_against_an_image_file(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    ref = synth.reference_for("079123456789:2")
+    Image.frombytes("L", (ref.width, ref.height), ref.pixels).save(tmp_path / "ref.png", dpi=(500, 500))
+    sock = tmp_path / "fprint.sock"
+    results = []
+    for key in ("079123456789:2", "someone else:2"):
+        cmd = [sys.executable, "-m", "agent", "finger", "verify", "--port", f"fprint://virtual_image?socket={sock}",
+               "--reference", str(tmp_path / "ref.png"), "--json", "--timeout", "20"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        device = VirtualImageSensor(sock, speed=0).connect(20)
+        time.sleep(0.3)
+        device.present_finger(key)
+        out, _ = proc.communicate(timeout=60)
+        device.close()
+        results.append((proc.returncode, json.loads(out)))
+    (ok_code, ok), (bad_code, bad) = results
+    assert ok_code == 0 and ok["matched"] is True and ok["threshold"] == DEFAULT_THRESHOLD and ok["minutiae"] > 10
+    assert bad_code == 1 and bad["matched"] is False
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("ref.png", "fprint.sock")]  # nothing written
+
+
+def test_config_takes_fprint_urls_and_names_the_key_of_a_bad_one() -> None:
+    from agent.config import parse_config
+    from agent.errors import ConfigError
+
+    def finger(url: str):  # type: ignore[no-untyped-def]
+        return parse_config({"terminal": {"facility_id": "01001", "terminal_id": "gate-1"},
+                             "finger": {"enabled": True, "url": url}})  # fmt: skip
+
+    assert finger("fprint://").finger.host_threshold == DEFAULT_THRESHOLD
+    assert finger("fprint://virtual_image?socket=/run/gate/fprint.sock").finger.url.startswith("fprint:")
+    with pytest.raises(ConfigError, match=r"finger\.url: .*unknown parameter"):
+        finger("fprint://?speed=3")
