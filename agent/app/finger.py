@@ -21,14 +21,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from agent.app.model import FingerFacts, FingerStatus
+from agent.app.model import FingerFacts, FingerReference, FingerStatus
 from agent.bio.image import ImageError, decode_view, to_module_image
 from agent.bio.matcher import Matcher, Template
 from agent.bio.module import FingerprintModule
 from agent.bio.sensor import Sensor
 
 if TYPE_CHECKING:
-    from agent.card.dg3 import FingerView
     from agent.config import FingerConfig
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class HostFinger:
             self._live = template
             return True
 
-    def match(self, reference: FingerView) -> FingerFacts:
+    def match(self, reference: FingerReference) -> FingerFacts:
         """The live finger against the chip's reference image (one DG3 finger view)."""
         with self._lock:
             live, self._live = self._live, None  # used once, then forgotten
@@ -109,7 +108,7 @@ class ModuleFinger:
         with self._lock:
             return self.module.capture_live(cancel, timeout)
 
-    def match(self, reference: FingerView) -> FingerFacts:
+    def match(self, reference: FingerReference) -> FingerFacts:
         """1:1 against the chip's DG3 image, converted to the module's own format, features made on the module."""
         try:
             image = to_module_image(decode_view(reference))

@@ -10,10 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from agent.card.dg3 import FingerView
+from typing import Protocol
 
 
 class Assurance(enum.StrEnum):
@@ -47,6 +44,23 @@ class Identity:
 CLONE_RULES = frozenset({"DG14_WITHHELD", "DG15_WITHHELD", "CA_REQUIRED", "AA_REQUIRED"})
 
 
+class FingerReference(Protocol):
+    """One finger image of the chip's DG3, still encoded (``agent.card.dg3.FingerView`` is one)."""
+
+    @property
+    def image(self) -> bytes: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def compression(self) -> int: ...
+    @property
+    def pixel_depth(self) -> int: ...
+    @property
+    def resolution_ppi(self) -> tuple[int, int]: ...
+
+
 @dataclass(frozen=True)
 class ChipFacts:
     """The verification results of one chip read.  ``None`` means the step was not performed."""
@@ -58,7 +72,7 @@ class ChipFacts:
     active_auth: bool | None = None
     card_expiry: dt.date | None = None
     #: DG3's first finger view, when Terminal Authentication opened it (matched, then dropped; never stored)
-    finger_reference: FingerView | None = field(default=None, repr=False)
+    finger_reference: FingerReference | None = field(default=None, repr=False)
     #: downgrade rules that fired (``agent.card.read.RULES``: DG14_WITHHELD, AA_REQUIRED, CARD_ACCESS_MISSING ...)
     rules: tuple[str, ...] = ()
     #: the chip's fingerprint reference is expected: EF.SOD lists DG3 and terminal credentials are configured

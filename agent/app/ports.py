@@ -12,10 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent.app.model import ChipFacts, Eligibility, FingerFacts, Identity
+from agent.app.model import ChipFacts, Eligibility, FingerFacts, FingerReference, Identity
 from agent.app.policy import Decision
 from agent.app.reconcile import Discrepancy
-from agent.card.dg3 import FingerView
 from agent.card.keys import AccessKeys
 
 # --- triggers: what the devices tell the flow -----------------------------------------------------------
@@ -77,7 +76,7 @@ class FingerPath(Protocol):
         """Wait for a finger and capture it (its minutiae, or the module's buffer 1); False on timeout or cancel."""
         ...
 
-    def match(self, reference: FingerView) -> FingerFacts:
+    def match(self, reference: FingerReference) -> FingerFacts:
         """Compare the captured finger with the chip's reference (one DG3 finger view, image still encoded)."""
         ...
 

@@ -207,5 +207,5 @@ __all__ = ["GrayImage", "ImageError", "decode", "decode_view", "encode", "fit", 
 
 
 def decode_view(view: Any) -> GrayImage:
-    """A DG3 finger view (:class:`agent.card.dg3.FingerView`) decoded and at 500 ppi."""
+    """A DG3 finger view (:class:`agent.card.dg3.FingerView`, or anything with its fields) decoded, at 500 ppi."""
     return decode(view.image, view.width, view.height, view.compression, view.pixel_depth, view.resolution_ppi)
