@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent.bio.image import GrayImage, to_module_image  # noqa: E402
 from agent.bio.module import FingerprintModule  # noqa: E402
 from agent.profiles import fingerprint_profile  # noqa: E402
-from agent.bio.image import GrayImage, to_module_image  # noqa: E402
 from sim.finger import synth  # noqa: E402
 from sim.finger.module import PROFILES, PtyModule, SimModule, image_features  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.clinic.patients import Kind, Mix
-from sim.clinic.run import Clinic, parse_faults
+from sim.clinic.run import Clinic, parse_faults, render
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mark.slow]
 
@@ -33,8 +33,36 @@ def test_clinic_with_faults(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
     assert len(lines) == 24 and all(line["event_id"] for line in lines)
     assert json.loads((tmp_path / "summary.json").read_text())["patients"] == 24
+    # the fault log says what happened, where and when
+    log = summary["fault_log"]
+    assert [f["t"] for f in log] == sorted(f["t"] for f in log) and all(f["t"] >= 0 for f in log)
+    assert summary["faults"]["broker-down"] == 1 and summary["faults"]["power-cut"] == 1
+    assert [f["kind"] for f in log].count("broker-up") == 1
+    assert {f["gate"] for f in log if f["kind"] in ("power-cut", "card-pull")} <= {"gate-1", "gate-2"}
+    assert summary["faults"].get("card-pull", 0) == sum(1 for f in log if f["kind"] == "card-pull")
+    assert sum(line["attempts"] - 1 for line in lines) >= summary["faults"].get("card-pull", 0)
+    text = render(summary)
+    assert "fault log" in text and "power-cut" in text
 
 
 def test_fault_spec_errors() -> None:
     with pytest.raises(ValueError, match="bad fault"):
         parse_faults("meteor@3")
+
+
+def test_fault_report_table_and_log() -> None:
+    summary = {
+        "patients": 3, "terminals": 1, "seconds": 9.0, "checkins_per_minute_per_terminal": 20.0, "latency_p50": 1.0,
+        "latency_p95": 2.0, "outcomes": {"admitted": 3}, "kinds": {"insured": 3}, "as_expected": 3, "shown": 3,
+        "at_hub": 3, "shown_missing_at_hub": [], "hub_duplicates_removed": 0, "discrepancies_by_category": {},
+        "faults": {"power-cut": 1, "card-pull": 2},
+        "fault_log": [{"t": 1.25, "gate": "gate-1", "kind": "card-pull", "detail": "patient 0, attempt 1"},
+                      {"t": 3.5, "gate": "gate-1", "kind": "power-cut", "detail": "before patient 1"},
+                      {"t": 7.0, "gate": "gate-1", "kind": "card-pull", "detail": "patient 2, attempt 1"}],
+    }  # fmt: skip
+    lines = render(summary).splitlines()
+    assert any(line.split() == ["card-pull", "2"] for line in lines)
+    assert any(line.split() == ["power-cut", "1"] for line in lines)
+    log = lines[lines.index("fault log (seconds since the start):") + 1 :]
+    assert log[1].split()[:4] == ["+", "3.5", "s", "gate-1"] and "power-cut" in log[1]
+    assert "fault" not in render({**summary, "faults": {}, "fault_log": []})

@@ -56,15 +56,32 @@ FACILITY = "01001"
 
 
 @dataclass
-class Faults:
+class ClinicFaults:
     broker_down: tuple[int, float] | None = None  # after patient k, for s seconds
     power_cut: list[int] = field(default_factory=list)  # kill -9 a gate's daemon after these patients
     card_pull: float = 0.0  # probability a card is pulled mid-read (the patient tries again)
 
 
-def parse_faults(spec: str | None) -> Faults:
+@dataclass(frozen=True)
+class FaultRecord:
+    """A fault that happened: seconds since the run started, the gate it hit (or ``broker``), its kind."""
+
+    seconds: float
+    gate: str
+    kind: str  # broker-down, broker-up, power-cut, card-pull
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"t": round(self.seconds, 2), "gate": self.gate, "kind": self.kind, "detail": self.detail}
+
+
+#: the kinds a fault log counts (broker-up is the end of a broker-down, not a fault of its own)
+FAULT_KINDS = ("broker-down", "power-cut", "card-pull")
+
+
+def parse_faults(spec: str | None) -> ClinicFaults:
     """``broker-down=S@K``, ``power-cut@K`` (repeatable), ``card-pull=P``; comma separated."""
-    faults = Faults()
+    faults = ClinicFaults()
     for item in (spec or "").split(","):
         item = item.strip()
         if not item:
@@ -217,7 +234,7 @@ class Visit:
 
 class Clinic:
     def __init__(self, terminals: int, patients: int, out: Path, *, seed: int = 0, province: str | None = None,
-                 broker: str | None = None, faults: Faults | None = None, progress: bool = True,
+                 broker: str | None = None, faults: ClinicFaults | None = None, progress: bool = True,
                  mix: Mix | None = None, real_times: bool = False, sensor: str = "module",
                  fast_uart: bool = True) -> None:  # fmt: skip
         self.out = out
@@ -226,7 +243,7 @@ class Clinic:
         self.real_times = real_times
         self.work = out / "work"
         self.seed = seed
-        self.faults = faults or Faults()
+        self.faults = faults or ClinicFaults()
         self.today = dt.date.today()
         self.patients = make_patients(patients, seed, province, mix or Mix(), self.today)
         self.terminals = terminals
@@ -239,6 +256,14 @@ class Clinic:
         self._done = 0
         self._lock = threading.Lock()
         self._broker_event = threading.Event()
+        self._started = time.monotonic()
+        self.fault_log: list[FaultRecord] = []
+
+    def _fault(self, gate: str, kind: str, detail: str = "") -> None:
+        record = FaultRecord(time.monotonic() - self._started, gate, kind, detail)
+        with self._lock:
+            self.fault_log.append(record)
+        log.info("fault at +%.1f s: %s %s %s", record.seconds, gate, kind, detail)
 
     # --- setup / teardown ---------------------------------------------------------------------------
 
@@ -327,6 +352,7 @@ class Clinic:
                     shown, shown_at = got[before], time.monotonic()
                     break
                 if gate.plug.card is not None and not gate.plug.card.present and patient.kind is not Kind.CHILD_NO_CARD:
+                    self._fault(gate.name, "card-pull", f"patient {patient.index}, attempt {attempt}")
                     break  # the card was pulled mid-read: take it and try again
                 time.sleep(0.02)
             if patient.kind is not Kind.CHILD_NO_CARD:
@@ -347,11 +373,11 @@ class Clinic:
             with self._lock:
                 index = self._done
             if self.faults.broker_down and index == self.faults.broker_down[0] and self.mosquitto is not None:
-                self._broker_outage(self.faults.broker_down[1])
+                self._broker_outage(self.faults.broker_down[1], gate.name)
             if index in self.faults.power_cut:
                 with self._lock:
                     self.faults.power_cut.remove(index)
-                log.info("power cut at %s", gate.name)
+                self._fault(gate.name, "power-cut", f"before patient {patient.index}")
                 gate.power_cut()
             visit = self._visit(gate, patient, rng)
             with self._lock:
@@ -360,24 +386,25 @@ class Clinic:
             if bar is not None:
                 bar.update(1)
 
-    def _broker_outage(self, seconds: float) -> None:
+    def _broker_outage(self, seconds: float, gate: str) -> None:
         assert self.mosquitto is not None
         if self._broker_event.is_set():
             return
         self._broker_event.set()
-        log.info("broker down for %.0f s", seconds)
+        self._fault("broker", "broker-down", f"for {seconds:g} s (seen first by {gate})")
         self.mosquitto.kill()
 
         def back() -> None:
             assert self.mosquitto is not None
             self.mosquitto.start()
+            self._fault("broker", "broker-up")
 
         threading.Timer(seconds, back).start()
 
     def run(self) -> dict[str, Any]:
         from tqdm import tqdm
 
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         bar = tqdm(total=len(self.patients), unit="patient", disable=not self.progress, file=sys.stderr)
         queues: list[list[Patient]] = [[] for _ in self.gates]
         for i, patient in enumerate(self.patients):
@@ -429,6 +456,8 @@ class Clinic:
             "discrepancies_by_category": self.hub.discrepancy_report(),
             "latency_p50": round(statistics.median(durations), 3) if durations else None,
             "latency_p95": round(durations[int(0.95 * (len(durations) - 1))], 3) if durations else None,
+            "faults": {kind: n for kind in FAULT_KINDS if (n := sum(1 for f in self.fault_log if f.kind == kind))},
+            "fault_log": [f.as_dict() for f in sorted(self.fault_log, key=lambda f: f.seconds)],
         }
         (self.out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
         return summary
@@ -453,6 +482,13 @@ def render(summary: dict[str, Any]) -> str:
         f"outcomes shown:          {summary['shown']}, at the hub: {summary['at_hub']} "
         f"(missing {len(summary['shown_missing_at_hub'])}, duplicates removed {summary['hub_duplicates_removed']})",
     ]
+    if summary.get("fault_log"):
+        lines += ["", f"{'fault':<24} {'count':>6}"]
+        for kind, count in summary["faults"].items():
+            lines.append(f"{kind:<24} {count:>6}")
+        lines += ["", "fault log (seconds since the start):"]
+        for f in summary["fault_log"]:
+            lines.append(f"  +{f['t']:7.1f} s  {f['gate']:<8} {f['kind']:<12} {f['detail']}".rstrip())
     if summary["discrepancies_by_category"]:
         lines.append("record discrepancies by category: " + json.dumps(summary["discrepancies_by_category"],
                                                                        ensure_ascii=False))  # fmt: skip

@@ -16,7 +16,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", help="mqtt://host:port (default: a private mosquitto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--province", help="draw patients from this province's figures (default: national)")
-    parser.add_argument("--faults", help="broker-down=SECONDS@K, power-cut@K, card-pull=P (comma separated)")
+    parser.add_argument("--faults", help="broker-down=SECONDS@K, power-cut@K, card-pull=P (comma separated); "
+                        "the summary counts the faults that happened and lists them with time and gate")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="writes outcomes.jsonl and summary.json here")
     parser.add_argument("--real-times", action="store_true",
                         help="model device times (424 kbit/s chip link, fingerprint UART and processing)")  # fmt: skip

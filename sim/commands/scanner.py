@@ -1,43 +1,97 @@
 """``python -m sim scanner``: an MRZ or QR scanner on a pseudo-terminal.
 
-Reads simulated person seeds (one per line) on stdin and sends the scan of that
-person's card on the pty, as the real scanner would when the card is held to it.
+Commands, one a line, one JSON answer line each: ``SEED`` (or ``scan SEED``) sends the
+scan of the card of the simulated person of that seed (the person of ``python -m sim
+card --seed SEED``) on the pty, as the real scanner would when the card is held to
+it; ``text LINE`` sends LINE as it is (a typed ID number, a damaged code); ``quit``.
+They arrive on stdin (end of input does not stop the scanner), a Unix socket
+(``--control PATH``) or a FIFO (``--fifo PATH``: ``echo 12 > PATH``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-HELP = "an MRZ or QR scanner on a pty (stdin: one person seed per line)"
+HELP = "an MRZ or QR scanner on a pty (commands: a person seed per line; stdin, --control or --fifo)"
+
+
+class ScannerControl:
+    def __init__(self, scanner: Any, kind: str, profile: str) -> None:
+        self.scanner = scanner
+        self.kind = kind
+        self.profile = profile
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def command(self, line: str) -> dict[str, Any]:
+        from sim.population import make_person
+        from sim.scanner import scan_text
+
+        word, _, rest = line.strip().partition(" ")
+        if word == "quit":
+            self.stop.set()
+            return {"event": "ok", "ok": True}
+        if word == "text" and rest:
+            with self._lock:
+                self.scanner.emit(rest)
+            return {"event": "scanned", "ok": True, "text": True}
+        seed_text = rest.strip() if word == "scan" else word
+        try:
+            seed = int(seed_text)
+        except ValueError:
+            return {"event": "error", "ok": False, "error": f"not a seed: {line.strip()!r} (SEED, text LINE, quit)"}
+        with self._lock:
+            self.scanner.emit(scan_text(make_person(seed), self.kind, self.profile))
+        return {"event": "scanned", "ok": True, "seed": seed}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=["mrz", "qr"], required=True)
     parser.add_argument("--pty-link", type=Path, required=True, help="symlink to create for the pty")
     parser.add_argument("--profile", choices=["cccd", "passport"], default="cccd")
+    parser.add_argument("--control", type=Path, help="Unix socket to take commands on")
+    parser.add_argument("--fifo", type=Path, help="FIFO to take commands on (created if missing; answers on stdout)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.population import make_person
-    from sim.scanner import PtyScanner, scan_text
+    from sim.infra.control import SocketControl, open_fifo, serve_lines, start_thread
+    from sim.scanner import PtyScanner
 
     scanner = PtyScanner(args.pty_link)
-    print(json.dumps({"event": "ready", "pty": str(args.pty_link)}), flush=True)
+    control = ScannerControl(scanner, args.kind, args.profile)
+    out_lock = threading.Lock()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        control.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sock = None
     try:
-        for line in sys.stdin:
-            line = line.strip()
-            if not line:
-                continue
+        if args.control:
+            sock = SocketControl(control, args.control)
+        if args.fifo:
             try:
-                seed = int(line)
-            except ValueError:
-                print(json.dumps({"event": "error", "error": f"not a seed: {line!r}"}), flush=True)
-                continue
-            scanner.emit(scan_text(make_person(seed), args.kind, args.profile))
-            print(json.dumps({"event": "scanned", "seed": seed}), flush=True)
+                fifo = open_fifo(args.fifo)
+            except (ValueError, OSError) as exc:
+                print(f"python -m sim scanner: error: {exc}", file=sys.stderr)
+                return 2
+            start_thread(serve_lines, control, fifo, sys.stdout, out_lock)
+        with out_lock:
+            print(json.dumps({"event": "ready", "pty": str(args.pty_link)}), flush=True)
+        if sys.stdin is not None and not sys.stdin.closed:
+            start_thread(serve_lines, control, sys.stdin, sys.stdout, out_lock)
+        while not control.stop.wait(0.5):
+            pass
     finally:
+        if sock is not None:
+            sock.close()
         scanner.close()
     return 0

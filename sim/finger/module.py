@@ -18,11 +18,13 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.bio.image import GrayImage, from_module_image, to_module_image
 from agent.bio.matcher import ExtractionError, Minutia, NbisMatcher, Template
+from agent.errors import ConfigError
 from sim.finger import synth
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ WRONG_PWD, NO_IMAGE, MUST_VERIFY = 0x13, 0x15, 0x21
 
 @dataclass
 class SimProfile:
+    """A module model: the datasheet facts from its ``firmware_profiles/<name>.toml``, and modelled times."""
+
     name: str = "r307"
     capacity: int = 1000
     packet_size: int = 128
@@ -40,6 +44,8 @@ class SimProfile:
     template_size: int = 512
     baud: int = 57600
     security: int = 3
+    address: int = 0xFFFFFFFF
+    password: int = 0
     # modelled times (seconds); scaled by ``speed``
     t_image: float = 0.25
     t_features: float = 0.3
@@ -101,12 +107,62 @@ def template_score(a: bytes, b: bytes) -> int:
 PACKET_SIZES = {0: 32, 1: 64, 2: 128, 3: 256}
 
 
-PROFILES = {
-    "r307": SimProfile(),
-    "r503": SimProfile("r503", capacity=200, packet_size=128, template_size=1536, t_image=0.15, t_features=0.2),
-    "as608": SimProfile("as608", capacity=300, packet_size=128, template_size=512),
-    "zfm20": SimProfile("zfm20", capacity=162, packet_size=128, template_size=512, t_image=0.35),
+#: the modelled processing times of a model (not datasheet facts, so not in its firmware profile)
+TIMES: dict[str, dict[str, float]] = {
+    "r503": {"t_image": 0.15, "t_features": 0.2},
+    "zfm20": {"t_image": 0.35},
 }
+PACKET_CODES = {32: 0, 64: 1, 128: 2, 256: 3}
+
+
+def load_profile(name: str) -> SimProfile:
+    """The simulated module of ``firmware_profiles/<name>.toml`` (a ConfigError if it is not a fingerprint one)."""
+    from agent import profiles
+
+    data = profiles.load(name, "fingerprint")
+    profile = SimProfile(
+        name=name, capacity=data["capacity"], packet_size=data["packet_size"],
+        packet_code=PACKET_CODES[data["packet_size"]], template_size=data["template_size"], baud=data["baud"],
+        address=data["address"], password=data["password"],
+    )  # fmt: skip
+    for key, seconds in TIMES.get(name, {}).items():
+        setattr(profile, key, seconds)
+    return profile
+
+
+def profile_names() -> list[str]:
+    """The fingerprint models of the firmware profiles directory (``r307``, ``r503``, ...)."""
+    from agent import profiles
+
+    names = []
+    for directory in profiles.search_path():
+        for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
+            try:
+                kind = profiles.load_file(path)["kind"]
+            except ConfigError:
+                continue
+            if kind == "fingerprint" and path.stem not in names:
+                names.append(path.stem)
+    return names
+
+
+class _Profiles(Mapping[str, SimProfile]):
+    """``PROFILES["r307"]``: every fingerprint firmware profile, read when first asked for."""
+
+    def __getitem__(self, name: str) -> SimProfile:
+        try:
+            return load_profile(name)
+        except ConfigError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(profile_names())
+
+    def __len__(self) -> int:
+        return len(profile_names())
+
+
+PROFILES: Mapping[str, SimProfile] = _Profiles()
 
 
 @dataclass
@@ -151,19 +207,21 @@ def _frame(pid: int, payload: bytes, address: int) -> bytes:
 
 @dataclass
 class SimModule:
-    profile: SimProfile = field(default_factory=SimProfile)
+    profile: SimProfile = field(default_factory=lambda: load_profile("r307"))
     faults: SimFaults = field(default_factory=SimFaults)
-    password: int = 0
-    address: int = 0xFFFFFFFF
+    password: int | None = None  # None: the profile's
+    address: int | None = None  # None: the profile's
     speed: float = 1.0  # 0: no modelled delays (fast tests)
     finger: str | None = None  # identity on the sensor
     library: dict[int, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.pin: int = self.profile.password if self.password is None else self.password
+        self.wire_address: int = self.profile.address if self.address is None else self.address
         self.rng = random.Random(self.faults.seed)
         self.buffers: dict[int, bytes | None] = {1: None, 2: None}
         self.image: bytes | None = None
-        self.verified = self.password == 0
+        self.verified = self.pin == 0
         self.commands = 0
         self.hung = False
         self.sent_power_up = False
@@ -206,7 +264,7 @@ class SimModule:
         out = b""
         if self.faults.garbage and self.rng.random() < self.faults.garbage:
             out += self.rng.randbytes(self.rng.randint(1, 6)).replace(b"\xef", b"\xee")
-        frame = bytearray(_frame(0x07, bytes([code]) + params, self.address))
+        frame = bytearray(_frame(0x07, bytes([code]) + params, self.wire_address))
         if self.faults.bad_checksum and self.rng.random() < self.faults.bad_checksum:
             frame[-1] ^= 0xFF
         return out + bytes(frame)
@@ -243,14 +301,14 @@ class SimModule:
         p = self.profile
         if code == 0x13:  # VfyPwd
             (pwd,) = struct.unpack(">I", args[:4])
-            self.verified = pwd == self.password
+            self.verified = pwd == self.pin
             return self._reply(OK if self.verified else WRONG_PWD)
         if code == 0x12:  # SetPwd
-            (self.password,) = struct.unpack(">I", args[:4])
+            (self.pin,) = struct.unpack(">I", args[:4])
             return self._reply(OK)
         if code == 0x0F:  # ReadSysPara
             params = struct.pack(
-                ">HHHHIHH", 0, 0x0009, p.capacity, p.security, self.address, p.packet_code, p.baud // 9600
+                ">HHHHIHH", 0, 0x0009, p.capacity, p.security, self.wire_address, p.packet_code, p.baud // 9600
             )
             return self._reply(OK, params)
         if code == 0x01:  # GenImg
@@ -324,7 +382,7 @@ class SimModule:
             size = p.packet_size
             chunks = [data[i : i + size] for i in range(0, len(data), size)]
             for i, chunk in enumerate(chunks):
-                out += _frame(0x08 if i == len(chunks) - 1 else 0x02, chunk, self.address)
+                out += _frame(0x08 if i == len(chunks) - 1 else 0x02, chunk, self.wire_address)
             return out
         if code in (0x09, 0x0B):  # DownChar / DownImage: ack, then the host sends data packets
             buffer = struct.unpack(">B", args[:1])[0] if code == 0x09 else 0

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,14 @@ class Hub:
         username: str | None = None,
         password: str | None = None,
         tls: tuple[str, str, str] | None = None,  # CA, certificate, key of the hub
+        on_stored: Callable[[str, Mapping[str, Any]], None] | None = None,
     ) -> None:
+        """``on_stored(terminal, event)`` is called (on the writer thread) for each event stored for the first time."""
         self.facility = facility
         self.keys = dict(keys)
         self.eligibility = dict(eligibility or {})
         self.stats = HubStats()
+        self.on_stored = on_stored
         self._db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
         self._db.executescript(SCHEMA)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -139,6 +142,7 @@ class Hub:
             events = [item for item in batch if item]
             if events:
                 acks: dict[str, list[str]] = {}
+                stored: list[tuple[str, dict[str, Any]]] = []
                 with self._db_lock:
                     self._db.execute("BEGIN")
                     for terminal, event in events:
@@ -149,12 +153,19 @@ class Hub:
                         )  # fmt: skip
                         if cursor.rowcount:
                             self.stats.stored += 1
+                            stored.append((terminal, event))
                         else:
                             self.stats.duplicates += 1
                         acks.setdefault(terminal, []).append(event["id"])
                     self._db.execute("COMMIT")
                 for terminal, ids in acks.items():
                     self.client.publish(f"gate/{self.facility}/{terminal}/ack", cbor2.dumps({"ids": ids}), qos=1)
+                if self.on_stored is not None:
+                    for terminal, event in stored:
+                        try:
+                            self.on_stored(terminal, event)
+                        except Exception:  # a report must never stop the hub storing and acknowledging
+                            log.exception("on_stored callback failed")
             while True:
                 try:
                     topic, payload, props = self._outbox.get_nowait()

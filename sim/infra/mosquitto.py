@@ -32,11 +32,12 @@ class Mosquitto:
     extra_conf: str = ""
     anonymous: bool = True
     persistence: bool = True
+    tls: bool = False  # the listener speaks TLS (``extra_conf`` names its files)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def conf_path(self) -> Path:
@@ -113,6 +114,26 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+FACILITY_CONF = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "mosquitto" / "facility.conf"
+
+
+def facility_conf(pki: Path, port: int, acl: Path | None = None) -> str:
+    """The shipped facility broker configuration (TLS, client certificates, ACL) with a ``python -m sim pki``
+    directory's files and a loopback listener on ``port``; persistence and anonymity are left to :class:`Mosquitto`."""
+    text = FACILITY_CONF.read_text().replace("listener 8883", f"listener {port} 127.0.0.1")
+    for name in ("broker.crt", "broker.key", "ca.crt"):
+        text = text.replace(f"/etc/mosquitto/certs/{name}", str(Path(pki) / name))
+    text = text.replace("/etc/mosquitto/gate-acl", str(acl or Path(pki) / "acl"))
+    return "\n".join(line for line in text.splitlines() if not line.startswith(("persistence", "allow_anonymous")))
+
+
+def start_tls_mosquitto(workdir: Path, pki: Path, port: int | None = None) -> Mosquitto:
+    """A broker configured as docs/deploy/mosquitto/facility.conf: TLS, a client certificate required, the ACL."""
+    port = port or free_port()
+    broker = Mosquitto(Path(workdir), port, extra_conf=facility_conf(pki, port), anonymous=False, tls=True)
+    return broker.start()
 
 
 def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = "", anonymous: bool = True) -> Mosquitto:
