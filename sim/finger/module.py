@@ -216,6 +216,8 @@ class SimModule:
     library: dict[int, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.finger is not None:
+            synth.master_for(self.finger)  # generated now, not during the first GenImg
         self.pin: int = self.profile.password if self.password is None else self.password
         self.wire_address: int = self.profile.address if self.address is None else self.address
         self.rng = random.Random(self.faults.seed)
