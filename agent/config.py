@@ -117,8 +117,7 @@ class EligibilityConfig:
 class TimeoutsConfig:
     keys: float = key(30.0, "seconds: card on the reader, waiting for the QR/MRZ or the attendant", min=0.01)
     card: float = key(30.0, "seconds: keys known, waiting for the card", min=0.01)
-    read: float = key(20.0, "seconds: the whole chip read, an absolute deadline (a slow or hostile chip is cut off)",
-                      min=0.01)
+    read: float = key(20.0, "seconds: the absolute deadline of one chip read", min=0.01)
     finger: float = key(15.0, "seconds: finger placement, capture and match", min=0.01)
     card_removal: float = key(20.0, "seconds: waiting for the patient to take the card", min=0.01)
 

@@ -95,7 +95,6 @@ T = {"facility_id": "1", "terminal_id": "g"}
         ({"terminal": T, "finger": {"enabled": True, "url": "socket://:5000"}}, "finger.url: .* needs a host and"),
         ({"terminal": T, "scanners": {"qr_url": "ttyUSB0"}}, "scanners.qr_url: .* must be a device path"),
         ({"terminal": T, "scanners": {"mrz_url": "http://x:1"}}, "scanners.mrz_url: .* unknown scheme"),
-        ({"terminal": T, "timeouts": {"read": 0}}, "timeouts.read: must be at least 0.01"),
         ({"terminal": T, "timeouts": {"outcome": 5.0}}, "timeouts.outcome: removed"),
         ({"terminal": T, "finger": {"capture_timeout": 15.0}}, "finger.capture_timeout: removed"),
         ({"terminal": T, "outputs": {"kinds": ["log", "log"]}}, "outputs.kinds: lists an output twice"),
