@@ -275,3 +275,17 @@ def test_a_chip_of_someone_else_is_looked_up_again() -> None:
     assert shown is not None
     assert spy.asked == ["079000000001", PERSON.id_number]  # the chip's holder decides, not the scan
     assert sink.records[0][1].eligibility.record == RECORD
+
+
+def test_the_live_finger_is_forgotten_after_the_match_and_after_an_abort() -> None:
+    finger = FakeFinger(score=120)
+    reader = FakeReader(ChipRead(PERSON, ChipFacts("PACE", True, finger_reference=b"dg3")))
+    flow, _, _ = make_flow(reader=reader, finger=finger)
+    flow.card_present = True
+    assert flow.handle(KEYS) is not None
+    assert finger.forgotten >= 1
+    finger2 = FakeFinger(score=120)
+    flow2, _, _ = make_flow(reader=FakeReader(error=CardError("the chip went silent")), finger=finger2)
+    flow2.card_present = True
+    assert flow2.handle(KEYS) is None
+    assert finger2.forgotten == 1

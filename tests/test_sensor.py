@@ -174,3 +174,13 @@ def test_config_takes_fprint_urls_and_names_the_key_of_a_bad_one() -> None:
     assert finger("fprint://virtual_image?socket=/run/gate/fprint.sock").finger.url.startswith("fprint:")
     with pytest.raises(ConfigError, match=r"finger\.url: .*unknown parameter"):
         finger("fprint://?speed=3")
+
+
+def test_host_finger_forgets_the_live_template() -> None:
+    live = synth.live_for("079123456789:2", 1)
+    finger = HostFinger(MemorySensor([GrayImage(live.width, live.height, live.pixels)]), NbisMatcher(),
+                        DEFAULT_THRESHOLD)  # fmt: skip
+    assert finger.capture(threading.Event(), 1)
+    finger.forget()
+    view = parse_dg3(sim_eac.dg3("079123456789")).fingers[0]
+    assert finger.match(view).status is FingerStatus.ERROR  # nothing left to match: never a stale match

@@ -86,6 +86,9 @@ class HostFinger:
         status = FingerStatus.MATCH if score >= self.threshold else FingerStatus.NO_MATCH
         return FingerFacts(status, score)
 
+    def forget(self) -> None:
+        self._live = None
+
     def close(self) -> None:
         self._live = None
         self.sensor.close()
@@ -118,6 +121,9 @@ class ModuleFinger:
             result = self.module.verify_reference(image, self.threshold, image=True)
         status = FingerStatus.MATCH if result.matched else FingerStatus.NO_MATCH
         return FingerFacts(status, result.score)
+
+    def forget(self) -> None:
+        """The module's buffers are overwritten by the next capture; a real module offers no command to clear them."""
 
     def close(self) -> None:
         self.module.close()

@@ -158,6 +158,7 @@ class _FingerTask:
     """The live finger capture, running while the chip is read."""
 
     def __init__(self, finger: FingerPath, timeout: float) -> None:
+        self.finger = finger
         self.cancel = threading.Event()
         self.captured: bool | None = None
         self.error: str | None = None
@@ -183,6 +184,7 @@ class _FingerTask:
     def stop(self) -> None:
         self.cancel.set()
         self._thread.join(5.0)
+        self.finger.forget()  # the live finger is not needed any more: out of memory now
 
 
 class CheckinFlow:
@@ -376,6 +378,8 @@ class CheckinFlow:
             return None
         self.stage = "finger"
         finger = self._finger_result(finger_task, chip, started)
+        if self.finger is not None:
+            self.finger.forget()  # matched (or not needed): nothing biometric outlives the decision
         if self.finger is not None and chip.facts.finger_expected:
             finger = replace(finger, required=True)
         if early is not None and early.id_number == chip.identity.id_number:

@@ -76,6 +76,10 @@ class FingerPath(Protocol):
         """Wait for a finger and capture it (its minutiae, or the module's buffer 1); False on timeout or cancel."""
         ...
 
+    def forget(self) -> None:
+        """Drop whatever the last capture left in memory (called when the check-in no longer needs it)."""
+        ...
+
     def match(self, reference: FingerReference) -> FingerFacts:
         """Compare the captured finger with the chip's reference (one DG3 finger view, image still encoded)."""
         ...
