@@ -154,18 +154,15 @@ def grow_ridges(rng: np.random.Generator, theta: Array, period_map: Array, perio
     img = np.zeros(shape, dtype=np.float32)
     seeds = rng.random(shape) < 1 / 500
     img[seeds] = rng.choice([-1.0, 1.0], size=int(seeds.sum()))
+    # the pixels each filter serves, found once: (band, orientation, flat indices)
+    bins = [(pi, k, idx) for pi in range(len(periods)) for k in range(ORIENTATIONS)
+            if (idx := np.flatnonzero((p_idx == pi) & (o_idx == k))).size]  # fmt: skip
     for _ in range(GROWTH_ITERATIONS):
         spectrum = fft.rfft2(img)
-        out = np.zeros(shape, dtype=np.float32)
-        for pi in range(len(periods)):
-            in_band = p_idx == pi
-            if not in_band.any():
-                continue
-            for k in range(ORIENTATIONS):
-                sel = in_band & (o_idx == k)
-                if sel.any():
-                    out[sel] = fft.irfft2(spectrum * bank[pi, k], s=shape)[sel]
-        img = np.clip(out * 4.0, -1.0, 1.0)
+        out = np.zeros(shape[0] * shape[1], dtype=np.float32)
+        for pi, k, idx in bins:
+            out[idx] = fft.irfft2(spectrum * bank[pi, k], s=shape).ravel()[idx]
+        img = np.clip(out.reshape(shape) * 4.0, -1.0, 1.0)
     return img.astype(np.float64)
 
 
