@@ -184,3 +184,19 @@ def test_host_finger_forgets_the_live_template() -> None:
     finger.forget()
     view = parse_dg3(sim_eac.dg3("079123456789")).fingers[0]
     assert finger.match(view).status is FingerStatus.ERROR  # nothing left to match: never a stale match
+
+
+def test_an_unusable_image_is_taken_again_and_a_finger_never_usable_is_an_error() -> None:
+    from agent.bio.matcher import ExtractionError
+
+    blank = GrayImage(256, 288, b"\xf0" * (256 * 288))  # nothing on the glass but light
+    live = synth.live_for("079123456789:2", 1)
+    sensor = MemorySensor([blank, GrayImage(live.width, live.height, live.pixels)])
+    finger = HostFinger(sensor, NbisMatcher(), DEFAULT_THRESHOLD)
+    assert finger.capture(threading.Event(), 2)
+    assert sensor.captures == 2
+    view = parse_dg3(sim_eac.dg3("079123456789")).fingers[0]
+    assert finger.match(view).status is FingerStatus.MATCH
+    never = HostFinger(MemorySensor([blank, blank]), NbisMatcher(), DEFAULT_THRESHOLD)
+    with pytest.raises(ExtractionError):
+        never.capture(threading.Event(), 0.5)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from agent.app.model import FingerFacts, FingerReference, FingerStatus
 from agent.bio.image import ImageError, decode_view, to_module_image
-from agent.bio.matcher import Matcher, Template
+from agent.bio.matcher import ExtractionError, Matcher, Template
 from agent.bio.module import FingerprintModule
 from agent.bio.sensor import Sensor
 
@@ -49,21 +49,37 @@ class HostFinger:
         return f"{self.sensor.name} + {self.matcher.name} on the host"
 
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
-        """Wait for the finger, then extract its minutiae (the image is dropped right after)."""
+        """Wait for the finger, then extract its minutiae (the image is dropped right after).
+
+        An image without enough minutiae (a smudge, a fingertip barely touching) is taken
+        again until ``timeout``: the patient is still at the sensor.
+        """
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._live = None
-            start = time.monotonic()
-            image = self.sensor.capture(cancel, timeout)
-            if image is None:
-                return False
-            captured = time.monotonic()
-            template = self.matcher.extract(image)
-            del image
-            self.timings = {"capture": captured - start, "extract": time.monotonic() - captured}
-            if cancel.is_set():
-                return False
-            self._live = template
-            return True
+            last: ExtractionError | None = None
+            while (remaining := deadline - time.monotonic()) > 0 and not cancel.is_set():
+                start = time.monotonic()
+                image = self.sensor.capture(cancel, remaining)
+                if image is None:
+                    break
+                captured = time.monotonic()
+                try:
+                    template = self.matcher.extract(image)
+                except ExtractionError as exc:
+                    log.info("finger image not usable (%s): capturing again", exc)
+                    last = exc
+                    continue
+                finally:
+                    del image
+                self.timings = {"capture": captured - start, "extract": time.monotonic() - captured}
+                if cancel.is_set():
+                    return False
+                self._live = template
+                return True
+            if last is not None:
+                raise last  # the finger was there, but never usable: an error, not "no finger"
+            return False
 
     def match(self, reference: FingerReference) -> FingerFacts:
         """The live finger against the chip's reference image (one DG3 finger view)."""
