@@ -200,3 +200,33 @@ def test_an_unusable_image_is_taken_again_and_a_finger_never_usable_is_an_error(
     never = HostFinger(MemorySensor([blank, blank]), NbisMatcher(), DEFAULT_THRESHOLD)
     with pytest.raises(ExtractionError):
         never.capture(threading.Event(), 0.5)
+
+
+def test_sim_usb_sensor_command_plays_the_sensor(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    sock = tmp_path / "fprint.sock"
+    sensor = FprintSensor("virtual_image", str(sock))
+    cmd = [sys.executable, "-m", "sim", "usb-sensor", "--socket", str(sock), "--speed", "0"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        proc.stdin.write("place 079123456789:2\n")
+        proc.stdin.flush()
+        answer = json.loads(proc.stdout.readline())
+        assert answer == {"ok": True, "finger": "079123456789:2", "images_sent": 1}
+        image = sensor.capture(threading.Event(), 10)
+        assert image is not None and image.pixels == synth.live_for("079123456789:2", 0).pixels
+        proc.stdin.write("dance\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["ok"] is False
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sensor.close()
