@@ -38,6 +38,7 @@ class FakeFinger:
         self.threshold = threshold
         self.place = place
         self.cancelled = False
+        self.forgotten = 0
 
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
         self.started.set()
@@ -46,6 +47,9 @@ class FakeFinger:
             self.cancelled = cancel.is_set()
             return False
         return True
+
+    def forget(self) -> None:
+        self.forgotten += 1
 
     def match(self, reference: bytes) -> FingerFacts:
         status = FingerStatus.MATCH if self.score >= self.threshold else FingerStatus.NO_MATCH
