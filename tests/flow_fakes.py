@@ -43,7 +43,9 @@ class FakeFinger:
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
         self.started.set()
         if not self.place:
-            cancel.wait(timeout)
+            # no finger ever lands, and the sensor overruns its own timeout: only the flow's cancel ends the wait
+            # (waiting exactly ``timeout`` would race the flow's deadline on a loaded machine)
+            cancel.wait(timeout + 5.0)
             self.cancelled = cancel.is_set()
             return False
         return True
