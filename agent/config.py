@@ -105,11 +105,16 @@ class ReaderConfig:
 
 @dataclass(frozen=True)
 class FingerConfig:
-    enabled: bool = key(False, "match the patient's finger against the chip's DG3 on the module")
-    url: str = key("", "/dev/ttyUSB0, a pty path or socket://HOST:PORT (required when enabled)",
-                   example="/dev/ttyUSB0")  # fmt: skip
+    enabled: bool = key(False, "match the patient's finger against the chip's DG3")
+    url: str = key("", "a USB sensor through libfprint: fprint:// (first device) or fprint://DRIVER, matched on "
+                   "this terminal; a ZhianTec module: /dev/ttyUSB0, a pty path or socket://HOST:PORT (required when "
+                   "enabled)", example="fprint://")  # fmt: skip
     profile: str = key("r307", "firmware_profiles/<profile>.toml of the module (r307, r503, as608, zfm20)")
-    threshold: int = key(50, "match score at or above which the finger matches", min=0, max=1000)
+    threshold: int = key(50, "module path: the module's match score at or above which the finger matches",
+                         min=0, max=1000)  # fmt: skip
+    host_threshold: int = key(30, "USB path: Bozorth3 score at or above which the finger matches (calibrated at "
+                              "FMR 0.01 %, docs/fingerprint.md)", min=1, max=1000)  # fmt: skip
+    negotiate: bool = key(True, "module path: raise the UART to the profile's fast_baud and fast_packet_size")
 
 
 @dataclass(frozen=True)
@@ -384,7 +389,15 @@ def _validate(cfg: Config) -> None:
     if cfg.finger.enabled:
         if not cfg.finger.url:
             raise ConfigError("finger.url: required when finger.enabled is true")
-        _check_serial_url(cfg.finger.url, "finger.url")
+        if cfg.finger.url.startswith("fprint:"):
+            from agent.bio.sensor import SensorError, parse_url
+
+            try:
+                parse_url(cfg.finger.url)
+            except SensorError as exc:
+                raise ConfigError(f"finger.url: {exc}") from None
+        else:
+            _check_serial_url(cfg.finger.url, "finger.url")
     for name in ("mrz_url", "qr_url"):
         url = getattr(cfg.scanners, name)
         if url:

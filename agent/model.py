@@ -53,6 +53,23 @@ class Identity:
 CLONE_RULES = frozenset({"DG14_WITHHELD", "DG15_WITHHELD", "CA_REQUIRED", "AA_REQUIRED"})
 
 
+class FingerReference(Protocol):
+    """One finger image of the chip's DG3, still encoded (``agent.card.dg3.FingerView`` is one)."""
+
+    @property
+    def image(self) -> bytes: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def compression(self) -> int: ...
+    @property
+    def pixel_depth(self) -> int: ...
+    @property
+    def resolution_ppi(self) -> tuple[int, int]: ...
+
+
 @dataclass(frozen=True)
 class ChipFacts:
     """The verification results of one chip read.  ``None`` means the step was not performed."""
@@ -63,9 +80,8 @@ class ChipFacts:
     chip_auth: bool | None = None
     active_auth: bool | None = None
     card_expiry: dt.date | None = None
-    finger_reference: bytes | None = field(
-        default=None, repr=False
-    )  # DG3's first finger image, when Terminal Authentication opened it (goes to the module, never stored)
+    #: DG3's first finger view, when Terminal Authentication opened it (matched, then dropped; never stored)
+    finger_reference: FingerReference | None = field(default=None, repr=False)
     finger_position: int | None = None  # that image's ISO/IEC 19794-4 finger position (2 = right index ...)
     #: downgrade rules that fired (``agent.card.read.RULES``: DG14_WITHHELD, AA_REQUIRED, CARD_ACCESS_MISSING ...)
     rules: tuple[str, ...] = ()

@@ -23,12 +23,12 @@ SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "fingerprint": {
         "model": str, "baud": int, "address": int, "password": int, "packet_size": int, "template_size": int,
         "capacity": int, "command_timeout": (int, float), "slow_timeout": (int, float), "retries": int,
-        "finger_poll": (int, float), "quirks": list,
+        "finger_poll": (int, float), "quirks": list, "fast_baud": int, "fast_packet_size": int,
     },
     "scanner": {"model": str, "type": str, "baud": int, "line_timeout": (int, float)},
     "reader": {"model": str, "extended_length": bool, "chunk_size": int, "timeout": (int, float)},
 }  # fmt: skip
-OPTIONAL = {"quirks"}
+OPTIONAL = {"quirks", "fast_baud", "fast_packet_size"}
 
 
 def search_path() -> list[Path]:
@@ -66,8 +66,11 @@ def load_file(path: Path) -> dict[str, Any]:
     if kind == "fingerprint":
         if data["packet_size"] not in (32, 64, 128, 256):
             raise ConfigError(f"{path}: packet_size: must be 32, 64, 128 or 256")
-        if data["baud"] % 9600 or not 9600 <= data["baud"] <= 115200:
-            raise ConfigError(f"{path}: baud: must be a multiple of 9600 up to 115200")
+        for key in ("baud", "fast_baud"):
+            if key in data and (data[key] % 9600 or not 9600 <= data[key] <= 115200):
+                raise ConfigError(f"{path}: {key}: must be a multiple of 9600 up to 115200")
+        if data.get("fast_packet_size", 32) not in (32, 64, 128, 256):
+            raise ConfigError(f"{path}: fast_packet_size: must be 32, 64, 128 or 256")
     if kind == "scanner" and data["type"] not in ("mrz", "qr"):
         raise ConfigError(f"{path}: type: must be mrz or qr")
     if kind == "reader" and not 1 <= data["chunk_size"] <= 65535:
@@ -97,6 +100,7 @@ def fingerprint_profile(name: str) -> ModuleProfile:
         name=name, baud=d["baud"], address=d["address"], password=d["password"], packet_size=d["packet_size"],
         template_size=d["template_size"], capacity=d["capacity"], command_timeout=float(d["command_timeout"]),
         slow_timeout=float(d["slow_timeout"]), retries=d["retries"], finger_poll=float(d["finger_poll"]),
+        fast_baud=d.get("fast_baud", 0), fast_packet_size=d.get("fast_packet_size", 0),
     )  # fmt: skip
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent.bio.image import GrayImage, to_module_image  # noqa: E402
 from agent.bio.module import FingerprintModule  # noqa: E402
 from agent.profiles import fingerprint_profile  # noqa: E402
-from sim.finger import synthetic  # noqa: E402
-from sim.finger.module import PROFILES, PtyModule, SimModule  # noqa: E402
+from sim.finger import synth  # noqa: E402
+from sim.finger.module import PROFILES, PtyModule, SimModule, image_features  # noqa: E402
 
 
 def verify_once(driver: FingerprintModule, reference: bytes, image: bool) -> bool:
@@ -56,9 +57,12 @@ def main() -> int:
         try:
             driver.handshake()
             sim.place("alice")
+            ref = synth.reference_for("alice")
+            ref_image = to_module_image(GrayImage(ref.width, ref.height, ref.pixels))
+            ref_template = image_features(ref_image, profile.template_size)
+            assert ref_template is not None
             for label, image in kinds:
-                reference = (synthetic.reference_image("alice") if image
-                             else synthetic.features("alice", size=profile.template_size))  # fmt: skip
+                reference = ref_image if image else ref_template
                 walls, models = [], []
                 for _ in range(runs):
                     uart0, busy0 = served.uart_seconds, sim.busy_seconds

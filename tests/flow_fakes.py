@@ -38,14 +38,20 @@ class FakeFinger:
         self.threshold = threshold
         self.place = place
         self.cancelled = False
+        self.forgotten = 0
 
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
         self.started.set()
         if not self.place:
-            cancel.wait(timeout)
+            # no finger ever lands, and the sensor overruns its own timeout: only the flow's cancel ends the wait
+            # (waiting exactly ``timeout`` would race the flow's deadline on a loaded machine)
+            cancel.wait(timeout + 5.0)
             self.cancelled = cancel.is_set()
             return False
         return True
+
+    def forget(self) -> None:
+        self.forgotten += 1
 
     def match(self, reference: bytes) -> FingerFacts:
         status = FingerStatus.MATCH if self.score >= self.threshold else FingerStatus.NO_MATCH

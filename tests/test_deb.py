@@ -77,6 +77,7 @@ def test_package_metadata_and_contents(deb: Path) -> None:
     assert deb.name == f"gate-agent_{fields['Version']}_{arch}.deb"
     assert "python3 (>= 3.11)" in fields["Depends"] and "pcscd" in fields["Depends"]
     assert "python3-libgpiod" in fields["Suggests"] and "cage" in fields["Suggests"]
+    assert {"python3-gi", "gir1.2-fprint-2.0"} <= set(fields["Recommends"].split(", "))  # a USB sensor
     control = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True, check=True)
     assert control.stdout.split() == ["/etc/gate-agent/agent.toml"]
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
@@ -86,6 +87,7 @@ def test_package_metadata_and_contents(deb: Path) -> None:
                  f"/{PREFIX}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/agent/kiosk/static/index.html",
                  f"/{PREFIX}/share/gate-agent/firmware_profiles/r503.toml", "/usr/share/doc/gate-agent/install.md"):
         assert want in paths, want
+    assert [p for p in paths if p.endswith("/site-packages/afis/_native/libafis_lfs.so")], "the NBIS matcher"
     assert not [p for p in paths if "/site-packages/sim/" in p], "the simulator is not shipped"
     assert not [p for p in paths if p.endswith(".pyc")], "compiled at install, not shipped"
 
@@ -97,6 +99,40 @@ def test_installed_tree_owns_no_build_paths_and_state_is_made(installed: Path) -
     assert list((installed / PREFIX).rglob("*.pyc")), "postinst compiles the Python files"
     conf = (installed / "etc/gate-agent/agent.toml").read_text()
     assert conf == (SRC / "docs" / "agent.example.toml").read_text()
+
+
+def test_installed_agent_matches_fingers_on_the_host_and_reaches_libfprint(installed: Path, tmp_path: Path) -> None:
+    """The packaged matcher scores a genuine pair above an impostor, and Debian's python3-gi opens libfprint."""
+    from agent.bio.matcher import DEFAULT_THRESHOLD
+    from sim.finger import synth
+
+    for name, (seed, finger, number) in {"ref": (21, 0, 0), "live": (21, 0, 1), "other": (22, 3, 1)}.items():
+        imp = synth.impression(synth.master(seed, finger), number)
+        (tmp_path / name).write_bytes(imp.pixels)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from agent.bio import matcher\n"
+        "from agent.bio.image import GrayImage\n"
+        "assert matcher.available() is None, matcher.available()\n"
+        "print(matcher.library_path())\n"
+        "m = matcher.NbisMatcher()\n"
+        "t = {n: m.extract(GrayImage(256, 288, Path(sys.argv[1], n).read_bytes())) for n in ('ref', 'live', 'other')}\n"
+        "print(m.compare(t['live'], t['ref']), m.compare(t['other'], t['ref']))\n"
+        "import gi\n"
+        "gi.require_version('FPrint', '2.0')\n"
+        "from gi.repository import FPrint\n"
+        "print(FPrint.Context.__name__)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "GATE_AGENT"))}
+    res = subprocess.run([str(installed / PREFIX / "bin" / "python"), "-c", script, str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, env=clean, cwd=installed)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    library, scores, fprint = res.stdout.splitlines()
+    assert library.startswith(str(installed / PREFIX)), "the package's own build, not the developer's"
+    genuine, impostor = map(int, scores.split())
+    assert genuine >= DEFAULT_THRESHOLD > impostor
+    assert fprint == "Context"
 
 
 def test_installed_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path) -> None:

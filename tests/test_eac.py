@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.bio import image as bioimage
 from agent.card import aa, cvc
 from agent.card.apdu import CommandApdu, ResponseApdu
 from agent.card.dg3 import parse_dg3
@@ -33,7 +34,7 @@ from agent.card.trust import SignatureError, TrustStore
 from sim.card import VARIANT_EXPECT, VARIANTS, InProcessReader, build_card
 from sim.card import eac as sim_eac
 from sim.card.eac_chip import sign_9796_2
-from sim.finger import synthetic
+from sim.finger import synth
 from sim.infra.pcscd import Pcscd
 from tests.card_fixtures import Serve, keys_of, pcscd_card
 
@@ -235,9 +236,11 @@ def test_genuine_cccd_full_eac_read(serve: Serve, credentials: cvc.TerminalCrede
     assert r.terminal_auth is not None and r.terminal_auth.valid
     assert r.dg3 is not None and len(r.dg3.fingers) == 1
     finger = r.dg3.fingers[0]
-    assert (finger.position, finger.width, finger.height, finger.compression) == (2, 256, 288, 1)
-    # the card's reference is the simulated person's finger: what the fingerprint module turns into features
-    assert finger.image == synthetic.reference_image(sim_eac.finger_identity(card.person.id_number))
+    assert (finger.position, finger.width, finger.height, finger.compression) == (2, 256, 288, 2)  # WSQ
+    # the card's reference is the simulated person's finger (its enrolment impression), WSQ-compressed
+    ref = synth.reference_for(sim_eac.finger_identity(card.person.id_number))
+    decoded = bioimage.decode(finger.image, 256, 288, finger.compression, finger.pixel_depth, finger.resolution)
+    assert sum(abs(a - b) for a, b in zip(decoded.pixels, ref.pixels, strict=True)) / len(ref.pixels) < 12
     out = r.as_dict()
     assert out["terminal_auth"]["valid"] is True and out["dg3"]["fingers"][0]["position"] == "right index"
     # the chip moved its clock to the newest accurate certificate it accepted (the DV's effective date)
@@ -365,8 +368,8 @@ def test_gate_agent_read_with_terminal_credentials(pcscd: Pcscd, credentials_dir
     out = json.loads(res.stdout)
     for key in ("passive_auth", "active_auth", "chip_auth", "terminal_auth"):
         assert out[key]["valid"] is True, (key, out[key])
-    assert out["dg3"]["fingers"][0]["format"] == "bit-packed" and "dg3" not in out["denied"]
-    assert out["files"]["dg3"] > 30_000
+    assert out["dg3"]["fingers"][0]["format"] == "WSQ" and "dg3" not in out["denied"]
+    assert 3_000 < out["files"]["dg3"] < 20_000  # a WSQ image: a fraction of the 36 KB raw 4-bit image
     assert text.returncode == 0, text.stderr
     assert "chip auth    VALID" in text.stdout and "terminal auth not run at credentials" in text.stdout
     assert "denied      dg3" in text.stdout

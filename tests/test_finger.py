@@ -12,10 +12,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.bio import protocol as p
+from agent.bio.image import GrayImage, to_module_image
 from agent.bio.module import FingerprintModule, ModuleProfile
 from agent.errors import TransportError
-from sim.finger import synthetic
-from sim.finger.module import PtyModule, SimModule, parse_sim_faults
+from sim.finger import synth
+from sim.finger.module import (
+    MODULE_PASS,
+    TEMPLATE_TAG,
+    PtyModule,
+    SimModule,
+    image_features,
+    parse_sim_faults,
+    sensor_image,
+    template_score,
+)
 
 H = bytes.fromhex
 
@@ -60,10 +70,25 @@ def test_every_confirmation_code_is_a_typed_error_with_its_meaning() -> None:
     assert "undocumented" in str(p.module_error(0x42))
 
 
-def test_synthetic_fingers_match_their_own_identity_only() -> None:
-    a1, a2 = synthetic.features("alice", noise_seed=1), synthetic.features("alice", noise_seed=2)
-    b = synthetic.features("bob", noise_seed=3)
-    assert synthetic.score(a1, a2) > 150 and synthetic.score(a1, b) < 10
+def module_image(key: str) -> bytes:
+    """The enrolment impression of a synthetic finger in the module's 4-bit 256x288 format."""
+    ref = synth.reference_for(key)
+    return to_module_image(GrayImage(ref.width, ref.height, ref.pixels))
+
+
+def module_template(key: str) -> bytes:
+    template = image_features(module_image(key), 512)
+    assert template is not None
+    return template
+
+
+def test_simulated_module_templates_match_their_own_finger_only() -> None:
+    a1, a2 = image_features(sensor_image("alice", 1), 512), image_features(sensor_image("alice", 2), 512)
+    b = image_features(sensor_image("bob", 1), 512)
+    assert a1 is not None and a2 is not None and b is not None
+    assert len(a1) == 512 and a1[:4] == TEMPLATE_TAG
+    assert template_score(a1, a2) >= 2 * MODULE_PASS and template_score(a1, b) < MODULE_PASS
+    assert template_score(a1, b"\x00" * 512) == 0  # not a template of this module
 
 
 @pytest.fixture
@@ -85,18 +110,23 @@ def test_probe_enroll_identify_verify(sim: tuple[SimModule, FingerprintModule]) 
     module.place("alice")
     driver.enroll(5, threading.Event(), 2)
     assert driver.template_count() == 1 and driver.index() == [5]
-    assert driver.identify(threading.Event(), 2) == (5, pytest.approx(200, abs=100))
+    found = driver.identify(threading.Event(), 2)
+    assert found is not None and found[0] == 5 and found[1] >= MODULE_PASS
     module.place("bob")
     assert driver.identify(threading.Event(), 2) is None
     # 1:1 against a reference from the host (the chip's DG3): features, then an image converted on the module
     assert driver.capture_live(threading.Event(), 2)
-    assert driver.verify_reference(synthetic.features("bob", size=512), 50).matched
-    assert not driver.verify_reference(synthetic.features("alice", size=512), 50).matched
+    assert driver.verify_reference(module_template("bob"), MODULE_PASS).matched
+    assert not driver.verify_reference(module_template("alice"), MODULE_PASS).matched
     assert driver.capture_live(threading.Event(), 2)
-    assert driver.verify_reference(synthetic.reference_image("bob"), 50, image=True).matched
+    assert driver.verify_reference(module_image("bob"), MODULE_PASS, image=True).matched
+    assert driver.capture_live(threading.Event(), 2)
+    assert not driver.verify_reference(module_image("alice"), MODULE_PASS, image=True).matched
     template = driver.upload_template(1)
-    assert len(template) == 512 and template[:4] == synthetic.TEMPLATE_HEADER
-    assert len(driver.upload_image()) == synthetic.IMAGE_SIZE
+    assert len(template) == 512 and template[:4] == TEMPLATE_TAG
+    assert driver.upload_image() == module_image("alice")  # the image buffer holds the last image sent down
+    assert driver.capture_live(threading.Event(), 2)
+    assert driver.upload_image() == sensor_image("bob", module._captures)  # the live finger, 4 bits a pixel
     driver.delete(5)
     assert driver.template_count() == 0
 
@@ -127,7 +157,7 @@ def test_faults_are_survived(tmp_path: Path, spec: str) -> None:
         module.place("carol")
         for _ in range(5):
             assert driver.capture_live(threading.Event(), 3)
-            assert driver.verify_reference(synthetic.features("carol", size=512), 50).matched
+            assert driver.verify_reference(module_template("carol"), MODULE_PASS).matched
     finally:
         driver.close()
         served.stop()
@@ -164,6 +194,43 @@ def test_wrong_password_is_typed(tmp_path: Path) -> None:
             driver.handshake()
         with pytest.raises(p.WrongPassword, match="must be verified"):
             driver.capture()
+    finally:
+        driver.close()
+        served.stop()
+
+
+@pytest.mark.pty
+def test_negotiates_the_fast_uart_where_the_module_allows(tmp_path: Path) -> None:
+    module = SimModule(speed=0)
+    served = PtyModule(module, tmp_path / "finger").start()
+    fast = ModuleProfile(command_timeout=0.5, slow_timeout=1.0, fast_baud=115200, fast_packet_size=256)
+    driver = FingerprintModule.open(str(tmp_path / "finger"), fast)
+    try:
+        driver.handshake()
+        assert driver.negotiate() == (115200, 256)
+        assert (module.profile.baud, module.profile.packet_size) == (115200, 256)
+        params = driver.system_parameters()
+        assert (params.baud, params.packet_size) == (115200, 256)
+        module.place("gus")
+        assert driver.capture_live(threading.Event(), 2)
+        assert driver.verify_reference(module_image("gus"), MODULE_PASS, image=True).matched  # 256-byte packets
+        assert len(driver.upload_image()) == 256 * 288 // 2
+    finally:
+        driver.close()
+        served.stop()
+
+
+@pytest.mark.pty
+def test_a_module_that_refuses_the_speed_stays_where_it_was(tmp_path: Path) -> None:
+    module = SimModule(speed=0)
+    served = PtyModule(module, tmp_path / "finger").start()
+    odd = ModuleProfile(command_timeout=0.5, slow_timeout=1.0, fast_baud=86400, fast_packet_size=256)  # N = 9
+    driver = FingerprintModule.open(str(tmp_path / "finger"), odd)
+    try:
+        driver.handshake()
+        assert driver.negotiate() == (57600, 256)
+        assert module.profile.baud == 57600
+        driver.handshake()  # still talking
     finally:
         driver.close()
         served.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -14,7 +15,7 @@ from agent.app.ports import CardInserted, CardRemoved, ChipRead, KeysEntered, Ma
 from agent.card.errors import CardError
 from agent.card.keys import AccessKeys
 from agent.errors import CardRemovedError
-from agent.model import ChipFacts, EligibilitySource, FingerStatus, InsuranceRecord
+from agent.model import ChipFacts, Eligibility, EligibilitySource, FingerStatus, Identity, InsuranceRecord
 from tests.flow_fakes import PERSON, FakeFinger, FakeReader, MemorySink
 
 NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
@@ -243,3 +244,78 @@ def test_an_expired_or_future_dated_cache_is_not_used() -> None:
     assert expired.record is None and expired.source is EligibilitySource.NONE
     future = cache(RECORD, age=-dt.timedelta(hours=2)).lookup(PERSON.id_number)
     assert future.record is None and future.source is EligibilitySource.NONE
+
+
+class _SpyChain(EligibilityChain):
+    """Records which ID numbers were looked up, and signals the first lookup."""
+
+    def __init__(self, inner: EligibilityCache) -> None:
+        super().__init__(inner)
+        self.asked: list[str] = []
+        self.first = threading.Event()
+
+    def lookup(self, id_number: str, identity: Identity | None = None):  # type: ignore[no-untyped-def]
+        self.asked.append(id_number)
+        self.first.set()
+        return super().lookup(id_number, identity)
+
+
+def test_eligibility_lookup_starts_from_the_scan_while_the_chip_is_read() -> None:
+    reader = FakeReader()
+    flow, _, sink = make_flow(reader=reader)
+    spy = _SpyChain(cache(RECORD))
+    flow.eligibility = spy
+    reader.before_return = spy.first  # the read only returns once the lookup of the scanned number has started
+    flow.card_present = True
+    shown = flow.handle(KeysEntered(AccessKeys(can="123456"), "qr", PERSON.id_number))
+    assert shown is not None and shown.outcome == "admitted"
+    assert spy.asked == [PERSON.id_number]  # once: the early answer is used
+    assert sink.records[0][1].eligibility.record == RECORD
+
+
+def test_a_chip_of_someone_else_is_looked_up_again() -> None:
+    flow, _, sink = make_flow()
+    spy = _SpyChain(cache(RECORD))
+    flow.eligibility = spy
+    flow.card_present = True
+    shown = flow.handle(KeysEntered(AccessKeys(can="123456"), "qr", "079000000001"))
+    assert shown is not None
+    assert spy.asked == ["079000000001", PERSON.id_number]  # the chip's holder decides, not the scan
+    assert sink.records[0][1].eligibility.record == RECORD
+
+
+class _GatewaySpy:
+    """An eligibility service whose answers come from the insurance gateway (which compares name and birth)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, Identity | None]] = []
+
+    def lookup(self, id_number: str, identity: Identity | None = None) -> Eligibility:
+        self.asked.append((id_number, identity))
+        code = "000" if identity is not None and identity.full_name == PERSON.full_name else "060"
+        return Eligibility(RECORD, EligibilitySource.ONLINE, True, gateway_code=code)
+
+
+def test_a_gateway_answer_to_the_scanned_number_alone_is_asked_again_with_the_chips_name() -> None:
+    flow, _, sink = make_flow()
+    spy = _GatewaySpy()
+    flow.eligibility = spy
+    flow.card_present = True
+    shown = flow.handle(KeysEntered(AccessKeys(can="123456"), "qr", PERSON.id_number))
+    assert shown is not None and shown.outcome == "admitted"
+    assert spy.asked == [(PERSON.id_number, None), (PERSON.id_number, PERSON)]
+    assert sink.records[0][1].eligibility.gateway_code == "000"  # the answer to the chip's identity decides
+
+
+def test_the_live_finger_is_forgotten_after_the_match_and_after_an_abort() -> None:
+    finger = FakeFinger(score=120)
+    reader = FakeReader(ChipRead(PERSON, ChipFacts("PACE", True, finger_reference=b"dg3")))
+    flow, _, _ = make_flow(reader=reader, finger=finger)
+    flow.card_present = True
+    assert flow.handle(KEYS) is not None
+    assert finger.forgotten >= 1
+    finger2 = FakeFinger(score=120)
+    flow2, _, _ = make_flow(reader=FakeReader(error=CardError("the chip went silent")), finger=finger2)
+    flow2.card_present = True
+    assert flow2.handle(KEYS) is None
+    assert finger2.forgotten == 1

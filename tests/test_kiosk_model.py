@@ -182,6 +182,9 @@ def test_the_flow_asks_for_the_dg3_finger_once_the_chip_says_which() -> None:
         def capture(self, cancel: threading.Event, timeout: float) -> bool:
             return self.prompted.wait(timeout)  # lands once the patient was told which finger
 
+        def forget(self) -> None:
+            pass
+
         def match(self, reference: bytes) -> FingerFacts:
             return FingerFacts(FingerStatus.MATCH, 90)
 

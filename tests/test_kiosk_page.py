@@ -74,6 +74,9 @@ class HeldFinger:
                 return True
         return False
 
+    def forget(self) -> None:
+        pass
+
     def match(self, reference: bytes) -> FingerFacts:
         return FingerFacts(FingerStatus.MATCH if self.score >= 50 else FingerStatus.NO_MATCH, self.score)
 

@@ -13,13 +13,15 @@ import pytest
 from agent import profiles
 from agent.app.ports import KeysEntered, Trigger
 from agent.app.sources import ScannerSource
+from agent.bio.image import GrayImage, to_module_image
 from agent.card.errors import InputError
 from agent.card.read import read_document
 from agent.config import parse_config
 from agent.errors import ConfigError
 from agent.scan.parse import ScannedKeys, parse_scan
 from sim.card import InProcessReader, build_card
-from sim.finger import synthetic
+from sim.finger import synth
+from sim.finger.module import image_features
 from sim.population import make_person
 from sim.scanner import PtyScanner, scan_text
 
@@ -56,6 +58,13 @@ def test_config_names_a_missing_profile() -> None:
         parse_config({"terminal": {"facility_id": "1", "terminal_id": "g"}, "reader": {"profile": "acme"}})
 
 
+def module_template(key: str) -> bytes:
+    ref = synth.reference_for(key)
+    template = image_features(to_module_image(GrayImage(ref.width, ref.height, ref.pixels)), 512)
+    assert template is not None
+    return template
+
+
 @pytest.mark.pty
 def test_finger_cli_against_the_simulated_module(tmp_path: Path) -> None:
     link = tmp_path / "finger"
@@ -71,10 +80,10 @@ def test_finger_cli_against_the_simulated_module(tmp_path: Path) -> None:
 
         probe = json.loads(finger("probe").stdout)
         assert probe["capacity"] == 1000 and probe["templates"] == 3
-        (tmp_path / "ref.tpl").write_bytes(synthetic.features("erin", size=512))
+        (tmp_path / "ref.tpl").write_bytes(module_template("erin"))
         ok = finger("verify", "--reference", str(tmp_path / "ref.tpl"))
         assert ok.returncode == 0 and json.loads(ok.stdout)["matched"] is True
-        (tmp_path / "other.tpl").write_bytes(synthetic.features("frank", size=512))
+        (tmp_path / "other.tpl").write_bytes(module_template("frank"))
         bad = finger("verify", "--reference", str(tmp_path / "other.tpl"))
         assert bad.returncode == 1 and json.loads(bad.stdout)["matched"] is False
         assert finger("enroll", "--page", "9").returncode == 0

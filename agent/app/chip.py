@@ -39,8 +39,7 @@ def chip_read_from(result: ReadResult, *, credentials: bool = False) -> ChipRead
     else:
         raise GateAgentError("the chip gave neither DG13 nor DG1: no identity to check in")
     pa = result.passive_auth
-    first = result.dg3.fingers[0] if result.dg3 is not None and result.dg3.fingers else None
-    reference = first.image if first is not None else None
+    reference = result.dg3.fingers[0] if result.dg3 is not None and result.dg3.fingers else None
     facts = ChipFacts(
         access=result.access,
         passive_auth=None if pa is None else pa.valid,
@@ -49,7 +48,7 @@ def chip_read_from(result: ReadResult, *, credentials: bool = False) -> ChipRead
         active_auth=None if result.active_auth is None else result.active_auth.valid,
         card_expiry=expiry,
         finger_reference=reference,
-        finger_position=first.position if first is not None else None,
+        finger_position=reference.position if reference is not None else None,
         rules=tuple(hit.rule for hit in result.rules),
         finger_expected=credentials and "dg3" in result.listed,
     )

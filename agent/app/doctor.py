@@ -398,6 +398,27 @@ def daemon_running(cfg: Config) -> bool:
     return True
 
 
+def _check_host_finger(cfg: Config) -> Iterable[Check]:
+    """A USB sensor through libfprint and the host matcher: the library loads, the sensor opens."""
+    from agent.bio.matcher import available, library_path
+    from agent.bio.sensor import FprintSensor, parse_url
+
+    why = available()
+    if why is None:
+        yield Check("fingerprint matcher", OK, f"NBIS mindtct + Bozorth3 ({library_path().name}), threshold "
+                                               f"{cfg.finger.host_threshold}")  # fmt: skip
+    else:
+        yield Check("fingerprint matcher", FAIL, why)
+    try:
+        url = parse_url(cfg.finger.url)
+        sensor = FprintSensor(url.target, url.socket)
+    except GateAgentError as exc:
+        yield Check("fingerprint sensor", FAIL, f"{cfg.finger.url}: {exc}")
+    else:
+        yield Check("fingerprint sensor", OK, f"{sensor.name} at {cfg.finger.url}")
+        sensor.close()
+
+
 def check_serial_devices(cfg: Config) -> Iterable[Check]:
     """The fingerprint module answers and reports what its profile says; the scanners' ports open."""
     from agent import profiles
@@ -406,7 +427,9 @@ def check_serial_devices(cfg: Config) -> Iterable[Check]:
         # two processes on one serial line garble each other's frames: leave the devices to the daemon
         yield Check("serial devices", OK, "in use by the running gate-agent: not probed (stop it to probe them)")
         return
-    if cfg.finger.enabled:
+    if cfg.finger.enabled and cfg.finger.url.startswith("fprint:"):
+        yield from _check_host_finger(cfg)
+    elif cfg.finger.enabled:
         from agent.bio.module import FingerprintModule
 
         try:
@@ -552,6 +575,12 @@ FIXES: dict[str, tuple[str, str]] = {
               "Cài và chạy pcscd (apt install pcscd; systemctl enable --now pcscd.socket)."),
     "reader": ("Plug the card reader in, or set reader.name to a part of a name that pcsc_scan shows.",
                "Cắm đầu đọc thẻ, hoặc đặt reader.name theo một phần tên mà pcsc_scan hiển thị."),
+    "fingerprint matcher": ("Run ./run setup (or reinstall the package): the compiled NBIS matcher is missing.",
+                            "Chạy ./run setup (hoặc cài lại gói): thiếu bộ so khớp NBIS đã biên dịch."),
+    "fingerprint sensor": ("Plug the USB fingerprint sensor in (lsusb must list it) and check finger.url "
+                           "(fprint:// takes the first sensor libfprint supports, fprint://DRIVER a given one).",
+                           "Cắm cảm biến vân tay USB (lsusb phải thấy) và kiểm tra finger.url (fprint:// dùng cảm "
+                           "biến đầu tiên libfprint hỗ trợ, fprint://DRIVER một cảm biến cụ thể)."),
     "fingerprint": ("Check the module's cable and finger.url, and set finger.profile to the module's model.",
                     "Kiểm tra cáp của mô-đun vân tay và finger.url, đặt finger.profile đúng mẫu mô-đun."),
     "MRZ": ("Check the MRZ reader's cable and scanners.mrz_url (the service user needs the dialout group).",

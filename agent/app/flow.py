@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.app.eligibility import gateway_request
 from agent.app.fingers import finger_prompt
 from agent.app.gateway import mismatch_discrepancies
 from agent.app.policy import Decision, Outcome, Policy
@@ -155,10 +156,33 @@ class FlowStats:
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
+class _LookupTask:
+    """The eligibility lookup of the ID number scanned before the read, running while the chip is read."""
+
+    def __init__(self, lookup: Callable[[str], Eligibility], id_number: str) -> None:
+        self.id_number = id_number
+        self._result: Eligibility | None = None
+        self._thread = threading.Thread(target=self._run, args=(lookup,), name="eligibility", daemon=True)
+        self._thread.start()
+
+    def _run(self, lookup: Callable[[str], Eligibility]) -> None:
+        try:
+            self._result = lookup(self.id_number)
+        except Exception as exc:  # a thread must not die with a traceback: no record, which fails closed
+            log.error("eligibility lookup failed unexpectedly: %s", type(exc).__name__)
+            self._result = Eligibility(None, EligibilitySource.NONE, fresh=False)
+
+    def result(self) -> Eligibility:
+        self._thread.join()
+        assert self._result is not None
+        return self._result
+
+
 class _FingerTask:
     """The live finger capture, running while the chip is read."""
 
     def __init__(self, finger: FingerPath, timeout: float) -> None:
+        self.finger = finger
         self.cancel = threading.Event()
         self.captured: bool | None = None
         self.error: str | None = None
@@ -184,6 +208,7 @@ class _FingerTask:
     def stop(self) -> None:
         self.cancel.set()
         self._thread.join(5.0)
+        self.finger.forget()  # the live finger is not needed any more: out of memory now
 
 
 class CheckinFlow:
@@ -287,14 +312,13 @@ class CheckinFlow:
             return self._vneid_checkin(trigger.token)
         if isinstance(trigger, CardInserted):
             self.card_present = True
-            keys = self._wait_keys()
-            return None if keys is None else self._checkin(keys)
-        keys = trigger.keys
+            entered = self._wait_keys()
+            return None if entered is None else self._checkin(entered.keys, entered.id_number)
         if not self.card_present:
             self._set(State.WAIT_CARD, "need_card")
             if not self._wait_card():
                 return None
-        return self._checkin(keys)
+        return self._checkin(trigger.keys, trigger.id_number)
 
     # --- waits --------------------------------------------------------------------------------------
 
@@ -310,12 +334,12 @@ class CheckinFlow:
             except queue.Empty:
                 continue
 
-    def _wait_keys(self) -> AccessKeys | None:
+    def _wait_keys(self) -> KeysEntered | None:
         self._set(State.WAIT_KEYS, "need_keys")
         deadline = time.monotonic() + self.timeouts.keys
         while (trigger := self._next(deadline)) is not None:
             if isinstance(trigger, KeysEntered):
-                return trigger.keys
+                return trigger
             if isinstance(trigger, CardRemoved):
                 self.card_present = False
                 self._abort("card_removed")
@@ -361,10 +385,12 @@ class CheckinFlow:
 
     # --- one check-in -------------------------------------------------------------------------------
 
-    def _checkin(self, keys: AccessKeys) -> Shown | None:
+    def _checkin(self, keys: AccessKeys, id_hint: str | None = None) -> Shown | None:
         self.stage = "read"
         self._set(State.READING, "reading")
         started = time.monotonic()
+        # the ID number from the QR/MRZ: its eligibility lookup runs while the chip is read
+        early = _LookupTask(self._lookup_any, id_hint) if id_hint else None
         finger_task = _FingerTask(self.finger, self.timeouts.finger) if self.finger is not None else None
         self._finger_task = finger_task
         if finger_task is not None:
@@ -386,9 +412,18 @@ class CheckinFlow:
             return None
         self.stage = "finger"
         finger = self._finger_result(finger_task, chip, started)
+        if self.finger is not None:
+            self.finger.forget()  # matched (or not needed): nothing biometric outlives the decision
         if self.finger is not None and chip.facts.finger_expected:
             finger = replace(finger, required=True)
-        eligibility = self._lookup(chip.identity.id_number, chip.identity)
+        eligibility: Eligibility | None = None
+        if early is not None and early.id_number == chip.identity.id_number:
+            answer = early.result()
+            # the gateway compares the chip's name and birth date: its answer to the bare number is asked again
+            if answer.gateway_code is None or gateway_request(chip.identity) is None:
+                eligibility = answer
+        if eligibility is None:  # no ID number before the read, the chip is someone else's, or the gateway answered
+            eligibility = self._lookup(chip.identity.id_number, chip.identity)
         shown = self._decide_and_store(chip.identity, Assurance.CHIP, chip, finger, eligibility)
         self.stage = "removal"
         self._wait_removal()
@@ -449,6 +484,10 @@ class CheckinFlow:
 
     def _lookup(self, id_number: str, identity: Identity | None = None) -> Eligibility:
         self.stage = "eligibility"
+        return self._lookup_any(id_number, identity)
+
+    def _lookup_any(self, id_number: str, identity: Identity | None = None) -> Eligibility:
+        """The lookup from any thread (no flow state touched); a failure is "no record"."""
         try:
             return self.eligibility.lookup(id_number, identity)
         except GateAgentError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from agent.app.vneid import VneidResult
 from agent.card.keys import AccessKeys
-from agent.model import CheckinRecord, ChipFacts, Eligibility, FingerFacts, Identity, Shown
+from agent.model import CheckinRecord, ChipFacts, Eligibility, FingerFacts, FingerReference, Identity, Shown
 
 # --- triggers: what the devices tell the flow -----------------------------------------------------------
 
@@ -80,11 +80,15 @@ class ChipReader(Protocol):
 
 class FingerPath(Protocol):
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
-        """Wait for a finger and capture it (into the module's buffer 1); False on timeout or cancel."""
+        """Wait for a finger and capture it (its minutiae, or the module's buffer 1); False on timeout or cancel."""
         ...
 
-    def match(self, reference: bytes) -> FingerFacts:
-        """Compare the captured finger with a reference record (the chip's DG3)."""
+    def forget(self) -> None:
+        """Drop whatever the last capture left in memory (called when the check-in no longer needs it)."""
+        ...
+
+    def match(self, reference: FingerReference) -> FingerFacts:
+        """Compare the captured finger with the chip's reference (one DG3 finger view, image still encoded)."""
         ...
 
 

@@ -148,7 +148,7 @@ def build_runtime(cfg: Config) -> Runtime:
         extended = extended and bool(reader_profile["extended_length"])  # the hardware's limit wins
     files = list(r.files)
     if r.terminal_credentials and cfg.finger.enabled and "dg3" not in files:
-        files.append("dg3")  # the chip's fingerprint reference, for the 1:1 match on the module
+        files.append("dg3")  # the chip's fingerprint reference, for the 1:1 match
     reader = PcscChipReader(
         lambda: PcscTransport(r.name), files, cfg.trust_dir, chunk_size=chunk, extended_length=extended,
         credentials_dir=Path(r.terminal_credentials) if r.terminal_credentials else None,
@@ -156,12 +156,9 @@ def build_runtime(cfg: Config) -> Runtime:
     )  # fmt: skip
     finger = None
     if cfg.finger.enabled:
-        from agent.app.finger import ModuleFinger
-        from agent.bio.module import FingerprintModule
+        from agent.app.finger import open_finger
 
-        module = FingerprintModule.open(cfg.finger.url, profiles.fingerprint_profile(cfg.finger.profile))
-        module.handshake()
-        finger = ModuleFinger(module, cfg.finger.threshold)
+        finger = open_finger(cfg.finger)
     policy, policy_table, policy_source = policy_in_force(cfg)
     t = cfg.timeouts
     attendant = AttendantSocket(state / "attendant.sock")  # a source, and an output: it answers waiting requests
@@ -241,7 +238,7 @@ def build_runtime(cfg: Config) -> Runtime:
 
     closers: list[Callable[[], None]] = [queue.close, lambda: close_outputs(outputs)]
     if finger is not None:
-        closers.append(finger.module.close)
+        closers.append(finger.close)
     if uplink is not None:
         uplink.on_command = commands
         uplink.start()

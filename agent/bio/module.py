@@ -6,6 +6,11 @@ cheap adapters (bounded retries with backoff), a module that stops answering
 (soft reset by re-handshaking), first commands failing after power-up.  Every
 wait has a deadline and waiting for a finger can be cancelled, so nothing here
 can hang the daemon.
+
+Why one piece: every command, data phase and the baud negotiation go through one
+port and one exchange with its deadline, retries and resynchronisation; the
+module's operations are thin calls of that exchange, and split off they would need
+its private state (port, packet size, deadline) from outside.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.bio.protocol import (
     COMMANDS,
@@ -56,6 +61,8 @@ class ModuleProfile:
     slow_timeout: float = 3.0
     retries: int = 3
     finger_poll: float = 0.1
+    fast_baud: int = 0  # negotiated with SetSysPara after the handshake (0: stay at ``baud``)
+    fast_packet_size: int = 0  # likewise for data packets (0: stay at ``packet_size``)
 
 
 #: the receive buffer's bound: a few packets (the largest is 9 + 256 + 64 + 2 bytes)
@@ -230,6 +237,46 @@ class FingerprintModule:
         """Verify the password (the first command after power-up may fail: retried)."""
         with self._lock:
             self.command("verify_pwd", self.profile.password)
+
+    def negotiate(self) -> tuple[int, int]:
+        """Raise the UART speed and data packet size to the profile's ``fast_*`` values; (baud, packet size).
+
+        SetSysPara 6 (packet size code) first, then SetSysPara 4 (N x 9600): the module
+        acknowledges at the old speed and switches; a handshake at the new speed proves it,
+        else both sides go back (a module that advertises more than it does).
+        """
+        with self._lock:
+            p = self.profile
+            if p.fast_packet_size and p.fast_packet_size != p.packet_size:
+                code = {32: 0, 64: 1, 128: 2, 256: 3}[p.fast_packet_size]
+                try:
+                    self.command("set_sys_para", 6, code)
+                    self.profile = replace(self.profile, packet_size=p.fast_packet_size)
+                except ModuleError as exc:
+                    log.warning("fingerprint module keeps %d-byte packets: %s", p.packet_size, exc)
+            if p.fast_baud and p.fast_baud != p.baud:
+                try:
+                    self.command("set_sys_para", 4, p.fast_baud // 9600)
+                except ModuleError as exc:
+                    log.warning("fingerprint module stays at %d baud: %s", p.baud, exc)
+                else:
+                    self._settle()
+                    self.port.baudrate = p.fast_baud
+                    self.profile = replace(self.profile, baud=p.fast_baud)
+                    try:
+                        self.handshake()
+                    except (BioError, TransportError) as exc:
+                        log.warning("fingerprint module does not answer at %d baud (%s): back to %d",
+                                    p.fast_baud, exc, p.baud)  # fmt: skip
+                        self.port.baudrate = p.baud
+                        self.profile = replace(self.profile, baud=p.baud)
+                        self.reset()
+            return self.profile.baud, self.profile.packet_size
+
+    def _settle(self) -> None:
+        """Let the last bytes leave the UART before its speed changes."""
+        time.sleep(0.02)
+        self._buffer = b""
 
     def reset(self) -> None:
         """Soft reset: forget buffered bytes and re-handshake."""

@@ -37,6 +37,13 @@ class FingerView:
     resolution: tuple[int, int]
     pixel_depth: int
     image: bytes = field(repr=False)
+    scale_units: int = 1  # 1: resolution in pixels per inch, 2: pixels per centimetre
+
+    @property
+    def resolution_ppi(self) -> tuple[int, int]:
+        if self.scale_units == 2:
+            return round(self.resolution[0] * 2.54), round(self.resolution[1] * 2.54)
+        return self.resolution
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,7 +51,7 @@ class FingerView:
             "format": COMPRESSION.get(self.compression, str(self.compression)),
             "width": self.width,
             "height": self.height,
-            "resolution_ppi": list(self.resolution),
+            "resolution_ppi": list(self.resolution_ppi),
             "quality": self.quality,
             "image_bytes": len(self.image),
         }
@@ -66,7 +73,9 @@ def parse_finger_record(data: bytes, where: str = "DG3 finger record") -> list[F
     length = int.from_bytes(data[8:14], "big")
     if length != len(data):
         raise ParseError(f"record length {length} but {len(data)} bytes present", where)
-    count = data[18]
+    count, units = data[18], data[19]
+    if units not in (1, 2):
+        raise ParseError(f"unknown scale units {units} (1 ppi, 2 ppcm)", where)
     resolution = (int.from_bytes(data[24:26], "big"), int.from_bytes(data[26:28], "big"))
     depth, compression = data[28], data[29]
     views: list[FingerView] = []
@@ -82,7 +91,7 @@ def parse_finger_record(data: bytes, where: str = "DG3 finger record") -> list[F
             position=h[4], view=h[6], quality=h[7], impression=h[8],
             width=int.from_bytes(h[9:11], "big"), height=int.from_bytes(h[11:13], "big"),
             compression=compression, resolution=resolution, pixel_depth=depth,
-            image=data[offset + VIEW_HEADER : offset + size],
+            image=data[offset + VIEW_HEADER : offset + size], scale_units=units,
         ))  # fmt: skip
         offset += size
     if offset != len(data):

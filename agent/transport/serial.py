@@ -26,6 +26,13 @@ class SerialPort:
     def baudrate(self) -> int:
         return int(self._port.baudrate)
 
+    @baudrate.setter
+    def baudrate(self, value: int) -> None:
+        try:
+            self._port.baudrate = value
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise SerialTransportError(f"{self.url}: cannot set {value} baud: {exc}") from exc
+
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)

@@ -25,7 +25,6 @@ from ecdsa import curves
 from sim.card import seeded
 from sim.card.der import oid, tlv
 from sim.card.pki import CSCA_YEARS, EPOCH, PkiDirectoryError
-from sim.finger import synthetic
 
 TA_ECDSA_SHA256 = "0.4.0.127.0.7.2.2.2.2.3"
 ID_IS = "0.4.0.127.0.7.3.1.2.1"
@@ -201,8 +200,9 @@ def eac_pki(
 # --- DG3 ---------------------------------------------------------------------------------------------
 
 
-def finger_record(images: list[tuple[int, bytes]], width: int = 256, height: int = 288) -> bytes:
-    """An ISO/IEC 19794-4:2005 record of 4-bit bit-packed images, one view per finger position."""
+def finger_record(images: list[tuple[int, bytes]], width: int = 256, height: int = 288, *, depth: int = 4,
+                  compression: int = 1, ppi: int = 500) -> bytes:  # fmt: skip
+    """An ISO/IEC 19794-4:2005 record, one view per finger position (default: 4-bit bit-packed images)."""
     views = b""
     for position, image in images:
         header = (
@@ -219,18 +219,28 @@ def finger_record(images: list[tuple[int, bytes]], width: int = 256, height: int
         + b"\x00\x00"  # capture device id
         + (31).to_bytes(2, "big")  # image acquisition level
         + bytes([len(images), 1])  # number of fingers, scale units: pixels per inch
-        + (500).to_bytes(2, "big") * 4  # scan and image resolution, horizontal and vertical
-        + bytes([4, 1])  # pixel depth 4 bits, compression: bit-packed
+        + ppi.to_bytes(2, "big") * 4  # scan and image resolution, horizontal and vertical
+        + bytes([depth, compression])  # pixel depth, compression (0 raw, 1 bit-packed, 2 WSQ, 4 JPEG 2000, 5 PNG)
         + b"\x00\x00"
     )
     return general + views
 
 
-def dg3(identity: str, fingers: tuple[int, ...] = (2,)) -> bytes:
-    """DG3 with one template per finger, each holding the simulated person's reference image."""
+#: DG3 image encodings the simulated chip can hold: name -> (19794-4 compression code, pixel depth)
+DG3_FORMATS = {"raw": (0, 8), "packed4": (1, 4), "wsq": (2, 8), "jp2": (4, 8), "png": (5, 8)}
+
+
+def dg3(identity: str, fingers: tuple[int, ...] = (2,), fmt: str = "wsq") -> bytes:
+    """DG3 with one template per finger, each the enrolment impression of the person's synthetic finger."""
+    from agent.bio.image import GrayImage, encode
+    from sim.finger import synth
+
+    compression, depth = DG3_FORMATS[fmt]
     templates = b""
     for position in fingers:
-        record = finger_record([(position, synthetic.reference_image(f"{identity}:{position}"))])
+        ref = synth.reference_for(finger_identity(identity, position))
+        image = encode(GrayImage(ref.width, ref.height, ref.pixels), compression)
+        record = finger_record([(position, image)], ref.width, ref.height, depth=depth, compression=compression)
         # biometric header: CBEFF version 1.1, type finger (08), format owner 0101, type 0007 (19794-4)
         header = tlv(0xA1, tlv(0x80, b"\x01\x01") + tlv(0x81, b"\x08") + tlv(0x87, b"\x01\x01")
                      + tlv(0x88, b"\x00\x07"))  # fmt: skip

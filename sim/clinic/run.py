@@ -67,7 +67,9 @@ from sim.clinic.patients import (
     make_attack_patients,
     make_patients,
 )
+from sim.finger import synth
 from sim.finger.module import PROFILES, PtyModule, SimModule
+from sim.finger.usb import VirtualImageSensor
 from sim.hub.enrol import Authority, enroll_terminal
 from sim.hub.gateway import GatewaySim
 from sim.hub.hub import Hub, load_keys
@@ -143,10 +145,10 @@ def not_read_prompt(log_path: Path, offset: int) -> str | None:
 class Gate:
     """One terminal: its pcscd, reader plug, QR scanner and gate-agent daemon."""
 
-    def __init__(
-        self, index: int, work: Path, broker: str, trust: Path, authority: Authority, real_times: bool
-    ) -> None:
+    def __init__(self, index: int, work: Path, broker: str, trust: Path, authority: Authority, real_times: bool,
+                 sensor: str = "module", fast_uart: bool = True) -> None:  # fmt: skip
         self.name = f"gate-{index + 1}"
+        self.sensor = sensor
         self.dir = work / self.name
         self.dir.mkdir(parents=True)
         self.pcscd: Pcscd = start_pcscd(self.dir / "pcscd", reader_name=f"Clinic Reader {index + 1}")
@@ -155,6 +157,10 @@ class Gate:
         self.scanner = PtyScanner(self.dir / "qr")
         self.finger = SimModule(PROFILES["r307"], speed=1.0 if real_times else 0.0)
         self.finger_port = PtyModule(self.finger, self.dir / "finger").start()
+        # the USB sensor: libfprint in the daemon listens on this socket, the simulated sensor sends images there
+        self.usb = VirtualImageSensor(self.dir / "fprint.sock", speed=1.0 if real_times else 0.0)
+        finger_url = f"fprint://virtual_image?socket={self.dir / 'fprint.sock'}" if sensor == "usb" \
+            else str(self.dir / "finger")  # fmt: skip
         self.state = self.dir / "state"
         terminal = self.state / "eac"
         self.recorder = self.dir / "outcomes.jsonl"
@@ -170,8 +176,10 @@ trust_dir = "{trust}"
 terminal_credentials = "{terminal}"
 [finger]
 enabled = true
-url = "{self.dir / "finger"}"
+url = "{finger_url}"
 profile = "r307"
+threshold = 30
+negotiate = {"true" if fast_uart else "false"}
 [scanners]
 qr_url = "{self.dir / "qr"}"
 [timeouts]
@@ -216,6 +224,9 @@ ack_timeout = 10.0
                 )
             time.sleep(0.05)
         time.sleep(0.3)  # the scanners open their ports right after
+        if self.sensor == "usb":
+            self.usb.close()
+            self.usb.connect()
 
     def power_cut(self) -> None:
         if self.process is not None:
@@ -246,6 +257,7 @@ ack_timeout = 10.0
         self.plug.stop()
         self.scanner.close()
         self.finger_port.stop()
+        self.usb.close()
         self.pcscd.stop()
         self.log.close()
         return code
@@ -293,8 +305,11 @@ class Visit:
 class Clinic:
     def __init__(self, terminals: int, patients: int, out: Path, *, seed: int = 0, province: str | None = None,
                  broker: str | None = None, faults: ClinicFaults | None = None, progress: bool = True,
-                 mix: Mix | None = None, real_times: bool = False, attacks: bool = False) -> None:  # fmt: skip
+                 mix: Mix | None = None, real_times: bool = False, attacks: bool = False, sensor: str = "module",
+                 fast_uart: bool = True) -> None:  # fmt: skip
         self.out = out
+        self.sensor = sensor
+        self.fast_uart = fast_uart
         self.real_times = real_times
         self.work = out / "work"
         self.seed = seed
@@ -339,8 +354,8 @@ class Clinic:
         make_pki(self.work / "pki", FACILITY, [])
         hub_key = ed25519.Ed25519PrivateKey.generate()
         authority = Authority.load(self.work / "pki", hub_key, shared_pki().csca)
-        self.gates = [Gate(i, self.work, self.broker_url, trust, authority, self.real_times)
-                      for i in range(self.terminals)]  # fmt: skip
+        self.gates = [Gate(i, self.work, self.broker_url, trust, authority, self.real_times, self.sensor,
+                           self.fast_uart) for i in range(self.terminals)]  # fmt: skip
         records = [r for r in (insurance_record(p, FACILITY, self.today) for p in self.patients) if r is not None]
         self.records = records
         keys = load_keys(self.work / "hub-keys")  # registered at enrolment
@@ -402,8 +417,12 @@ class Clinic:
                                   variant=CARD_VARIANT.get(patient.kind),
                                   link_kbps=424 if self.real_times else None)  # fmt: skip
                 holder = "someone else" if patient.kind is Kind.BORROWED_CARD else patient.person.id_number
-                if patient.kind is not Kind.FINGER_WITHHELD:  # that patient never touches the sensor
-                    gate.finger.place(finger_identity(holder))
+                finger = finger_identity(holder)
+                touches = patient.kind is not Kind.FINGER_WITHHELD  # that patient never touches the sensor
+                if touches and gate.sensor == "usb":
+                    synth.master_for(finger)  # the finger exists before the visit (its generation is not timed)
+                elif touches:
+                    gate.finger.place(finger)
                 # (the clinic cannot ask the gates' pcscds itself: libpcsclite binds a process to one daemon)
                 gate.plug.insert(card)
                 if not gate.plug.wait_connected(10):
@@ -411,6 +430,8 @@ class Clinic:
                     continue
                 start = time.monotonic()  # the card is on the reader: the patient's wait starts
                 gate.scanner.emit(scan_text(patient.person, "qr"))
+                if touches and gate.sensor == "usb":  # the finger goes down on the sensor as the card is read
+                    threading.Thread(target=gate.usb.present_finger, args=(finger,), daemon=True).start()
             deadline = time.monotonic() + 30
             shown = None
             shown_at = 0.0

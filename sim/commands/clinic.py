@@ -25,6 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attacks", action="store_true",
                         help="the adversarial corpus: copied and hostile chips, borrowed cards, withheld fingers, "
                         "with genuine patients as a control group; exit 1 if any attack is admitted")  # fmt: skip
+    parser.add_argument("--sensor", choices=["module", "usb"], default="module",
+                        help="module: a ZhianTec module on a pty, matched on the module; usb: libfprint's virtual "
+                        "image sensor, matched on the host")  # fmt: skip
+    parser.add_argument("--slow-uart", action="store_true", help="module: stay at 57,600 baud and 128-byte packets")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -38,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     clinic = Clinic(args.terminals, args.patients, args.out, seed=args.seed, province=args.province,
-                    broker=args.broker, faults=faults, real_times=args.real_times,
-                    attacks=args.attacks)  # fmt: skip
+                    broker=args.broker, faults=faults, real_times=args.real_times, attacks=args.attacks,
+                    sensor=args.sensor, fast_uart=not args.slow_uart)  # fmt: skip
     try:
         clinic.setup()
         summary = clinic.run()

@@ -9,6 +9,7 @@ bad checksums, dropped replies, and a hang that lasts until the host re-handshak
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -21,8 +22,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.bio.image import GrayImage, from_module_image, to_module_image
+from agent.bio.matcher import ExtractionError, Minutia, NbisMatcher, Template
 from agent.errors import ConfigError
-from sim.finger import synthetic
+from sim.finger import synth
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,59 @@ class SimProfile:
     t_match: float = 0.05
     t_search_per_100: float = 0.03
     t_store: float = 0.05
+
+
+IMAGE_BYTES = 256 * 288 // 2  # the module's image: 4 bits a pixel
+TEMPLATE_TAG = b"NBT1"
+MODULE_PASS = 25  # the simulated module's own acceptance (its "security level"); the host applies its threshold
+TOO_FEW = 0x07
+
+
+def sensor_image(finger: str, capture: int) -> bytes:
+    """What the module's sensor sees: live impression ``capture`` of the finger, in the module's format."""
+    live = synth.live_for(finger, capture)
+    return to_module_image(GrayImage(live.width, live.height, live.pixels))
+
+
+_MATCHER: NbisMatcher | None = None
+
+
+def _matcher() -> NbisMatcher:
+    # the simulated module extracts and compares with NBIS: a stand-in for the vendor's own algorithm
+    global _MATCHER
+    if _MATCHER is None:
+        _MATCHER = NbisMatcher()
+    return _MATCHER
+
+
+def image_features(image: bytes, size: int) -> bytes | None:
+    """The module's template of an image: ``NBT1``, count, then 7 bytes a minutia (x, y, direction, quality, kind)."""
+    try:
+        t = _matcher().extract(from_module_image(image))
+    except ExtractionError:
+        return None
+    body = bytearray(TEMPLATE_TAG + bytes([len(t.minutiae)]))
+    for m in t.minutiae[: (size - 5) // 7]:
+        body += struct.pack(">HHBBB", m.x, m.y, m.direction, round(m.reliability * 255), m.kind)
+    return bytes(body.ljust(size, b"\x00"))
+
+
+def template_minutiae(data: bytes) -> Template | None:
+    if data[:4] != TEMPLATE_TAG:
+        return None
+    count = min(data[4], (len(data) - 5) // 7)
+    found = [struct.unpack(">HHBBB", data[5 + 7 * i : 12 + 7 * i]) for i in range(count)]
+    return Template(256, 288, tuple(Minutia(x, y, d, q / 255, k) for x, y, d, q, k in found))
+
+
+def template_score(a: bytes, b: bytes) -> int:
+    ta, tb = template_minutiae(a), template_minutiae(b)
+    if ta is None or tb is None:
+        return 0  # not a template of this module: a clone's or garbage
+    return _matcher().compare(ta, tb)
+
+
+PACKET_SIZES = {0: 32, 1: 64, 2: 128, 3: 256}
 
 
 #: the modelled processing times of a model (not datasheet facts, so not in its firmware profile)
@@ -160,6 +216,8 @@ class SimModule:
     library: dict[int, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.finger is not None:
+            synth.master_for(self.finger)  # generated now, not during the first GenImg
         self.pin: int = self.profile.password if self.password is None else self.password
         self.wire_address: int = self.profile.address if self.address is None else self.address
         self.rng = random.Random(self.faults.seed)
@@ -177,14 +235,20 @@ class SimModule:
     # --- control ------------------------------------------------------------------------------------
 
     def place(self, identity: str | int) -> None:
+        synth.master_for(str(identity))  # the finger exists before it touches the sensor (not during GenImg)
         self.finger = str(identity)
 
     def remove(self) -> None:
         self.finger = None
 
     def enroll_synthetic(self, count: int, first_identity: int = 1000) -> None:
+        """Templates of synthetic people's fingers in pages 0..count-1 (about half a second a finger)."""
         for page in range(count):
-            self.library[page] = synthetic.features(first_identity + page, size=self.profile.template_size)
+            ref = synth.reference_for(f"{first_identity + page}")
+            template = image_features(to_module_image(GrayImage(ref.width, ref.height, ref.pixels)),
+                                      self.profile.template_size)  # fmt: skip
+            if template is not None:
+                self.library[page] = template
 
     # --- the wire -----------------------------------------------------------------------------------
 
@@ -254,42 +318,41 @@ class SimModule:
             if self.finger is None:
                 return self._reply(NO_FINGER)
             self._captures += 1
-            self.image = (
-                synthetic.IMAGE_HEADER + synthetic.identity_key(self.finger) + self._captures.to_bytes(4, "big")
-            )
+            self.image = sensor_image(self.finger, self._captures)
             return self._reply(OK)
         if code == 0x02:  # Img2Tz
             (buffer,) = struct.unpack(">B", args[:1])
             self._wait(p.t_features)
             if self.image is None:
                 return self._reply(NO_IMAGE)
-            key = self.image[4:20]
-            noise = int.from_bytes(self.image[20:24], "big") if len(self.image) >= 24 else None
-            self.buffers[1 if buffer == 1 else 2] = synthetic.features(key, noise_seed=noise, size=p.template_size)
+            template = image_features(self.image, p.template_size)
+            if template is None:
+                return self._reply(TOO_FEW)
+            self.buffers[1 if buffer == 1 else 2] = template
             return self._reply(OK)
         if code == 0x03:  # Match
             self._wait(p.t_match)
             a, b = self.buffers[1], self.buffers[2]
             if a is None or b is None:
                 return self._reply(BAD_TEMPLATE)
-            s = synthetic.score(a, b)
-            return self._reply(OK if s >= 50 else NO_MATCH, struct.pack(">H", s))
+            s = template_score(a, b)
+            return self._reply(OK if s >= MODULE_PASS else NO_MATCH, struct.pack(">H", min(s, 0xFFFF)))
         if code == 0x04:  # Search
             buffer, start, count = struct.unpack(">BHH", args[:5])
             template = self.buffers[1 if buffer == 1 else 2]
             self._wait(p.t_search_per_100 * count / 100)
             if template is None:
                 return self._reply(BAD_TEMPLATE)
-            best = max(((synthetic.score(template, t), page) for page, t in self.library.items()
+            best = max(((template_score(template, t), page) for page, t in self.library.items()
                         if start <= page < start + count), default=(0, 0))  # fmt: skip
-            if best[0] < 50:
+            if best[0] < MODULE_PASS:
                 return self._reply(NOT_FOUND, struct.pack(">HH", 0, 0))
             return self._reply(OK, struct.pack(">HH", best[1], best[0]))
         if code == 0x05:  # RegModel: combine buffers 1 and 2 into both
             a, b = self.buffers[1], self.buffers[2]
-            if a is None or b is None or synthetic.score(a, b) < 50:
+            if a is None or b is None or template_score(a, b) < MODULE_PASS:
                 return self._reply(0x0A)
-            self.buffers[1] = self.buffers[2] = synthetic.features(a[4:20], size=p.template_size)
+            self.buffers[2] = a  # the module keeps the first capture as the model
             return self._reply(OK)
         if code in (0x06, 0x07):  # Store / LoadChar
             buffer, page = struct.unpack(">BH", args[:3])
@@ -316,7 +379,7 @@ class SimModule:
             else:
                 if self.image is None:
                     return self._reply(0x0F)
-                data = self._image_bytes()
+                data = self.image
             out = self._reply(OK)
             size = p.packet_size
             chunks = [data[i : i + size] for i in range(0, len(data), size)]
@@ -348,14 +411,20 @@ class SimModule:
                     n = page - table * 256
                     bits[n // 8] |= 1 << (n % 8)
             return self._reply(OK, bytes(bits))
-        if code == 0x0E:  # SetSysPara
-            return self._reply(OK)
+        if code == 0x0E:  # SetSysPara: 4 baud (N x 9600), 5 security level, 6 packet size code
+            param, value = struct.unpack(">BB", args[:2])
+            if param == 4 and value in (1, 2, 4, 6, 12):
+                reply = self._reply(OK)  # sent at the old speed, then the module switches
+                self.profile = dataclasses.replace(self.profile, baud=value * 9600)
+                return reply
+            if param == 6 and value in PACKET_SIZES:
+                self.profile = dataclasses.replace(self.profile, packet_code=value, packet_size=PACKET_SIZES[value])
+                return self._reply(OK)
+            if param == 5 and 1 <= value <= 5:
+                self.profile = dataclasses.replace(self.profile, security=value)
+                return self._reply(OK)
+            return self._reply(0x1A)  # bad register
         return self._reply(RECV_ERR)  # undocumented instruction: a clone would say something odd here
-
-    def _image_bytes(self) -> bytes:
-        assert self.image is not None
-        key = self.image[4:20]
-        return synthetic.IMAGE_HEADER + key + random.Random(key + b"img").randbytes(synthetic.IMAGE_SIZE - 20)
 
     def _data_packet(self, pid: int, payload: bytes) -> bytes:
         if self._pending_download is None:
@@ -368,7 +437,7 @@ class SimModule:
             if kind == "char":
                 self.buffers[1 if buffer == 1 else 2] = data
             else:
-                self.image = data[:20]  # the module keeps the image; features follow from its identity
+                self.image = data if len(data) == IMAGE_BYTES else None  # only its own 4-bit 256x288 format
         return b""
 
 
