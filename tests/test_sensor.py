@@ -230,3 +230,23 @@ def test_sim_usb_sensor_command_plays_the_sensor(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         sensor.close()
+
+
+def test_a_sensor_that_fails_mid_run_shows_as_a_fault_until_it_works_again(usb) -> None:  # type: ignore[no-untyped-def]
+    """The kiosk and the status read the finger path's state: a device error is a fault, a good capture clears it."""
+    from agent.kiosk.screen import faults_from_status
+
+    sensor, device = usb
+    finger = HostFinger(sensor, NbisMatcher(), DEFAULT_THRESHOLD)
+    assert finger.state() == "ok"
+    later(0.2, device.command, -2, 5)  # libfprint reports a protocol error from the device
+    with pytest.raises(SensorError):
+        finger.capture(threading.Event(), 10)
+    assert finger.state() == "error: SensorError"
+    status = {"devices": {"card reader": "ok", "fingerprint module": finger.state()}, "uplink": {"connected": True}}
+    assert [f.code for f in faults_from_status(status)] == ["finger"]
+    live = synth.live_for("alice:2", 0)
+    later(0.2, device.present, live.width, live.height, live.pixels)
+    assert finger.capture(threading.Event(), 10)
+    assert finger.state() == "ok"
+    finger.forget()

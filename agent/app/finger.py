@@ -19,18 +19,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from agent.bio.image import ImageError, decode_view, to_module_image
 from agent.bio.matcher import ExtractionError, Matcher, Template
 from agent.bio.module import FingerprintModule
+from agent.bio.protocol import ImageError as ModuleImageError
+from agent.bio.protocol import NoFinger
 from agent.bio.sensor import Sensor
+from agent.errors import GateAgentError
 from agent.model import FingerFacts, FingerReference, FingerStatus
 
 if TYPE_CHECKING:
     from agent.config import FingerConfig
 
 log = logging.getLogger(__name__)
+
+#: errors about one finger or one image, not about the device: the sensor still works
+_NOT_THE_DEVICE = (ExtractionError, ImageError, NoFinger, ModuleImageError)
+
+
+class _Health:
+    """The device's state for the status and the kiosk: "ok" until a device error, "ok" again after a success."""
+
+    def __init__(self) -> None:
+        self._state = "ok"
+
+    def state(self) -> str:
+        return self._state
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        try:
+            yield
+        except GateAgentError as exc:
+            if not isinstance(exc, _NOT_THE_DEVICE):
+                self._state = f"error: {type(exc).__name__}"  # the type only: messages may carry device detail
+            raise
+        self._state = "ok"
 
 
 class HostFinger:
@@ -43,6 +71,11 @@ class HostFinger:
         self._lock = threading.Lock()
         self._live: Template | None = None
         self.timings: dict[str, float] = {}
+        self._health = _Health()
+
+    def state(self) -> str:
+        """``ok``, or ``error: <type>`` after the sensor failed (until it works again)."""
+        return self._health.state()
 
     @property
     def name(self) -> str:
@@ -60,7 +93,8 @@ class HostFinger:
             last: ExtractionError | None = None
             while (remaining := deadline - time.monotonic()) > 0 and not cancel.is_set():
                 start = time.monotonic()
-                image = self.sensor.capture(cancel, remaining)
+                with self._health.watch():
+                    image = self.sensor.capture(cancel, remaining)
                 if image is None:
                     break
                 captured = time.monotonic()
@@ -117,6 +151,11 @@ class ModuleFinger:
         self.module = module
         self.threshold = threshold
         self._lock = threading.Lock()
+        self._health = _Health()
+
+    def state(self) -> str:
+        """``ok``, or ``error: <type>`` after the module failed (until it answers again)."""
+        return self._health.state()
 
     @property
     def name(self) -> str:
@@ -124,7 +163,7 @@ class ModuleFinger:
         return f"module {p.name} at {p.baud} baud, {p.packet_size}-byte packets"
 
     def capture(self, cancel: threading.Event, timeout: float) -> bool:
-        with self._lock:
+        with self._lock, self._health.watch():
             return self.module.capture_live(cancel, timeout)
 
     def match(self, reference: FingerReference) -> FingerFacts:
@@ -133,7 +172,7 @@ class ModuleFinger:
             image = to_module_image(decode_view(reference))
         except ImageError as exc:
             return FingerFacts(FingerStatus.ERROR, detail=f"the chip's fingerprint image: {exc}")
-        with self._lock:
+        with self._lock, self._health.watch():
             result = self.module.verify_reference(image, self.threshold, image=True)
         status = FingerStatus.MATCH if result.matched else FingerStatus.NO_MATCH
         return FingerFacts(status, result.score)

@@ -188,6 +188,8 @@ def build_runtime(cfg: Config) -> Runtime:
         out: dict[str, Any] = {"queue": queue.stats(), "eligibility": {"records": len(cache), "fresh": cache.fresh},
                                "terminal_credentials": reader.credentials_status}  # fmt: skip
         out["policy"] = dict(commands.policy_state)
+        if finger is not None:
+            out["finger"] = finger.state()  # the hub sees a sensor that failed mid-run, as the kiosk does
         if uplink is not None:
             out["uplink"] = {"connected": uplink.connected, "published": uplink.stats.published,
                              "acked": uplink.stats.acked, "broker": uplink.stats.broker,
@@ -201,7 +203,7 @@ def build_runtime(cfg: Config) -> Runtime:
     def gate_status() -> dict[str, Any]:
         devices = {source.name: source.state() for source in sources}
         if finger is not None:
-            devices["fingerprint module"] = "ok"
+            devices["fingerprint module"] = finger.state()  # a sensor that failed mid-run shows as a fault
         return {"devices": devices, **extra_status()}
 
     connect_kiosk(outputs, gate_status)
