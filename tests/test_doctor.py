@@ -324,3 +324,53 @@ def test_queue_health_with_the_key_kept_apart(tmp_path: Path) -> None:
     (check,) = doctor.check_queue(cfg)
     assert check.status == doctor.OK and check.detail.startswith("1 pending of 10")
     assert not (state / "queue" / "key").exists()
+
+
+@pytest.mark.broker
+def test_the_clock_is_compared_with_the_hubs_signed_time(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """MQTT carries no time: the doctor asks the hub, verifies its signed answer with the pinned key, compares."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from agent.uplink.hubmsg import public_pem
+    from sim.hub.hub import Hub
+
+    hub_key = ed25519.Ed25519PrivateKey.generate()
+    cfg = config(tmp_path, broker_urls=[mosquitto.url], allow_plaintext=True)
+    # no hub on the broker yet: the clocks cannot be compared (a warning, not a pass)
+    (tmp_path / "state" / "hub.pub").write_bytes(public_pem(hub_key.public_key()))
+    got = {c.name: c for c in doctor.run_checks(cfg, [lambda c: doctor.check_brokers(c, timeout=1.0)])}
+    assert got["clock vs hub"].status == "warn" and "did not answer" in got["clock vs hub"].detail
+    terminal = ed25519.Ed25519PrivateKey.generate()
+    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.public_key()},
+              signing_key=hub_key).start()  # fmt: skip
+    try:
+        got = {c.name: c for c in doctor.run_checks(cfg, [doctor.check_brokers])}  # type: ignore[arg-type]
+        assert got["clock vs hub"].status == "ok", got["clock vs hub"]
+        hub.signer.clock = lambda: time.time() + 1000  # the hub's clock runs 1000 s ahead of this terminal's
+        got = {c.name: c for c in doctor.run_checks(cfg, [doctor.check_brokers])}  # type: ignore[arg-type]
+        clock = got["clock vs hub"]
+        assert clock.status == "fail" and "+100" in clock.detail and "uplink.clock_skew" in clock.detail
+        assert clock.fix and clock.fix_vi
+        # an answer signed by another key is not believed: no comparison
+        (tmp_path / "state" / "hub.pub").write_bytes(public_pem(ed25519.Ed25519PrivateKey.generate().public_key()))
+        got = {c.name: c for c in doctor.run_checks(cfg, [lambda c: doctor.check_brokers(c, timeout=1.0)])}
+        assert got["clock vs hub"].status == "warn"
+    finally:
+        hub.stop()
+
+
+@pytest.mark.broker
+def test_beside_a_running_daemon_the_broker_session_is_left_alone(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """With the shipped broker config the client id is the terminal's name: a probe would take the daemon's over."""
+    import socket as socket_mod
+
+    cfg = config(tmp_path, broker_urls=[mosquitto.url], allow_plaintext=True)
+    with socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM) as daemon:  # the daemon's attendant socket
+        daemon.bind(str(tmp_path / "state" / "attendant.sock"))
+        daemon.listen()
+        got = {c.name: c for c in doctor.run_checks(cfg, [doctor.check_brokers])}  # type: ignore[arg-type]
+    mqtt_check = got[f"broker 127.0.0.1:{mosquitto.port} mqtt"]
+    assert mqtt_check.status == "ok" and "not probed" in mqtt_check.detail
+    assert "clock vs hub" not in got

@@ -134,7 +134,7 @@ def _tls_handshake(cfg: Config, host: str, port: int, timeout: float) -> tuple[C
     return Check(name, OK, detail), broker.not_valid_before_utc
 
 
-def _mqtt_session(cfg: Config, url: str, timeout: float) -> Check:
+def _mqtt_session(cfg: Config, url: str, timeout: float, clock_checks: list[Check]) -> Check:
     """CONNECT with the terminal's credentials, then publish a harmless message under its own topics:
     MQTT 5's PUBACK says whether the broker's ACL lets this terminal publish (mosquitto otherwise drops
     refused messages silently)."""
@@ -205,10 +205,73 @@ def _mqtt_session(cfg: Config, url: str, timeout: float) -> Check:
             return Check(name, WARN, "session accepted; MQTT 3.1.1 cannot say whether the ACL lets this terminal "
                                      "publish", "Use uplink.protocol = \"auto\" or \"5\" so the broker can say.",
                          "Dùng uplink.protocol = \"auto\" hoặc \"5\" để broker trả lời được.")  # fmt: skip
-        return Check(name, OK, f"session accepted (MQTT 5), may publish under gate/{t.facility_id}/{t.terminal_id}")
+        session = Check(name, OK, f"session accepted (MQTT 5), may publish under gate/{t.facility_id}/{t.terminal_id}")
+        result["clock"] = _hub_clock(cfg, client, timeout)
+        return session
     finally:
         client.disconnect()
         client.loop_stop()
+        clock_checks.extend(c for c in (result.get("clock"),) if isinstance(c, Check))
+
+
+def _hub_clock(cfg: Config, client: Any, timeout: float) -> Check | None:
+    """Ask the hub for its time (a signed reply, verified with the pinned key) and compare the clocks.
+
+    MQTT carries no time; the hub's signed reply does.  Hub messages dated more than
+    ``uplink.clock_skew`` ahead are refused, and events are stamped with this clock.
+    None when no hub key is pinned (its own check says so).
+    """
+    import threading
+    import uuid
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from agent.uplink.hubmsg import HubKeyError, HubMessageError, load_public_key, open_signed
+
+    u, t = cfg.uplink, cfg.terminal
+    pin = Path(u.hub_key) if u.hub_key else cfg.state_dir / "hub.pub"
+    try:
+        key = load_public_key(pin)
+    except HubKeyError:
+        return None
+    base = f"gate/{t.facility_id}/{t.terminal_id}"
+    corr, answered, box = uuid.uuid4().bytes, threading.Event(), []
+
+    def on_message(c: Any, userdata: Any, message: Any) -> None:
+        if message.topic == f"{base}/reply":
+            box.append(bytes(message.payload))
+            answered.set()
+
+    client.on_message = on_message
+    client.subscribe(f"{base}/reply", qos=1)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ResponseTopic, props.CorrelationData = f"{base}/reply", corr
+    sent = time.time()
+    client.publish(f"{base}/query", cbor2.dumps({"kind": "time", "corr": corr}), qos=1, properties=props)
+    fix_en = "Let the terminal synchronise its clock (systemd-timesyncd with the facility's NTP server)."
+    fix_vi = "Cho cổng đồng bộ đồng hồ (systemd-timesyncd với máy chủ NTP của cơ sở)."
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0 and answered.wait(left):
+        received = time.time()
+        answered.clear()
+        try:
+            doc = open_signed(box.pop(), key, t.facility_id, t.terminal_id, "reply")
+        except HubMessageError:
+            continue  # not a reply this doctor can read (another one in flight): keep waiting
+        body = doc["body"]
+        if body.get("corr") != corr or not isinstance(body.get("now"), int | float):
+            continue
+        skew = float(body["now"]) - (sent + received) / 2
+        detail = f"the hub's clock is {skew:+.1f} s from this terminal's (round trip {received - sent:.2f} s)"
+        if abs(skew) <= 2 + (received - sent):
+            return Check("clock vs hub", OK, detail)
+        status = WARN if abs(skew) <= u.clock_skew else FAIL
+        more = "" if status == WARN else f": beyond uplink.clock_skew ({u.clock_skew:g} s), hub messages are refused"
+        return Check("clock vs hub", status, detail + more, fix_en, fix_vi)
+    return Check("clock vs hub", WARN, f"the hub did not answer a time query within {timeout:g} s: clocks not compared",
+                 "Start the facility hub, or check that it answers this terminal's queries.",
+                 "Khởi động máy chủ cơ sở, hoặc kiểm tra máy chủ có trả lời cổng này không.")  # fmt: skip
 
 
 def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
@@ -241,8 +304,17 @@ def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
             if not_before is not None and now < not_before:
                 yield Check("clock", FAIL, f"this terminal says {now:%Y-%m-%d %H:%M} UTC, before the broker's "
                                            f"certificate was issued ({not_before:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
-        session = _mqtt_session(cfg, url, timeout)
+        if daemon_running(cfg):
+            # under the shipped broker config the client id is the terminal's user name: a second session
+            # would take the running daemon's over
+            yield Check(f"broker {host}:{port} mqtt", OK, "in use by the running gate-agent: session not probed "
+                        "(its status heartbeat says whether it is connected)")  # fmt: skip
+            usable += 1
+            continue
+        clock: list[Check] = []
+        session = _mqtt_session(cfg, url, timeout, clock)
         yield session
+        yield from clock[:1] if not usable else []  # one hub clock is enough
         usable += session.status == OK
     if usable == 0 and len(urls) > 1:
         yield Check("broker", FAIL, "no broker accepts this terminal")

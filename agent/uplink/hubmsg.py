@@ -183,6 +183,39 @@ class HighWaterMark:
 # --- the terminal's verifier ----------------------------------------------------------------------------
 
 
+def open_signed(data: bytes, key: ed25519.Ed25519PublicKey, facility: str, terminal: str,
+                kind: str) -> dict[str, Any]:
+    """Steps 1-3 (signature, plain payload, addressee and kind): the whole payload, times and counter unchecked.
+
+    :class:`HubVerifier` adds freshness and the counter; ``gate-agent doctor`` reads the hub's ``iat`` with it
+    to compare the clocks.
+    """
+    if kind not in KINDS:
+        raise HubMessageError("unknown kind")
+    try:
+        message = cose.decode_sign1(data, MAX_MESSAGE)
+    except cose.CoseError:
+        raise HubMessageError("not a signed hub message") from None
+    if message.alg != cose.EDDSA:
+        raise HubMessageError("wrong signature algorithm")
+    try:
+        payload = cose.verify1(message, key)
+    except cose.CoseError:
+        raise HubMessageError("bad signature") from None
+    doc = decode_payload(payload)
+    if set(doc) != FIELDS or doc["v"] != VERSION:
+        raise HubMessageError("malformed", "unexpected fields or version")
+    if doc["facility"] != facility or doc["terminal"] != terminal:
+        raise HubMessageError("for another terminal")
+    if doc["kind"] != kind:
+        raise HubMessageError("wrong kind for this topic")
+    if not all(isinstance(doc[k], int) and not isinstance(doc[k], bool) and doc[k] >= 0 for k in ("ctr", "iat", "exp")):
+        raise HubMessageError("malformed", "ctr, iat and exp must be unsigned integers")
+    if not isinstance(doc["body"], dict):
+        raise HubMessageError("malformed", "body must be a map")
+    return doc
+
+
 @dataclass
 class HubVerifier:
     key: ed25519.Ed25519PublicKey
@@ -213,30 +246,8 @@ class HubVerifier:
         return body
 
     def _open(self, data: bytes, kind: str) -> dict[str, Any]:
-        if kind not in KINDS:
-            raise HubMessageError("unknown kind")
-        try:
-            message = cose.decode_sign1(data, MAX_MESSAGE)
-        except cose.CoseError:
-            raise HubMessageError("not a signed hub message") from None
-        if message.alg != cose.EDDSA:
-            raise HubMessageError("wrong signature algorithm")
-        try:
-            payload = cose.verify1(message, self.key)
-        except cose.CoseError:
-            raise HubMessageError("bad signature") from None
-        doc = decode_payload(payload)
-        if set(doc) != FIELDS or doc["v"] != VERSION:
-            raise HubMessageError("malformed", "unexpected fields or version")
-        if doc["facility"] != self.facility or doc["terminal"] != self.terminal:
-            raise HubMessageError("for another terminal")
-        if doc["kind"] != kind:
-            raise HubMessageError("wrong kind for this topic")
+        doc = open_signed(data, self.key, self.facility, self.terminal, kind)
         ctr, iat, exp = doc["ctr"], doc["iat"], doc["exp"]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (ctr, iat, exp)):
-            raise HubMessageError("malformed", "ctr, iat and exp must be unsigned integers")
-        if not isinstance(doc["body"], dict):
-            raise HubMessageError("malformed", "body must be a map")
         now = self.clock()
         if iat > now + self.skew:
             raise HubMessageError("issued in the future")
