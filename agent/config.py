@@ -386,6 +386,8 @@ def _validate(cfg: Config) -> None:
                               f"{cfg.state_dir}; keep the key apart from the data it protects")  # fmt: skip
     if len(set(cfg.reader.files)) != len(cfg.reader.files):
         raise ConfigError("reader.files: lists a file twice")
+    if not {"dg1", "dg13"} & set(cfg.reader.files):
+        raise ConfigError("reader.files: needs dg1 or dg13: a check-in takes the patient's identity from one of them")
     if cfg.finger.enabled:
         if not cfg.finger.url:
             raise ConfigError("finger.url: required when finger.enabled is true")

@@ -95,6 +95,7 @@ T = {"facility_id": "1", "terminal_id": "g"}
         ({"terminal": T, "reader": {"trust_dir": "/nonexistent/trust"}}, "reader.trust_dir: directory .* does not"),
         ({"terminal": T, "reader": {"files": ["dg99"]}}, r"reader.files\[0\]: 'dg99' is not one of"),
         ({"terminal": T, "reader": {"files": ["dg1", "dg1"]}}, "reader.files: lists a file twice"),
+        ({"terminal": T, "reader": {"files": ["dg14", "dg15"]}}, "reader.files: needs dg1 or dg13"),
         ({"terminal": {**T, "state_dir": "var/lib/gate-agent"}}, "terminal.state_dir: .* must be an absolute path"),
         ({"terminal": T, "finger": {"profile": "r999"}}, "finger.profile: "),
         ({"terminal": T, "reader": {"profile": "acme"}}, "reader.profile: "),
