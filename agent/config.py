@@ -423,7 +423,22 @@ def _validate(cfg: Config) -> None:
     if o.speech != "off" and shutil.which("espeak-ng") is None:  # recorded speech falls back to it too
         raise ConfigError(f"outputs.speech: {o.speech!r} needs espeak-ng (apt install espeak-ng)")
     _validate_uplink(cfg.uplink)
+    _check_hub_key(cfg)
     _validate_desk(cfg.desk)
+
+
+def _check_hub_key(cfg: Config) -> None:
+    """The pinned hub key loads as the uplink will load it at start (a missing one is refused there, not fatal)."""
+    if not cfg.uplink.broker_urls or _ENROLLING.get():  # enrolment pins the key
+        return
+    from agent.uplink.hubmsg import HubKeyError, load_public_key
+
+    pin = Path(cfg.uplink.hub_key) if cfg.uplink.hub_key else cfg.state_dir / "hub.pub"
+    if pin.exists():
+        try:
+            load_public_key(pin)
+        except HubKeyError as exc:
+            raise ConfigError(f"uplink.hub_key: {exc}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -163,6 +163,32 @@ def test_tls_files_must_load_as_the_uplink_will(tmp_path: Path) -> None:
             parse_config({"terminal": T, "uplink": {**good, **change}})
 
 
+def test_a_pinned_hub_key_must_load_as_the_start_will(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from agent.app.wiring import build_hub_verifier
+    from agent.uplink.config import UplinkConfig
+    from agent.uplink.hubmsg import HubKeyError, public_pem
+
+    pin = tmp_path / "hub.pub"
+    pin.write_text("not a key")
+    uplink = {"broker_urls": ["mqtts://127.0.0.1:8883"], "hub_key": str(pin)}
+    doc = {"terminal": {**T, "state_dir": str(tmp_path / "state")}, "uplink": uplink}
+    with pytest.raises(ConfigError, match="uplink.hub_key: .*cannot load the hub's public key"):
+        parse_config(doc)
+    # the same file stops the start: the check above refuses exactly that
+    accepted = parse_config({**doc, "uplink": {"broker_urls": uplink["broker_urls"]}})
+    up = UplinkConfig.from_settings(accepted.uplink, "01001", "gate-1")
+    with pytest.raises(HubKeyError):
+        build_hub_verifier(accepted, dataclasses.replace(up, hub_key=str(pin)))
+    pin.write_bytes(public_pem(ed25519.Ed25519PrivateKey.generate().public_key()))
+    assert parse_config(doc).uplink.hub_key == str(pin)
+    with pytest.raises(ConfigError, match="uplink.hub_key: .*cannot load"):  # the default pin too
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "hub.pub").write_text("not a key")
+        parse_config({**doc, "uplink": {"broker_urls": uplink["broker_urls"]}})
+
+
 def test_warnings_name_legal_but_unsafe_choices(tmp_path: Path) -> None:
     files = tls_files(tmp_path / "pki", T["terminal_id"])
     tls = {"broker_urls": ["mqtts://127.0.0.1:8883"], "tls_ca": str(files["ca"]), "tls_cert": str(files["cert"]),
