@@ -174,7 +174,7 @@ def test_a_pinned_hub_key_must_load_as_the_start_will(tmp_path: Path) -> None:
     pin.write_text("not a key")
     uplink = {"broker_urls": ["mqtts://127.0.0.1:8883"], "hub_key": str(pin)}
     doc = {"terminal": {**T, "state_dir": str(tmp_path / "state")}, "uplink": uplink}
-    with pytest.raises(ConfigError, match="uplink.hub_key: .*cannot load the hub's public key"):
+    with pytest.raises(ConfigError, match=r"uplink.hub_key: .*cannot load the hub's public key"):
         parse_config(doc)
     # the same file stops the start: the check above refuses exactly that
     accepted = parse_config({**doc, "uplink": {"broker_urls": uplink["broker_urls"]}})
@@ -183,7 +183,7 @@ def test_a_pinned_hub_key_must_load_as_the_start_will(tmp_path: Path) -> None:
         build_hub_verifier(accepted, dataclasses.replace(up, hub_key=str(pin)))
     pin.write_bytes(public_pem(ed25519.Ed25519PrivateKey.generate().public_key()))
     assert parse_config(doc).uplink.hub_key == str(pin)
-    with pytest.raises(ConfigError, match="uplink.hub_key: .*cannot load"):  # the default pin too
+    with pytest.raises(ConfigError, match=r"uplink.hub_key: .*cannot load"):  # the default pin too
         (tmp_path / "state").mkdir()
         (tmp_path / "state" / "hub.pub").write_text("not a key")
         parse_config({**doc, "uplink": {"broker_urls": uplink["broker_urls"]}})
