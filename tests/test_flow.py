@@ -223,6 +223,15 @@ def test_online_answer_wins_over_the_cache_and_falls_back() -> None:
     assert offline.source is EligibilitySource.CACHE
 
 
+def test_an_online_record_about_another_id_number_is_no_answer() -> None:
+    other = dict(record_to_dict(RECORD), id_number="001090099999")
+    c = cache(RECORD)
+    answer = EligibilityChain(c, FakeHub({"record": other})).lookup(PERSON.id_number)
+    assert answer.source is EligibilitySource.CACHE and answer.record == RECORD  # the cache decides, not the stranger
+    nothing = EligibilityChain(cache(), FakeHub({"record": other})).lookup(PERSON.id_number)
+    assert nothing.record is None and nothing.source is not EligibilitySource.ONLINE
+
+
 def test_cache_snapshot_delta_and_bad_data_is_atomic() -> None:
     c = cache(RECORD)
     bad = dict(record_to_dict(RECORD), id_number="001090099999", valid_to="31/12/2026")

@@ -317,6 +317,8 @@ class EligibilityChain:
                 try:
                     item = answer.get("record")
                     record = None if item is None else record_from_dict(item)
+                    if record is not None and record.id_number != id_number:
+                        raise EligibilityDataError("the record is about another ID number")
                 except EligibilityDataError as exc:
                     log.warning("hub answered with a bad record, using the cache: %s", exc)
                 else:
