@@ -42,6 +42,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.card import tlv
 from agent.card.cvc import CvcError, load_credentials, sign_ta
+from agent.card.pace import encode_oid
 from agent.config import Config
 from agent.errors import GateAgentError
 from agent.store.files import load_or_create_private_key, public_pem, write_atomic
@@ -133,16 +134,7 @@ def _curve_domain(curve: ec.EllipticCurve) -> bytes:
 
 
 def _oid(dotted: str) -> bytes:
-    parts = [int(p) for p in dotted.split(".")]
-    body = bytearray([parts[0] * 40 + parts[1]])
-    for value in parts[2:]:
-        chunk = [value & 0x7F]
-        value >>= 7
-        while value:
-            chunk.append(0x80 | (value & 0x7F))
-            value >>= 7
-        body.extend(reversed(chunk))
-    return tlv.encode(0x06, bytes(body))
+    return tlv.encode(0x06, encode_oid(dotted))
 
 
 def cv_request(key: ec.EllipticCurvePrivateKey, holder: str, car: str | None = None) -> bytes:
