@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,22 +19,9 @@ from sim.infra.mosquitto import Mosquitto
 from sim.infra.pcscd import Pcscd
 from sim.scanner import PtyScanner, scan_text
 from tests.card_fixtures import wait_for_card
+from tests.daemon_harness import apply_eligibility, gate_config, outcomes, start_daemon, stop_daemon, wait_outcome
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mark.slow]
-
-
-def outcomes(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def wait_outcome(path: Path, count: int, timeout: float = 30) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = outcomes(path)
-        if len(got) >= count:
-            return got[count - 1]
-        time.sleep(0.05)
-    raise AssertionError(f"no outcome #{count} within {timeout} s: {outcomes(path)}")
 
 
 def test_daemon_checks_patients_in_end_to_end(tmp_path: Path, pcscd: Pcscd, mosquitto: Mosquitto) -> None:
@@ -59,39 +41,14 @@ def test_daemon_checks_patients_in_end_to_end(tmp_path: Path, pcscd: Pcscd, mosq
     scanner = PtyScanner(tmp_path / "qr")
     recorder = tmp_path / "outcomes.jsonl"
     config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[terminal]
-facility_id = "01001"
-terminal_id = "gate-1"
-state_dir = "{state}"
-[reader]
-name = "{pcscd.reader_names[0]}"
-trust_dir = "{trust}"
-[scanners]
-qr_url = "{tmp_path / "qr"}"
-[timeouts]
-card_removal = 5.0
-[outputs]
-kinds = ["log", "recorder"]
-recorder_path = "{recorder}"
-[uplink]
-broker_urls = ["{mosquitto.url}"]
-allow_plaintext = true
-backoff_min = 0.2
-backoff_max = 1.0
-""")
-    daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                              env={**os.environ, **pcscd.env}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    config.write_text(gate_config(state=state, reader=pcscd.reader_names[0], trust=trust, qr=tmp_path / "qr",
+                                  recorder=recorder, broker_url=mosquitto.url))  # fmt: skip
+    daemon = start_daemon(config, pcscd.env)
     plug = VpcdPlug(None, pcscd.vpcd_ports[0]).start()
     try:
         assert hub.connected.wait(10)
         # the hub pushes its eligibility data; the terminal applies it and says so
-        deadline = time.monotonic() + 20
-        result = None
-        while result is None and time.monotonic() < deadline:
-            cid = hub.push_eligibility("gate-1", records, dt.datetime.now(dt.UTC).isoformat())
-            result = hub.wait_result(cid, 2)
-        assert result is not None and result["ok"], result
+        apply_eligibility(hub, "gate-1", [r for r in records if r is not None])
 
         # 1. a genuine card, keys from the QR scanner
         plug.insert(genuine)
@@ -126,15 +83,9 @@ backoff_max = 1.0
         assert "Nguy" not in recorder.read_text()  # no personal data in the recorder
     finally:
         plug.stop()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(20)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        code, err = stop_daemon(daemon)
         scanner.close()
         hub.stop()
-        err = daemon.stderr.read() if daemon.stderr else ""
     assert code == 0, err[-3000:]
     for person in (genuine.person, tampered.person):
         assert person.id_number not in err and person.full_name not in err  # logs hold no personal data

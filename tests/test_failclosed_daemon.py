@@ -4,11 +4,6 @@ scanner on ptys, mosquitto and the hub simulator."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,18 +21,9 @@ from sim.infra.mosquitto import Mosquitto
 from sim.infra.pcscd import Pcscd
 from sim.scanner import PtyScanner, scan_text
 from tests.card_fixtures import wait_for_card
+from tests.daemon_harness import apply_eligibility, gate_config, start_daemon, stop_daemon, wait_outcome
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mark.slow]
-
-
-def _outcome(path: Path, count: int, timeout: float = 30) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        if len(got) >= count:
-            return got[count - 1]
-        time.sleep(0.05)
-    raise AssertionError(f"no outcome #{count} within {timeout} s")
 
 
 def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hostile_chip(
@@ -62,50 +48,23 @@ def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hosti
     scanner = PtyScanner(tmp_path / "qr")
     recorder = tmp_path / "outcomes.jsonl"
     config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[terminal]
-facility_id = "01001"
-terminal_id = "gate-1"
-state_dir = "{state}"
-[reader]
-name = "{pcscd.reader_names[0]}"
-trust_dir = "{trust}"
-terminal_credentials = "{credentials}"
-files = ["dg1", "dg13", "dg3"]
-[finger]
-enabled = true
-url = "{tmp_path / "finger"}"
-[scanners]
-qr_url = "{tmp_path / "qr"}"
-[timeouts]
-finger = 2.0
-card_removal = 5.0
-[outputs]
-kinds = ["log", "recorder"]
-recorder_path = "{recorder}"
-[uplink]
-broker_urls = ["{mosquitto.url}"]
-allow_plaintext = true
-backoff_min = 0.2
-backoff_max = 1.0
-""")
-    daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                              env={**os.environ, **pcscd.env}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    config.write_text(gate_config(
+        state=state, reader=pcscd.reader_names[0], trust=trust, qr=tmp_path / "qr", recorder=recorder,
+        broker_url=mosquitto.url,
+        reader_extra=f'terminal_credentials = "{credentials}"\nfiles = ["dg1", "dg13", "dg3"]',
+        sections=f'[finger]\nenabled = true\nurl = "{tmp_path / "finger"}"', timeouts_extra="finger = 2.0",
+    ))  # fmt: skip
+    daemon = start_daemon(config, pcscd.env)
     plug = VpcdPlug(None, pcscd.vpcd_ports[0]).start()
     try:
         assert hub.connected.wait(10)
-        deadline = time.monotonic() + 20
-        result = None
-        while result is None and time.monotonic() < deadline:
-            cid = hub.push_eligibility("gate-1", [r for r in records if r], dt.datetime.now(dt.UTC).isoformat())
-            result = hub.wait_result(cid, 2)
-        assert result is not None and result["ok"], result
+        apply_eligibility(hub, "gate-1", [r for r in records if r])
 
         # 1. the card holder's card, no finger on the sensor: not admitted
         plug.insert(holder)
         wait_for_card(pcscd.reader_names[0])
         scanner.emit(scan_text(holder.person, "qr"))
-        first = _outcome(recorder, 1)
+        first = wait_outcome(recorder, 1)
         assert (first["outcome"], first["reason"]) == ("refer_desk", "FINGER_REQUIRED_NOT_CHECKED"), first
         plug.remove()
         wait_for_card(pcscd.reader_names[0], present=False)
@@ -114,7 +73,7 @@ backoff_max = 1.0
         plug.insert(clone)
         wait_for_card(pcscd.reader_names[0])
         scanner.emit(scan_text(clone.person, "qr"))
-        second = _outcome(recorder, 2)
+        second = wait_outcome(recorder, 2)
         assert (second["outcome"], second["reason"]) == ("refused", "CLONE_SUSPECTED"), second
         plug.remove()
         wait_for_card(pcscd.reader_names[0], present=False)
@@ -132,7 +91,7 @@ backoff_max = 1.0
         plug.insert(trailer)
         wait_for_card(pcscd.reader_names[0])
         scanner.emit(scan_text(trailer.person, "qr"))
-        fourth = _outcome(recorder, 3)
+        fourth = wait_outcome(recorder, 3)
         assert (fourth["outcome"], fourth["reason"]) == ("refused", "CLONE_SUSPECTED"), fourth
         plug.remove()
         wait_for_card(pcscd.reader_names[0], present=False)
@@ -152,16 +111,10 @@ backoff_max = 1.0
         assert len(events) == 3  # the hostile chip left no check-in
     finally:
         plug.stop()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(20)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        code, err = stop_daemon(daemon)
         scanner.close()
         module.stop()
         hub.stop()
-        err = daemon.stderr.read() if daemon.stderr else ""
     assert code == 0, err[-3000:]
     for card in cards:
         assert card.person.id_number not in err and card.person.full_name not in err

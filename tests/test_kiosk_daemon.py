@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +18,7 @@ from agent.config import parse_config
 from agent.kiosk.output import KioskOutput
 from agent.kiosk.speech import SpeechOutput
 from sim.infra.net import free_port
+from tests.daemon_harness import start_daemon, stop_daemon
 
 pytestmark = pytest.mark.slow
 ID_NUMBER = "001090012345"
@@ -63,9 +61,7 @@ kinds = ["log", "kiosk"]
 kiosk_port = {port}
 kiosk_hold = 30.0
 """)
-    env = {**os.environ, "PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")}  # no pcscd: the reader is missing
-    daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], env=env,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    daemon = start_daemon(config, {"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")})  # no pcscd: no reader
     url = f"http://127.0.0.1:{port}/"
     try:
         idle = wait_state(url, lambda s: {f["code"] for f in s.get("faults", [])} == {"reader", "offline"})
@@ -79,13 +75,7 @@ kiosk_hold = 30.0
         time.sleep(1.0)
         assert state(url)["seq"] >= shown["seq"] and state(url)["kind"] == "outcome"
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(20)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-        err = daemon.stderr.read() if daemon.stderr else ""
+        code, err = stop_daemon(daemon)
     assert code == 0, err[-3000:]
     assert ID_NUMBER not in err
     with pytest.raises(OSError):

@@ -42,10 +42,11 @@ from cryptography.x509.oid import NameOID
 
 from agent.card import tlv
 from agent.card.cvc import CvcError, load_credentials, sign_ta
+from agent.card.pace import encode_oid
 from agent.config import Config
 from agent.errors import GateAgentError
-from agent.store.files import write_atomic
-from agent.uplink.events import load_signing_key, public_pem
+from agent.store.files import load_or_create_private_key, public_pem, write_atomic
+from agent.uplink.events import load_signing_key
 from agent.uplink.hubmsg import HubKeyError, fingerprint, load_public_key
 
 log = logging.getLogger(__name__)
@@ -97,25 +98,12 @@ def _sha256(data: bytes) -> str:
     return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
 
 
-def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())  # fmt: skip
-
-
 def _ec_key(path: Path, curve: ec.EllipticCurve, renew: bool) -> ec.EllipticCurvePrivateKey:
     """An EC private key born here (0600), or the one already here."""
-    if path.exists() and not renew:
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), None)
-        except (OSError, ValueError) as exc:
-            raise EnrolError(f"{path}: cannot load the key: {exc}") from exc
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise EnrolError(f"{path}: expected an EC private key")
-        return key
-    key = ec.generate_private_key(curve)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomic(path, _private_pem(key), 0o600)
-    return key
+    return load_or_create_private_key(
+        path, ec.EllipticCurvePrivateKey, lambda: ec.generate_private_key(curve), EnrolError,
+        "cannot load the key", "expected an EC private key", renew=renew, dir_mode=0o700,
+    )  # fmt: skip
 
 
 def chr_for(country: str, terminal_id: str, sequence: int = 1) -> str:
@@ -146,16 +134,7 @@ def _curve_domain(curve: ec.EllipticCurve) -> bytes:
 
 
 def _oid(dotted: str) -> bytes:
-    parts = [int(p) for p in dotted.split(".")]
-    body = bytearray([parts[0] * 40 + parts[1]])
-    for value in parts[2:]:
-        chunk = [value & 0x7F]
-        value >>= 7
-        while value:
-            chunk.append(0x80 | (value & 0x7F))
-            value >>= 7
-        body.extend(reversed(chunk))
-    return tlv.encode(0x06, bytes(body))
+    return tlv.encode(0x06, encode_oid(dotted))
 
 
 def cv_request(key: ec.EllipticCurvePrivateKey, holder: str, car: str | None = None) -> bytes:

@@ -54,26 +54,14 @@ def master_list_signer_chains_to(data: bytes, root: x509.Certificate, source: st
     """The master list's signer is the pinned root or certified by it (9303-12: the CSCA certifies its signer)."""
     from asn1crypto import cms
 
-    from agent.card.trust import SignatureError, certificate_key, verify_issued_by
+    from agent.card.trust import SignatureError, certificate_key, signer_certificate, verify_issued_by
 
     try:
         signed = cms.ContentInfo.load(data, strict=True)["content"]
         infos = signed["signer_infos"]
         if len(infos) != 1:
             raise TrustPushError(f"{source}: a master list needs exactly one signer")
-        sid = infos[0]["sid"]
-        signer = None
-        for choice in signed["certificates"] or []:
-            if choice.name != "certificate":
-                continue
-            cert = choice.chosen
-            if sid.name == "issuer_and_serial_number":
-                match = cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native
-            else:
-                match = sid.chosen.native in (cert.key_identifier, cert.public_key.sha1)
-            if match:
-                signer = x509.load_der_x509_certificate(cert.dump())
-                break
+        signer = signer_certificate(signed, infos[0])
     except TrustPushError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:

@@ -213,17 +213,9 @@ class CscaMasterList(core.Sequence):  # type: ignore[misc]
     _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]  # noqa: RUF012 - asn1crypto schema
 
 
-def _verify_master_list(signed: cms.SignedData, content: bytes, listed: list[x509.Certificate], source: str) -> None:
-    """9303-12 8: the list is signed by a Master List Signer whose certificate a CSCA in the list issued.
-
-    This proves the file is intact and self-consistent; it does not make an untrusted list trustworthy.
-    """
-    infos = signed["signer_infos"]
-    if len(infos) != 1:
-        raise TrustStoreError(f"{source}: master list has {len(infos)} signers, expected one")
-    info = infos[0]
+def signer_certificate(signed: cms.SignedData, info: cms.SignerInfo) -> x509.Certificate | None:
+    """The certificate in ``signed`` that the signer info's sid names (issuer and serial, or key identifier)."""
     sid = info["sid"]
-    signer = None
     for choice in signed["certificates"] or []:
         if choice.name != "certificate":
             continue
@@ -233,8 +225,20 @@ def _verify_master_list(signed: cms.SignedData, content: bytes, listed: list[x50
         else:
             match = sid.chosen.native in (cert.key_identifier, cert.public_key.sha1)
         if match:
-            signer = x509.load_der_x509_certificate(cert.dump())
-            break
+            return x509.load_der_x509_certificate(cert.dump())
+    return None
+
+
+def _verify_master_list(signed: cms.SignedData, content: bytes, listed: list[x509.Certificate], source: str) -> None:
+    """9303-12 8: the list is signed by a Master List Signer whose certificate a CSCA in the list issued.
+
+    This proves the file is intact and self-consistent; it does not make an untrusted list trustworthy.
+    """
+    infos = signed["signer_infos"]
+    if len(infos) != 1:
+        raise TrustStoreError(f"{source}: master list has {len(infos)} signers, expected one")
+    info = infos[0]
+    signer = signer_certificate(signed, info)
     if signer is None:
         raise TrustStoreError(f"{source}: the master list signer certificate is not in the file")
     digest = info["digest_algorithm"]["algorithm"].native

@@ -14,9 +14,12 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.store.errors import KeyFileError
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: one writer at a time: two threads saving the same file must not share its temporary file
 _WRITE_LOCK = threading.Lock()
+
+_Key = TypeVar("_Key", bound=PrivateKeyTypes)
 
 
 def fsync_dir(path: Path) -> None:
@@ -88,4 +93,45 @@ def load_key(path: Path, create: bool = True) -> bytes:
     key = path.read_bytes()
     if len(key) != 32:
         raise KeyFileError(f"{path}: queue key file must hold 32 bytes, not {len(key)}")
+    return key
+
+
+def public_pem(key: PublicKeyTypes) -> bytes:
+    """A public key as SubjectPublicKeyInfo PEM."""
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_or_create_private_key(
+    path: Path,
+    kind: type,
+    generate: Callable[[], _Key],
+    error: Callable[[str], Exception],
+    cannot_load: str,
+    wrong_kind: str,
+    *,
+    renew: bool = False,
+    dir_mode: int = 0o777,
+    write_public: bool = False,
+) -> _Key:
+    """A private key file (PKCS#8 PEM, 0600): loaded when present, else generated and written atomically.
+
+    ``kind`` is the key class expected in the file, the one ``generate`` makes.  ``renew`` generates a new
+    key even when one is present.  ``dir_mode`` is the mode of a directory made for it.  ``write_public``
+    also writes the public half beside a new key (.pub, 0644).  A file that cannot be read or parsed raises
+    ``error`` with "<path>: <cannot_load>: <reason>"; a key of another type, "<path>: <wrong_kind>".
+    """
+    if path.exists() and not renew:
+        try:
+            loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+        except (OSError, ValueError) as exc:
+            raise error(f"{path}: {cannot_load}: {exc}") from exc
+        if not isinstance(loaded, kind):
+            raise error(f"{path}: {wrong_kind}")
+        return cast(_Key, loaded)  # ``kind`` is the class ``generate`` makes
+    key = generate()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_atomic(path, pem, 0o600)
+    if write_public:
+        write_atomic(path.with_suffix(".pub"), public_pem(key.public_key()), 0o644)
     return key

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import GateAgentError
 from agent.model import CheckinRecord
-from agent.store.files import write_atomic
+from agent.store.files import load_or_create_private_key
 from agent.uplink import cose
 
 VERSION = 1
@@ -51,26 +50,10 @@ def clock_synced(flag: Path = SYNC_FLAG) -> bool:
 
 def load_signing_key(path: Path) -> ed25519.Ed25519PrivateKey:
     """The terminal's Ed25519 key (PEM, 0600), created on first start; its public half beside it (.pub)."""
-    if not path.exists():
-        key = ed25519.Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, pem, 0o600)
-        write_atomic(path.with_suffix(".pub"), public_pem(key.public_key()), 0o644)
-        return key
-    try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError) as exc:
-        raise EventError(f"{path}: cannot load the terminal signing key: {exc}") from exc
-    if not isinstance(loaded, ed25519.Ed25519PrivateKey):
-        raise EventError(f"{path}: the terminal signing key must be Ed25519")
-    return loaded
-
-
-def public_pem(key: ed25519.Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return load_or_create_private_key(
+        path, ed25519.Ed25519PrivateKey, ed25519.Ed25519PrivateKey.generate, EventError,
+        "cannot load the terminal signing key", "the terminal signing key must be Ed25519", write_public=True,
+    )  # fmt: skip
 
 
 @dataclass

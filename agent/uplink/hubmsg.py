@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent.errors import GateAgentError
+from agent.store import files
+from agent.store.files import public_pem as public_pem  # the hub key's public PEM, for its users here
 from agent.store.files import write_atomic
 from agent.uplink import cose
 
@@ -300,21 +302,7 @@ class HubSigner:
 
 def load_or_create_private_key(path: Path) -> ed25519.Ed25519PrivateKey:
     """An Ed25519 private key (PEM, 0600), created when missing; used for the hub's signing key."""
-    path = Path(path)
-    if not path.exists():
-        key = ed25519.Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), 0o600)  # fmt: skip
-        return key
-    try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError) as exc:
-        raise HubKeyError(f"{path}: cannot load the signing key: {exc}") from exc
-    if not isinstance(loaded, ed25519.Ed25519PrivateKey):
-        raise HubKeyError(f"{path}: the signing key must be Ed25519")
-    return loaded
-
-
-def public_pem(key: ed25519.Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return files.load_or_create_private_key(
+        Path(path), ed25519.Ed25519PrivateKey, ed25519.Ed25519PrivateKey.generate, HubKeyError,
+        "cannot load the signing key", "the signing key must be Ed25519",
+    )  # fmt: skip

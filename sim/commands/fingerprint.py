@@ -11,12 +11,8 @@ module (it can run in the background or under a service manager); SIGTERM, SIGIN
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 HELP = "a simulated fingerprint module (R307, R503, AS608, ZFM-20) on a pty"
 
@@ -56,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.errors import ConfigError
     from sim.finger.control import Controller, resolve_identity
     from sim.finger.module import PtyModule, SimModule, load_profile, parse_sim_faults
-    from sim.infra.control import SocketControl, open_fifo, serve_lines, start_thread
+    from sim.infra.control import serve_until_stopped, stop_on_signals
 
     try:
         faults = parse_sim_faults(args.faults)
@@ -69,36 +65,12 @@ def run(args: argparse.Namespace) -> int:
     module = SimModule(profile, faults, password=args.password, speed=args.speed, finger=finger)
     module.enroll_synthetic(args.enrolled)
     controller = Controller(module)
-    out_lock = threading.Lock()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        controller.stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(controller)
     served = PtyModule(module, args.pty_link).start()
-    control = None
     try:
-        if args.control:
-            control = SocketControl(controller, args.control)
-        if args.fifo:
-            try:
-                fifo = open_fifo(args.fifo)
-            except (ValueError, OSError) as exc:
-                print(f"python -m sim fingerprint: error: {exc}", file=sys.stderr)
-                return 2
-            start_thread(serve_lines, controller, fifo, sys.stdout, out_lock)
         ready = {"event": "ready", "pty": str(args.pty_link), "profile": args.profile, "finger": module.finger,
                  "control": str(args.control) if args.control else None,
                  "fifo": str(args.fifo) if args.fifo else None}  # fmt: skip
-        with out_lock:
-            print(json.dumps(ready), flush=True)
-        if sys.stdin is not None and not sys.stdin.closed:
-            start_thread(serve_lines, controller, sys.stdin, sys.stdout, out_lock)
-        while not controller.stop.wait(0.5):
-            pass
+        return serve_until_stopped(controller, "python -m sim fingerprint", args.control, args.fifo, ready)
     finally:
-        if control is not None:
-            control.close()
         served.stop()
-    return 0

@@ -14,12 +14,8 @@ They arrive on stdin (end of input does not stop the scanner), a Unix socket
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 HELP = "an MRZ or QR scanner on a pty (commands: a person seed per line; stdin, --control or --fifo)"
@@ -75,37 +71,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.infra.control import SocketControl, open_fifo, serve_lines, start_thread
+    from sim.infra.control import serve_until_stopped, stop_on_signals
     from sim.scanner import PtyScanner
 
     scanner = PtyScanner(args.pty_link)
     control = ScannerControl(scanner, args.kind, args.profile)
-    out_lock = threading.Lock()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        control.stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    sock = None
+    stop_on_signals(control)
     try:
-        if args.control:
-            sock = SocketControl(control, args.control)
-        if args.fifo:
-            try:
-                fifo = open_fifo(args.fifo)
-            except (ValueError, OSError) as exc:
-                print(f"python -m sim scanner: error: {exc}", file=sys.stderr)
-                return 2
-            start_thread(serve_lines, control, fifo, sys.stdout, out_lock)
-        with out_lock:
-            print(json.dumps({"event": "ready", "pty": str(args.pty_link)}), flush=True)
-        if sys.stdin is not None and not sys.stdin.closed:
-            start_thread(serve_lines, control, sys.stdin, sys.stdout, out_lock)
-        while not control.stop.wait(0.5):
-            pass
+        ready = {"event": "ready", "pty": str(args.pty_link)}
+        return serve_until_stopped(control, "python -m sim scanner", args.control, args.fifo, ready)
     finally:
-        if sock is not None:
-            sock.close()
         scanner.close()
-    return 0

@@ -12,12 +12,9 @@ PATH``) and/or a FIFO (``--fifo PATH``).
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 HELP = "a simulated USB fingerprint sensor on libfprint's virtual_image socket"
@@ -77,7 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sim.finger.usb import VirtualImageSensor
-    from sim.infra.control import SocketControl, open_fifo, serve_lines, start_thread
+    from sim.infra.control import serve_until_stopped, stop_on_signals
 
     sensor = VirtualImageSensor(args.socket, speed=args.speed)
     try:
@@ -86,34 +83,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"python -m sim usb-sensor: error: {exc}", file=sys.stderr)
         return 2
     controller = UsbController(sensor)
-    out_lock = threading.Lock()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        controller.stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    control = None
+    stop_on_signals(controller)
     try:
-        if args.control:
-            control = SocketControl(controller, args.control)
-        if args.fifo:
-            try:
-                fifo = open_fifo(args.fifo)
-            except (ValueError, OSError) as exc:
-                print(f"python -m sim usb-sensor: error: {exc}", file=sys.stderr)
-                return 2
-            start_thread(serve_lines, controller, fifo, sys.stdout, out_lock)
         ready = {"event": "ready", "socket": str(args.socket), "control": str(args.control) if args.control else None,
                  "fifo": str(args.fifo) if args.fifo else None}  # fmt: skip
-        with out_lock:
-            print(json.dumps(ready), flush=True)
-        if sys.stdin is not None and not sys.stdin.closed:
-            start_thread(serve_lines, controller, sys.stdin, sys.stdout, out_lock)
-        while not controller.stop.wait(0.5):
-            pass
+        return serve_until_stopped(controller, "python -m sim usb-sensor", args.control, args.fifo, ready)
     finally:
-        if control is not None:
-            control.close()
         sensor.close()
-    return 0

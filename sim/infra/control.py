@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol, TextIO
 
 MAX_LINE = 1024
@@ -114,3 +117,44 @@ def start_thread(target: Callable[..., None], *args: Any) -> threading.Thread:
     thread = threading.Thread(target=target, args=args, daemon=True)
     thread.start()
     return thread
+
+
+def stop_on_signals(controller: Handler) -> None:
+    """SIGTERM and SIGINT set the controller's stop event (a clean shutdown instead of a kill)."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        controller.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def serve_until_stopped(controller: Handler, prog: str, control: Path | None, fifo: Path | None,
+                        ready: dict[str, Any]) -> int:  # fmt: skip
+    """Take commands on the socket ``control``, the FIFO ``fifo`` and stdin; print ``ready``; wait for stop.
+
+    Returns the exit code: 2 when the FIFO cannot be opened (said on stderr as ``prog``), else 0.
+    """
+    out_lock = threading.Lock()
+    server = None
+    try:
+        if control:
+            server = SocketControl(controller, control)
+        if fifo:
+            try:
+                lines = open_fifo(fifo)
+            except (ValueError, OSError) as exc:
+                sys.stderr.write(f"{prog}: error: {exc}\n")
+                return 2
+            start_thread(serve_lines, controller, lines, sys.stdout, out_lock)
+        with out_lock:
+            sys.stdout.write(json.dumps(ready) + "\n")
+            sys.stdout.flush()
+        if sys.stdin is not None and not sys.stdin.closed:
+            start_thread(serve_lines, controller, sys.stdin, sys.stdout, out_lock)
+        while not controller.stop.wait(0.5):
+            pass
+    finally:
+        if server is not None:
+            server.close()
+    return 0

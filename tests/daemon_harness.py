@@ -1,0 +1,103 @@
+"""A real `gate-agent run` daemon for end-to-end tests: its config, starting and stopping it, its outcomes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sim.hub.hub import Hub
+
+
+def outcomes(path: Path) -> list[dict[str, Any]]:
+    """The outcomes the recorder output has written so far (JSON lines)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_outcome(path: Path, count: int, timeout: float = 30) -> dict[str, Any]:
+    """The ``count``-th outcome (1-based), waiting up to ``timeout`` seconds for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = outcomes(path)
+        if len(got) >= count:
+            return got[count - 1]
+        time.sleep(0.05)
+    raise AssertionError(f"no outcome #{count} within {timeout} s: {outcomes(path)}")
+
+
+def gate_config(
+    *,
+    state: Path,
+    reader: str,
+    trust: Path,
+    qr: Path,
+    recorder: Path,
+    broker_url: str,
+    reader_extra: str = "",
+    timeouts_extra: str = "",
+    sections: str = "",
+) -> str:
+    """agent.toml for gate-1 of facility 01001: a reader, a QR scanner, the recorder output, a plaintext broker.
+
+    ``reader_extra`` and ``timeouts_extra`` are lines added to [reader] and [timeouts]; ``sections`` whole sections.
+    """
+    return f"""
+[terminal]
+facility_id = "01001"
+terminal_id = "gate-1"
+state_dir = "{state}"
+[reader]
+name = "{reader}"
+trust_dir = "{trust}"
+{reader_extra}
+{sections}
+[scanners]
+qr_url = "{qr}"
+[timeouts]
+{timeouts_extra}
+card_removal = 5.0
+[outputs]
+kinds = ["log", "recorder"]
+recorder_path = "{recorder}"
+[uplink]
+broker_urls = ["{broker_url}"]
+allow_plaintext = true
+backoff_min = 0.2
+backoff_max = 1.0
+"""
+
+
+def start_daemon(config: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """`gate-agent run --config config` with ``env`` added to this environment; stderr is captured."""
+    return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
+                            env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def stop_daemon(daemon: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM, wait up to 20 s (killed if still alive), and return its exit code and stderr."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        code = daemon.wait(20)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    err = daemon.stderr.read() if daemon.stderr else ""
+    return code, err
+
+
+def apply_eligibility(hub: Hub, terminal: str, records: Iterable[Mapping[str, Any]], timeout: float = 20) -> None:
+    """The hub pushes its eligibility data until the terminal says it applied it."""
+    rows = list(records)
+    deadline = time.monotonic() + timeout
+    result = None
+    while result is None and time.monotonic() < deadline:
+        cid = hub.push_eligibility(terminal, rows, dt.datetime.now(dt.UTC).isoformat())
+        result = hub.wait_result(cid, 2)
+    assert result is not None and result["ok"], result
