@@ -270,6 +270,16 @@ SECTIONS: dict[str, type] = {
     "uplink": UplinkSettings,
     "desk": DeskConfig,
 }
+
+#: what a SIGHUP applies to the running gate; every other table is read once, at start
+LIVE_SECTIONS = ("policy", "timeouts", "outputs")
+
+
+def restart_needed(running: Config, fresh: Config) -> list[str]:
+    """The tables that differ between the config the daemon started with and ``fresh`` but that a reload cannot
+    apply (devices, keys, the uplink ...): they take effect only after a restart."""
+    old, new = running.as_dict(), fresh.as_dict()
+    return [name for name in SECTIONS if name not in LIVE_SECTIONS and old[name] != new[name]]
 #: keys that existed once and were never used; naming them explains the error
 REMOVED = {
     "timeouts.outcome": "the outcome stays shown until the next patient",
@@ -603,10 +613,12 @@ def _load(path: Path) -> Config:
 
 def warnings(cfg: Config) -> list[str]:
     """Legal but unsafe (or surprising) choices, each naming the key: ``config check`` prints them."""
+    from agent.app.effective_policy import effective_table
     from agent.app.policy import relaxations
 
-    # first: admitting on a fail-closed finding lets a borrowed or cloned card in
-    out: list[str] = relaxations(dict(cfg.policy))
+    # first: admitting on a fail-closed finding lets a borrowed or cloned card in (the policy in force: the
+    # config's [policy] with the hub's last push over it, as the daemon applies it)
+    out: list[str] = relaxations(effective_table(cfg))
     u = cfg.uplink
     if not u.broker_urls:
         out.append("uplink.broker_urls: none configured: check-ins stay queued on this terminal")

@@ -25,7 +25,7 @@ from typing import Any
 from agent import __version__
 from agent.app.sdnotify import Notifier
 from agent.app.wiring import Runtime, build_runtime
-from agent.config import Config, load_config
+from agent.config import Config, load_config, restart_needed
 from agent.errors import GateAgentError
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Daemon:
     ) -> None:
         self.config_path = Path(config_path)
         self.config = load_config(self.config_path)
+        self._started_with = self.config  # what the runtime is built from: a reload applies only LIVE_SECTIONS
         if heartbeat is None:
             heartbeat = self.config.uplink.heartbeat
         self.build = build or build_runtime
@@ -155,6 +156,13 @@ class Daemon:
         rt = self.runtime
         if rt is not None and rt.reconfigure is not None:
             rt.reconfigure(fresh)
+        stale = restart_needed(self._started_with, fresh)
         self.config = fresh
+        if stale:
+            tables = ", ".join(f"[{name}]" for name in stale)
+            log.warning("config reloaded from %s; %s changed and take effect only after a restart "
+                        "(systemctl restart gate-agent)", self.config_path, tables)  # fmt: skip
+            self.notifier.ready(f"serving (reloaded; restart needed for {tables})")
+            return
         log.info("config reloaded from %s", self.config_path)
         self.notifier.ready("serving (reloaded)")

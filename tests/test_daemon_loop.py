@@ -169,3 +169,26 @@ def test_heartbeat_period_comes_from_the_uplink_table(tmp_path: Path) -> None:
     assert Daemon(cfg).heartbeat == 7.5
     cfg.write_text(CONFIG.format(state=tmp_path / "state"))
     assert Daemon(cfg).heartbeat == 30.0
+
+
+def test_a_reload_says_which_tables_need_a_restart(tmp_path: Path, notify_socket: Any) -> None:
+    """SIGHUP applies [policy], [timeouts] and [outputs]; a changed device or uplink table is named, not ignored."""
+    path, sock = notify_socket
+    daemon, _source, _publisher, _sink, reloaded = build_daemon(tmp_path, path)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        messages(sock, "READY=1")
+        config = tmp_path / "agent.toml"
+        config.write_text(config.read_text().replace("keys = 0.5", "keys = 0.5\ncard = 12.0"))
+        daemon._reload.set()
+        assert "serving (reloaded)" in messages(sock, "serving (reloaded")[-1]  # a live table: nothing to say
+        config.write_text(config.read_text().replace('terminal_id = "gate-7"', 'terminal_id = "gate-8"')
+                          + '\n[eligibility]\nonline_timeout = 0.5\n')  # fmt: skip
+        daemon._reload.set()
+        status = messages(sock, "restart needed")[-1]
+        assert "restart needed for [terminal], [eligibility]" in status
+        assert len(reloaded) == 2 and reloaded[-1].timeouts.card == 12.0
+    finally:
+        daemon.request_stop()
+        thread.join(10)
