@@ -611,14 +611,13 @@ def _load(path: Path) -> Config:
     return parse_config(data, path)
 
 
-def warnings(cfg: Config) -> list[str]:
+def warnings(cfg: Config, policy: Mapping[str, Any] | None = None) -> list[str]:
     """Legal but unsafe (or surprising) choices, each naming the key: ``config check`` prints them."""
-    from agent.app.effective_policy import effective_table
     from agent.app.policy import relaxations
 
-    # first: admitting on a fail-closed finding lets a borrowed or cloned card in (the policy in force: the
-    # config's [policy] with the hub's last push over it, as the daemon applies it)
-    out: list[str] = relaxations(effective_table(cfg))
+    # first: admitting on a fail-closed finding lets a borrowed or cloned card in; ``policy`` is the table in
+    # force when the caller knows it (the config's [policy] with the hub's last push over it)
+    out: list[str] = relaxations(dict(cfg.policy if policy is None else policy))
     u = cfg.uplink
     if not u.broker_urls:
         out.append("uplink.broker_urls: none configured: check-ins stay queued on this terminal")

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.app.effective_policy import effective_table
 
     cfg = load_config(args.config)
-    found = warnings(cfg)
+    found = warnings(cfg, effective_table(cfg))  # the policy as the daemon applies it, the hub's push included
     if args.json:
         effective = cfg.as_dict()
         effective["policy"] = effective_table(cfg)  # with the hub's last push, as the daemon applies it
