@@ -117,7 +117,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def apply(self, n: int) -> int:
-        raise NotImplementedError
+        """Write a snapshot of ``n`` synthetic records durably; the records written."""
 
     @abc.abstractmethod
     def delta(self, upserts: list[dict[str, Any]], deletes: list[str]) -> None:
@@ -125,11 +125,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def open(self) -> None:
-        raise NotImplementedError
+        """Open what ``apply`` wrote, as a restarted daemon would."""
 
     @abc.abstractmethod
     def lookup(self, ident: str) -> object | None:
-        raise NotImplementedError
+        """The record of ``ident``, or None."""
 
 
 class SqliteBackend(Backend):
