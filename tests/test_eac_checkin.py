@@ -48,12 +48,15 @@ def module(tmp_path: Path) -> Iterator[tuple[SimModule, FingerprintModule]]:
     served.stop()
 
 
-def _flow(card: SimulatedCard, finger: ModuleFinger, tmp_path: Path, credentials: Path | None) -> tuple[
+def eac_flow(card: SimulatedCard, finger: ModuleFinger, tmp_path: Path, credentials: Path | None,
+             files: list[str] | None = None, timeouts: FlowTimeouts = FAST) -> tuple[
     CheckinFlow, MemoryOutput, MemorySink
 ]:  # fmt: skip
+    """A gate reading the card in-process, matching on the module, with the card holder insured (also for
+    tests/test_failclosed.py)."""
     card.write_trust(str(tmp_path / "trust"))
-    reader = PcscChipReader(lambda: InProcessReader(card), ["dg1", "dg13", "dg14", "dg15", "dg3"], tmp_path / "trust",
-                            credentials_dir=credentials)  # fmt: skip
+    reader = PcscChipReader(lambda: InProcessReader(card), files or ["dg1", "dg13", "dg14", "dg15", "dg3"],
+                            tmp_path / "trust", credentials_dir=credentials)  # fmt: skip
     p = card.person
     record = InsuranceRecord(p.id_number, "DN4010112345678", dt.date(2020, 1, 1), dt.date(2099, 12, 31), "01001", 4,
                              "pupils", p.full_name, p.birth, "M" if p.sex_vi == "Nam" else "F")  # fmt: skip
@@ -61,11 +64,11 @@ def _flow(card: SimulatedCard, finger: ModuleFinger, tmp_path: Path, credentials
     cache.apply_snapshot([record_to_dict(record)], NOW - dt.timedelta(hours=1))
     out, sink = MemoryOutput(), MemorySink()
     flow = CheckinFlow(reader=reader, eligibility=EligibilityChain(cache), sink=sink, output=out,
-                       policy=Policy.default(), facility_code="01001", finger=finger, timeouts=FAST)  # fmt: skip
+                       policy=Policy.default(), facility_code="01001", finger=finger, timeouts=timeouts)  # fmt: skip
     return flow, out, sink
 
 
-def _check_in(flow: CheckinFlow, card: SimulatedCard) -> None:
+def check_in(flow: CheckinFlow, card: SimulatedCard) -> None:
     flow.submit(KeysEntered(keys_of(card), "qr"))
     flow.card_present = True
     flow.handle(CardInserted())
@@ -78,9 +81,9 @@ def test_the_chips_fingerprint_reference_is_matched_on_the_module(
     sim, driver = module
     creds = sim_eac.eac_pki(0).write_credentials(tmp_path / "terminal")
     card = build_card("cccd", seed=61)
-    flow, out, sink = _flow(card, ModuleFinger(driver, 50), tmp_path, creds)
+    flow, out, sink = eac_flow(card, ModuleFinger(driver, 50), tmp_path, creds)
     sim.place(sim_eac.finger_identity(card.person.id_number))  # the card holder's own finger
-    _check_in(flow, card)
+    check_in(flow, card)
     record = sink.records[-1][1]
     assert record.chip is not None and record.chip.chip_auth is True and record.chip.active_auth is True
     assert record.finger.status is FingerStatus.MATCH, record.finger
@@ -88,7 +91,7 @@ def test_the_chips_fingerprint_reference_is_matched_on_the_module(
     # someone else's finger on the same card
     sim.place(sim_eac.finger_identity("000000000000"))
     card.reinsert()
-    _check_in(flow, card)
+    check_in(flow, card)
     assert sink.records[-1][1].finger.status is FingerStatus.NO_MATCH
     assert (out.shown[-1].outcome, out.shown[-1].reason) == ("refer_desk", "FINGER_NO_MATCH")
 
@@ -97,9 +100,9 @@ def test_the_chips_fingerprint_reference_is_matched_on_the_module(
 def test_a_cloned_chip_is_refused(module: tuple[SimModule, FingerprintModule], tmp_path: Path) -> None:
     sim, driver = module
     card = build_card("cccd", seed=62, variant="clone")
-    flow, out, sink = _flow(card, ModuleFinger(driver, 50), tmp_path, None)
+    flow, out, sink = eac_flow(card, ModuleFinger(driver, 50), tmp_path, None)
     sim.place(sim_eac.finger_identity(card.person.id_number))
-    _check_in(flow, card)
+    check_in(flow, card)
     chip = sink.records[-1][1].chip
     assert chip is not None and chip.clone_suspected and chip.passive_auth is True
     assert (out.shown[-1].outcome, out.shown[-1].reason) == ("refused", "CLONE_SUSPECTED")
@@ -205,10 +208,10 @@ def test_finger_capture_thread_is_not_left_behind(module: tuple[SimModule, Finge
     sim, driver = module
     creds = sim_eac.eac_pki(0).write_credentials(tmp_path / "terminal")
     card = build_card("cccd", seed=64)
-    flow, _, sink = _flow(card, ModuleFinger(driver, 50), tmp_path, creds)
+    flow, _, sink = eac_flow(card, ModuleFinger(driver, 50), tmp_path, creds)
     flow.timeouts = FlowTimeouts(keys=0.3, card=0.3, read=5, finger=1.0, outcome=0.1, card_removal=0.3)
     sim.remove()
-    _check_in(flow, card)
+    check_in(flow, card)
     assert sink.records[-1][1].finger.status is FingerStatus.ERROR
     assert threading.active_count() < 20
     driver.handshake()

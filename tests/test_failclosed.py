@@ -53,6 +53,7 @@ from sim.finger.module import PtyModule, SimModule
 from sim.infra.pcscd import Pcscd
 from tests.card_fixtures import keys_of, pcscd_card
 from tests.flow_fakes import PERSON, FakeFinger, FakeReader, MemorySink
+from tests.test_eac_checkin import check_in, eac_flow
 
 NOW = dt.datetime.now(dt.UTC)
 FAST = FlowTimeouts(keys=0.3, card=0.3, read=5, finger=1.0, outcome=0.1, card_removal=0.3)
@@ -286,24 +287,7 @@ def module(tmp_path: Path) -> Iterator[tuple[SimModule, FingerprintModule]]:
 
 def _eac_flow(card: SimulatedCard, finger: ModuleFinger, tmp_path: Path, credentials: Path | None,
               files: list[str] | None = None) -> tuple[CheckinFlow, MemoryOutput, MemorySink]:  # fmt: skip
-    card.write_trust(str(tmp_path / "trust"))
-    reader = PcscChipReader(lambda: InProcessReader(card), files or ["dg1", "dg13", "dg14", "dg15", "dg3"],
-                            tmp_path / "trust", credentials_dir=credentials)  # fmt: skip
-    p = card.person
-    record = InsuranceRecord(p.id_number, "DN4010112345678", dt.date(2020, 1, 1), dt.date(2099, 12, 31), "01001", 4,
-                             "pupils", p.full_name, p.birth, "M" if p.sex_vi == "Nam" else "F")  # fmt: skip
-    cache = EligibilityCache(dt.timedelta(hours=24), now=lambda: NOW)
-    cache.apply_snapshot([record_to_dict(record)], NOW - dt.timedelta(hours=1))
-    out, sink = MemoryOutput(), MemorySink()
-    flow = CheckinFlow(reader=reader, eligibility=EligibilityChain(cache), sink=sink, output=out,
-                       policy=Policy.default(), facility_code="01001", finger=finger, timeouts=FAST)  # fmt: skip
-    return flow, out, sink
-
-
-def _check_in(flow: CheckinFlow, card: SimulatedCard) -> None:
-    flow.submit(KeysEntered(keys_of(card), "qr"))
-    flow.card_present = True
-    flow.handle(CardInserted())
+    return eac_flow(card, finger, tmp_path, credentials, files, FAST)
 
 
 @pytest.mark.pty
@@ -314,7 +298,7 @@ def test_a_finger_left_off_the_sensor_refers_to_the_desk(
     creds = sim_eac.eac_pki(0).write_credentials(tmp_path / "terminal")
     card = build_card("cccd", seed=211)
     flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, creds)
-    _check_in(flow, card)  # nobody touches the sensor
+    check_in(flow, card)  # nobody touches the sensor
     record = sink.records[-1][1]
     assert record.finger.status is FingerStatus.ERROR and record.finger.required
     assert record.chip is not None and record.chip.finger_expected and record.chip.finger_reference is not None
@@ -331,7 +315,7 @@ def test_terminal_authentication_refused_refers_to_the_desk(
     card = build_card("cccd", seed=212)
     flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, creds, files=["dg1", "dg13"])
     sim.place(sim_eac.finger_identity(card.person.id_number))
-    _check_in(flow, card)
+    check_in(flow, card)
     record = sink.records[-1][1]
     assert record.chip is not None and record.chip.finger_reference is None and record.chip.finger_expected
     assert (out.shown[-1].outcome, out.shown[-1].reason) == ("refer_desk", "FINGER_REQUIRED_NOT_CHECKED")
@@ -344,7 +328,7 @@ def test_without_terminal_credentials_the_finger_is_not_required(
     _, driver = module
     card = build_card("cccd", seed=213)
     flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, None)
-    _check_in(flow, card)
+    check_in(flow, card)
     assert not sink.records[-1][1].finger.required
     assert out.shown[-1].outcome == "admitted"
 
@@ -357,7 +341,7 @@ def test_a_clone_hiding_dg14_dg15_is_refused_at_the_gate(
     card = hide(build_card("cccd", seed=214), "dg14", "dg15")
     flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, None, files=["dg1", "dg13"])
     sim.place(sim_eac.finger_identity(card.person.id_number))
-    _check_in(flow, card)
+    check_in(flow, card)
     chip = sink.records[-1][1].chip
     assert chip is not None and chip.passive_auth is True and chip.rules == ("DG14_WITHHELD", "DG15_WITHHELD")
     assert (out.shown[-1].outcome, out.shown[-1].reason) == ("refused", "CLONE_SUSPECTED")
@@ -631,7 +615,7 @@ def test_expired_terminal_credentials_do_not_turn_the_finger_check_off(
     card = build_card("cccd", seed=215)
     flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, expired)
     sim.place(sim_eac.finger_identity(card.person.id_number))
-    _check_in(flow, card)
+    check_in(flow, card)
     record = sink.records[-1][1]
     assert record.chip is not None and record.chip.finger_reference is None and record.finger.required
     assert (out.shown[-1].outcome, out.shown[-1].reason) == ("refer_desk", "FINGER_REQUIRED_NOT_CHECKED")
