@@ -204,6 +204,9 @@ class UplinkSettings:
     keepalive: int = key(30, "seconds between MQTT pings", min=5, max=3600)
     inflight: int = key(64, "events sent and not yet acknowledged by the hub, at most", min=1, max=10_000)
     rate: float = key(500.0, "events per second, at most", min=0.1)
+    batch: int = key(64, "events per message, at most, while a backlog drains (one signature for all; live events "
+                         "go alone); 1 = one event per message, for a hub that reads no batches", min=1,
+                     max=1000)  # fmt: skip
     ack_timeout: float = key(30.0, "seconds before an unacknowledged event is sent again", min=0.1)
     backoff_min: float = key(1.0, "seconds before the first reconnect", min=0.01)
     backoff_max: float = key(60.0, "seconds between reconnects, at most", min=0.01)

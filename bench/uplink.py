@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from agent.config import uplink_config  # noqa: E402
 from agent.store import queue as q  # noqa: E402
+from agent.uplink.client import set_nodelay  # noqa: E402
 from agent.uplink.events import EventFactory, load_signing_key  # noqa: E402
 from sim.infra.mosquitto import start_mosquitto  # noqa: E402
 
@@ -87,6 +88,7 @@ def raw_paho_rate(port: int, n: int, payload: bytes, inflight: int) -> tuple[flo
 
     def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, props: Any) -> None:
         receive_max[0] = int(getattr(props, "ReceiveMaximum", 65535))
+        set_nodelay(client)  # as the agent does
         client._max_inflight_messages = min(inflight, receive_max[0])  # as the agent does (paho refuses the setter)
         connected.set()
 
@@ -121,7 +123,7 @@ def agent_main(args: argparse.Namespace) -> int:
     table = {"broker_urls": [args.broker], "rate": 1e9, "inflight": args.inflight, "allow_plaintext": True}
     config = uplink_config(table, FACILITY, TERMINAL)
     verifier = HubVerifier(load_public_key(work / "hub.pub"), FACILITY, TERMINAL, HighWaterMark(work / "hub-ctr"))
-    uplink = Uplink(config, queue, verifier=verifier)
+    uplink = Uplink(config, queue, verifier=verifier, batch_sealer=factory.seal_batch)
     made: dict[int, float] = {}
     latency: list[tuple[str, float]] = []
     phase = ["drain"]
@@ -184,8 +186,7 @@ def standin_main(args: argparse.Namespace) -> int:
 
     Not a hub: it measures what the agent's side can drain when the hub is not the limit.
     """
-    from agent.uplink import cose
-    from agent.uplink.events import decode_event
+    from agent.uplink.events import open_message
     from agent.uplink.hubmsg import HubSigner, load_or_create_private_key
 
     signer = HubSigner(load_or_create_private_key(Path(args.work) / "hub.key"), FACILITY)
@@ -193,11 +194,12 @@ def standin_main(args: argparse.Namespace) -> int:
     lock = threading.Lock()
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        event = decode_event(cose.decode_sign1(bytes(message.payload)).payload)
+        events = open_message(bytes(message.payload), None)  # an event or a batch, not verified
         with lock:
-            pending.setdefault(str(event["terminal"]), []).append(str(event["id"]))
+            pending.setdefault(str(events[0]["terminal"]), []).extend(str(event["id"]) for event in events)
 
     def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        set_nodelay(client)
         client.subscribe(f"gate/{FACILITY}/+/events", qos=1)
         ready.set()
 

@@ -66,7 +66,8 @@ class FleetTerminal:
         table: dict[str, Any] = {"broker_urls": list(broker_urls), "allow_plaintext": True, "backoff_min": 0.2,
                                  "backoff_max": 2.0, **uplink}  # fmt: skip
         verifier = HubVerifier(hub_key, facility, name, HighWaterMark(self.dir / "hub-counter.json"))
-        self.uplink = Uplink(uplink_config(table, facility, name), self.queue, verifier=verifier)
+        self.uplink = Uplink(uplink_config(table, facility, name), self.queue, verifier=verifier,
+                             batch_sealer=self.factory.seal_batch)
         self.ids: list[str] = []
         self._lock = threading.Lock()
 

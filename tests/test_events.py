@@ -118,3 +118,47 @@ def test_rules_finger_required_and_error_events_match_the_schema(factory: events
     body["verification"]["rules"] = ["MADE_UP"]
     with pytest.raises(pycddl.ValidationError):
         SCHEMA.validate_cbor(cbor2.dumps(factory.envelope("checkin", 3, body)))
+
+
+def test_a_batch_is_verified_once_and_opened_whole(factory: events.EventFactory) -> None:
+    made = [factory.envelope("checkin", seq, {"id_number": f"0010900123{seq:02d}"}) for seq in range(1, 6)]
+    batch = factory.seal_batch([factory.seal(e) for e in made])
+    public = factory.key.public_key()
+    assert events.open_message(batch, public) == made
+    assert events.open_message(factory.seal(made[0]), public) == [made[0]]  # a single event is a message too
+    assert events.open_message(batch, None) == made  # operator tools: decoded, not verified
+    SCHEMA.validate_cbor(cose.decode_sign1(batch, events.MAX_BATCH).payload)  # the documented wire form
+
+
+def test_a_forged_or_mixed_batch_is_refused_whole(factory: events.EventFactory, tmp_path: Path) -> None:
+    public = factory.key.public_key()
+    mine = [factory.seal(factory.envelope("checkin", s, {"id_number": "001090012345"})) for s in (1, 2)]
+    thief = events.EventFactory("01001", "gate-1", ed25519.Ed25519PrivateKey.generate())
+    with pytest.raises(events.EventError, match="does not verify"):  # someone else's key, this terminal's name
+        events.open_message(thief.seal_batch(mine), public)
+    other = events.EventFactory("01001", "gate-2", factory.key)  # gate-1's key naming gate-2 inside
+    foreign = other.seal(other.envelope("checkin", 3, {"id_number": "001090012345"}))
+    with pytest.raises(events.EventError, match="key id"):
+        events.open_message(factory.seal_batch([*mine, foreign]), public)
+    elsewhere = events.EventFactory("79001", "gate-1", factory.key)  # another facility's event slipped in
+    moved = elsewhere.seal(elsewhere.envelope("checkin", 4, {"id_number": "001090012345"}))
+    with pytest.raises(events.EventError, match="another terminal or facility"):
+        events.open_message(factory.seal_batch([*mine, moved]), public)
+    nested = factory.seal_batch([factory.seal_batch(mine)])  # a batch is not an event
+    with pytest.raises(events.EventError, match="missing"):
+        events.open_message(nested, public)
+    for body in ({"v": 1, "terminal": "gate-1", "facility": "01001", "batch": []},
+                 {"v": 1, "terminal": "gate-1", "facility": "01001", "batch": ["text, not a sealed event"]},
+                 {"v": 2, "terminal": "gate-1", "facility": "01001", "batch": mine},
+                 {"v": 1, "facility": "01001", "batch": mine}):  # fmt: skip
+        with pytest.raises(events.EventError):
+            events.open_message(cose.sign1(cbor2.dumps(body), factory.key, b"gate-1"), public)
+    huge = [mine[0]] * (events.MAX_BATCH_EVENTS + 1)
+    with pytest.raises(events.EventError, match="1 to"):
+        factory.seal_batch(huge)
+    with pytest.raises(events.EventError):  # the same, signed by hand
+        body = {"v": 1, "terminal": "gate-1", "facility": "01001", "batch": huge}
+        events.open_message(cose.sign1(cbor2.dumps(body), factory.key, b"gate-1"), public)
+    with pytest.raises(events.EventError, match="exceeds"):  # over MAX_BATCH bytes: refused before decoding
+        body = {"v": 1, "terminal": "gate-1", "facility": "01001", "batch": [b"\0" * events.MAX_BATCH]}
+        events.open_message(cose.sign1(cbor2.dumps(body), factory.key, b"gate-1"), public)

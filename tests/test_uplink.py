@@ -9,15 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cbor2
+import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import uplink_config
 from agent.errors import ConfigError
 from agent.store.queue import EventQueue
 from agent.uplink import cose
 from agent.uplink.client import Uplink, UplinkConfig
-from agent.uplink.events import EventFactory, load_signing_key
+from agent.uplink.events import EventFactory, load_signing_key, open_message
 from agent.uplink.hubmsg import HighWaterMark, HubVerifier
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
@@ -46,7 +48,7 @@ class Terminal:
                  "allow_plaintext": True, **cfg}  # fmt: skip
         verifier = HubVerifier(HUB_KEY.public_key(), "01001", name, HighWaterMark(root / name / "hub-counter.json"))
         self.uplink = Uplink(uplink_config(table, "01001", name), self.queue, on_command=self.command,
-                             verifier=verifier)  # fmt: skip
+                             verifier=verifier, batch_sealer=self.factory.seal_batch)  # fmt: skip
         self.commands: list[dict[str, object]] = []
 
     def command(self, body: object) -> tuple[bool, str]:
@@ -130,6 +132,58 @@ def test_forged_and_foreign_events_are_rejected(setup: tuple[Terminal, Hub]) -> 
     assert wait(lambda: hub.stats.rejected == 3)
     assert hub.stats.reasons == {"bad signature": 1, "unknown terminal": 1, "malformed": 1}
     assert hub.count() == 0
+
+
+@pytest.mark.parametrize("batch", [50, 1])
+def test_a_backlog_goes_in_batches_and_live_events_alone(tmp_path: Path, mosquitto: Mosquitto, batch: int) -> None:
+    terminal = Terminal(tmp_path, mosquitto, batch=batch, inflight=200)
+    hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {"gate-1": terminal.key.public_key()},
+              signing_key=HUB_KEY).start()  # fmt: skip
+    seen: list[int] = []  # events per message, as a third client on the broker sees them
+    spy = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="spy", protocol=mqtt.MQTTv5)
+    spy.on_message = lambda client, userdata, message: seen.append(len(open_message(bytes(message.payload), None)))
+    subscribed = threading.Event()
+    spy.on_subscribe = lambda *args: subscribed.set()
+    spy.connect("127.0.0.1", mosquitto.port)
+    spy.loop_start()
+    try:
+        spy.subscribe("gate/01001/gate-1/events", qos=1)
+        assert subscribed.wait(10) and hub.connected.wait(10)
+        backlog = terminal.emit(300)  # made before the uplink runs: backlog
+        terminal.uplink.start()
+        assert wait(lambda: len(terminal.queue) == 0, 30)
+        live = terminal.emit(1)
+        assert wait(lambda: len(terminal.queue) == 0 and sum(seen) == 301, 30)
+        assert hub.count() == 301 and hub.stats.duplicates == 0 and hub.stats.rejected == 0
+        assert [e["id"] for e in hub.events()] == backlog + live  # in order, each once
+        assert seen[-1] == 1  # the live event went alone
+        if batch == 1:
+            assert seen == [1] * 301
+        else:  # the window (200, an eighth kept for live events) cut into messages of at most 50
+            assert max(seen) == 50 and len(seen) <= 301 // 50 + 4, str(seen)
+    finally:
+        spy.loop_stop()
+        spy.disconnect()
+        terminal.uplink.stop(0)
+        hub.stop()
+
+
+def test_forged_mixed_and_replayed_batches_at_the_hub(setup: tuple[Terminal, Hub]) -> None:
+    terminal, hub = setup
+    made = [terminal.factory.envelope("checkin", 900 + i, {"id_number": "001090012345"}) for i in range(3)]
+    sealed = [terminal.factory.seal(e) for e in made]
+    thief = EventFactory("01001", "gate-1", ed25519.Ed25519PrivateKey.generate())
+    other = EventFactory("01001", "gate-2", terminal.key)
+    foreign = other.seal(other.envelope("checkin", 1, {"id_number": "001090012345"}))
+    hub.client.publish("gate/01001/gate-1/events", thief.seal_batch(sealed), qos=1)  # forged signature
+    hub.client.publish("gate/01001/gate-1/events", terminal.factory.seal_batch([*sealed, foreign]), qos=1)
+    assert wait(lambda: hub.stats.rejected == 2)
+    assert hub.stats.reasons == {"bad signature": 1, "malformed": 1} and hub.count() == 0  # nothing of either
+    genuine = terminal.factory.seal_batch(sealed)
+    for _ in range(2):  # sent, then replayed: stored once
+        hub.client.publish("gate/01001/gate-1/events", genuine, qos=1)
+    assert wait(lambda: hub.stats.duplicates == 3)
+    assert hub.count() == 3
 
 
 def test_eligibility_query_and_hub_commands(setup: tuple[Terminal, Hub]) -> None:

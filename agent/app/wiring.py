@@ -137,7 +137,7 @@ def build_runtime(cfg: Config) -> Runtime:
     uplink = None
     if cfg.uplink.broker_urls:
         up = UplinkConfig.from_settings(cfg.uplink, cfg.terminal.facility_id, cfg.terminal.terminal_id)
-        uplink = Uplink(up, queue, verifier=build_hub_verifier(cfg, up))
+        uplink = Uplink(up, queue, verifier=build_hub_verifier(cfg, up), batch_sealer=factory.seal_batch)
     cache = build_eligibility_cache(cfg)
     eligibility = EligibilityChain(cache, uplink, cfg.eligibility.online_timeout)
     r = cfg.reader

@@ -27,6 +27,27 @@ _SHARED_TAGS = (28, 29)
 _MAX_DEPTH = 64
 
 
+def _skip_table() -> tuple[int, ...]:
+    """Bytes after the initial byte for items that hold no other item and need no check; -1: walk it."""
+    skip = [-1] * 256
+    for major in (0, 1):  # integers: 0..23 in the initial byte, else a 1, 2, 4 or 8-byte argument
+        for info in range(24):
+            skip[major << 5 | info] = 0
+        for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            skip[major << 5 | info] = size
+    for major in (2, 3):  # byte and text strings shorter than 24 bytes
+        for info in range(24):
+            skip[major << 5 | info] = info
+    for info in range(24):  # simple values (false, true, null, ...)
+        skip[0xE0 | info] = 0
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):  # simple value in a byte, half/single/double floats
+        skip[0xE0 | info] = size
+    return tuple(skip)
+
+
+_SKIP = _skip_table()
+
+
 def _cbor_walk(data: bytes, pos: int, depth: int) -> int:
     """Skip one CBOR item at ``pos`` (RFC 8949, 3); refuse shared references and deep nesting. The end offset."""
     if depth > _MAX_DEPTH:
@@ -62,10 +83,20 @@ def _cbor_walk(data: bytes, pos: int, depth: int) -> int:
             raise CborError("malformed CBOR: string longer than the data")
         return pos + value
     if major in (4, 5):
-        if value > len(data) - pos:
+        end = len(data)
+        if value > end - pos:
             raise CborError("malformed CBOR: more items than bytes")
+        inline = depth < _MAX_DEPTH  # a member one level down is still within the depth limit
         for _ in range(value * (2 if major == 5 else 1)):
-            pos = _cbor_walk(data, pos, depth + 1)
+            if pos >= end:
+                raise CborError("malformed CBOR: truncated item")
+            extra = _SKIP[data[pos]]
+            if extra >= 0 and inline:  # a small scalar or short string: no call (most members of an event)
+                pos += 1 + extra
+            else:
+                pos = _cbor_walk(data, pos, depth + 1)
+        if pos > end:
+            raise CborError("malformed CBOR: truncated item")
         return pos
     if major == 6:
         if value in _SHARED_TAGS:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import queue as queue_mod
 import random
+import socket
 import ssl
 import threading
 import time
@@ -51,7 +52,7 @@ from agent.errors import ConfigError, GateAgentError
 from agent.store.errors import StoreError
 from agent.store.queue import EventQueue
 from agent.uplink.config import Topics, UplinkConfig
-from agent.uplink.delivery import DeliveryWindow
+from agent.uplink.delivery import DeliveryWindow, Send
 from agent.uplink.hubmsg import HubMessageError, HubVerifier
 
 __all__ = ["CommandHandler", "Topics", "Uplink", "UplinkConfig", "UplinkStats"]
@@ -59,6 +60,9 @@ __all__ = ["CommandHandler", "Topics", "Uplink", "UplinkConfig", "UplinkStats"]
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[Mapping[str, Any]], tuple[bool, str]]
+
+#: bytes of sealed events in one batch message, at most (a hub reads up to 1 MiB)
+BATCH_BYTES = 256 * 1024
 
 
 def check_tls_files(config: UplinkConfig) -> None:
@@ -74,6 +78,17 @@ def check_tls_files(config: UplinkConfig) -> None:
             raise ConfigError(f"uplink.{name}: {value}: {exc.strerror or exc}") from None
         if b"-----BEGIN" not in head:
             raise ConfigError(f"uplink.{name}: {value}: not a PEM file")
+
+
+def set_nodelay(client: mqtt.Client) -> None:
+    """TCP_NODELAY on the client's socket: paho writes small packets (PUBLISH, PUBACK) that Nagle's algorithm
+    would hold back until the peer's delayed ACK, up to 40 ms a round trip (paho leaves the option unset)."""
+    sock = client.socket()
+    try:
+        if sock is not None and hasattr(sock, "setsockopt"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # not TCP (a WebSocket or Unix socket): nothing to turn off
+        pass
 
 
 @dataclass
@@ -106,10 +121,16 @@ class Uplink:
         on_command: CommandHandler | None = None,
         client_factory: Callable[[str, int], mqtt.Client] | None = None,
         verifier: HubVerifier | None = None,
+        batch_sealer: Callable[[list[bytes]], bytes] | None = None,
     ) -> None:
-        """``verifier`` opens signed hub messages; without one (not enrolled) every hub message is refused."""
+        """``verifier`` opens signed hub messages; without one (not enrolled) every hub message is refused.
+
+        ``batch_sealer`` (:meth:`agent.uplink.events.EventFactory.seal_batch`) signs several sealed events as
+        one message; without it, or with ``config.batch`` 1, every event is a message of its own.
+        """
         self.config = config
         self.verifier = verifier
+        self._seal_batch = batch_sealer if config.batch > 1 else None
         self.queue = queue
         self.on_command = on_command
         self.topics = Topics(config.facility_id, config.terminal_id)
@@ -124,7 +145,8 @@ class Uplink:
         self._outbox: queue_mod.Queue[_Outgoing] = queue_mod.Queue()
         self._lock = threading.Lock()
         self._window = DeliveryWindow(
-            queue, inflight=config.inflight, rate=config.rate, ack_timeout=config.ack_timeout, now=time.monotonic()
+            queue, inflight=config.inflight, rate=config.rate, ack_timeout=config.ack_timeout, now=time.monotonic(),
+            batch=config.batch if batch_sealer is not None else 1,
         )
         self._emptied = threading.Condition()  # notified after acknowledgements leave the queue
         self._sender: threading.Thread | None = None
@@ -375,6 +397,7 @@ class Uplink:
             self._connack.set()
             return
         self.stats.connects += 1
+        set_nodelay(client)
         # PUBACK-level flow control as the broker asks (MQTT 5 Receive Maximum, 65535 when absent);
         # the delivery window (hub acks) is ``inflight``, paho's part of it no larger
         receive_max = getattr(properties, "ReceiveMaximum", None) if self._protocol5 else None
@@ -515,19 +538,21 @@ class Uplink:
             # waits behind that much at most, not behind the whole delivery window
             with self._wire_lock:
                 wire_room = 2 * self.receive_maximum - self._on_wire
+            per_message = self.config.batch if self._seal_batch is not None else 1
             with self._lock:
-                batch = self._window.due(now, wire_room)
+                due = self._window.due(now, max(0, wire_room) * per_message)
+            messages = self._messages(due)
             with self._wire_lock:
-                self._on_wire += len(batch)
-            for send in batch:
-                info = client.publish(self.topics.events, send.body, qos=1)
+                self._on_wire += len(messages)
+            for payload, sends in messages:
+                info = client.publish(self.topics.events, payload, qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                     # what was not published stays in flight and goes again after the ack timeout
                     self.stats.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
                     break
-                self.stats.published += 1
-                self.stats.resent += int(send.resend)
-            if len(batch) >= wire_room:
+                self.stats.published += len(sends)
+                self.stats.resent += sum(send.resend for send in sends)
+            if len(messages) >= wire_room:
                 with self._wire_lock:  # come back when the broker has taken some
                     self._wire_blocked = self._on_wire > self.receive_maximum
                     if not self._wire_blocked:
@@ -536,6 +561,32 @@ class Uplink:
                 wake = self._window.next_wake(time.monotonic())
             if wake is not None:
                 timeout = max(0.0, wake - time.monotonic())
+
+    def _messages(self, sends: list[Send]) -> list[tuple[bytes, list[Send]]]:
+        """What to publish for ``sends``: live events alone, the rest in batches of ``config.batch`` events and
+        at most BATCH_BYTES (one signature each); a batch of one is the sealed event itself."""
+        out: list[tuple[bytes, list[Send]]] = []
+        run: list[Send] = []
+        size = 0
+
+        def close() -> None:
+            if len(run) == 1 or self._seal_batch is None:
+                out.extend((send.body, [send]) for send in run)
+            elif run:
+                out.append((self._seal_batch([send.body for send in run]), list(run)))
+            run.clear()
+
+        for send in sends:
+            if send.live or self._seal_batch is None:
+                out.append((send.body, [send]))
+                continue
+            if run and (len(run) >= self.config.batch or size + len(send.body) > BATCH_BYTES):
+                close()
+                size = 0
+            run.append(send)
+            size += len(send.body)
+        close()
+        return out
 
     def _ack_loop(self) -> None:
         """Apply the hub's acks: free their window slots at once (wake the sender), then record them durably.

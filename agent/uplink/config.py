@@ -37,6 +37,8 @@ class UplinkSettingsView(Protocol):
     @property
     def rate(self) -> float: ...
     @property
+    def batch(self) -> int: ...
+    @property
     def ack_timeout(self) -> float: ...
     @property
     def backoff_min(self) -> float: ...
@@ -70,6 +72,8 @@ class UplinkConfig:
     keepalive: int = 30
     inflight: int = 64
     rate: float = 500.0  # events per second at most
+    #: events per message at most while a backlog drains (a batch: one signature); 1 = one per message
+    batch: int = 64
     ack_timeout: float = 30.0
     backoff_min: float = 1.0
     backoff_max: float = 60.0
@@ -93,7 +97,7 @@ class UplinkConfig:
             broker_urls=tuple(s.broker_urls), facility_id=facility_id, terminal_id=terminal_id,
             username=s.username or None, password=s.password or None, tls_ca=s.tls_ca or None,
             tls_cert=s.tls_cert or None, tls_key=s.tls_key or None, protocol=s.protocol, keepalive=s.keepalive,
-            inflight=s.inflight, rate=s.rate, ack_timeout=s.ack_timeout, backoff_min=s.backoff_min,
+            inflight=s.inflight, rate=s.rate, batch=s.batch, ack_timeout=s.ack_timeout, backoff_min=s.backoff_min,
             backoff_max=s.backoff_max, heartbeat=s.heartbeat, allow_plaintext=s.allow_plaintext, hub_key=s.hub_key,
             clock_skew=s.clock_skew, persistent_session=s.persistent_session, session_expiry=s.session_expiry,
         )  # fmt: skip

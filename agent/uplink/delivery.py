@@ -11,6 +11,8 @@ The rules (``docs/mqtt.md``):
 - at most ``inflight`` events are unacknowledged on the wire at once, and the backlog
   may take at most ``inflight - inflight // 8`` of them: a check-in made while a long
   backlog drains always finds room and goes out at once;
+- while some backlog is in flight, more goes only when there is room for a run of
+  ``min(batch, half the backlog's share)`` events, so the client packs full messages;
 - an event unacknowledged for ``ack_timeout`` seconds is sent again, before new ones;
 - new events come from the queue in sequence order, live ones (priority 0) before the
   backlog (priority 1), through :meth:`EventQueue.scan`, whose cost depends on the
@@ -48,6 +50,7 @@ class Send:
     seq: int
     body: bytes
     resend: bool
+    live: bool = False  # a new live event (priority 0): the client publishes it alone, at once
 
 
 @dataclass
@@ -60,12 +63,18 @@ PRIORITIES = (0, 1)  # live, then backlog
 
 
 class DeliveryWindow:
-    def __init__(self, queue: QueueView, *, inflight: int, rate: float, ack_timeout: float, now: float) -> None:
+    def __init__(
+        self, queue: QueueView, *, inflight: int, rate: float, ack_timeout: float, now: float, batch: int = 1
+    ) -> None:
+        """``batch``: events per message the client packs; backlog goes out in runs that fill messages."""
         if inflight < 1:
             raise ValueError("the delivery window needs room for at least one event")
         self.queue = queue
         self.limit = inflight
         self.live_reserve = inflight // 8  # window slots only live events may take
+        # backlog waits for room for a run this long while some of it is in flight: an ack freeing a few
+        # slots at a time must not turn the drain into a stream of small messages, each signed and verified
+        self.min_run = max(1, min(batch, (inflight - self.live_reserve) // 2))
         self.rate = rate
         self.ack_timeout = ack_timeout
         # insertion order is send order: the first entry is always the next one to time out
@@ -74,6 +83,7 @@ class DeliveryWindow:
         self._tokens = float(inflight)
         self._refilled = now
         self._starved = False
+        self._need = 1.0  # tokens the next send waits for (a whole run of backlog, or one event)
 
     @property
     def in_flight(self) -> int:
@@ -116,9 +126,17 @@ class DeliveryWindow:
             self._flights[event_id] = _Flight(flight.seq, now)  # to the end: the newest send
             out.append(Send(event_id, flight.seq, entry.body, True))
         room = min(budget - len(out), self.limit - len(self._flights))
+        self._need = 1.0
         for priority in PRIORITIES:
             if priority > 0:
                 room = min(room, self.limit - self.live_reserve - len(self._flights))
+                if room < self.min_run and (self._flights or tokens - len(out) < self.min_run):
+                    # a short run while some backlog is in flight or the bucket is low: wait for a whole
+                    # one (an ack, or tokens)
+                    self._need = float(self.min_run)
+                    break
+                if room >= self.min_run:  # whole runs; the rest waits for the next ack
+                    room -= room % self.min_run
             if room <= 0:
                 break
             for entry in self.queue.scan(priority, self._cursor[priority], room):
@@ -126,11 +144,11 @@ class DeliveryWindow:
                 if entry.event_id in self._flights:
                     continue
                 self._flights[entry.event_id] = _Flight(entry.seq, now)
-                out.append(Send(entry.event_id, entry.seq, entry.body, False))
+                out.append(Send(entry.event_id, entry.seq, entry.body, False, priority == 0))
                 room -= 1
         self._tokens -= len(out)
-        # the bucket, not the window or the queue, ended this batch: come back when a token is there
-        self._starved = tokens <= len(out) and len(self._flights) < self.limit
+        # the bucket, not the window or the queue, ended this batch: come back when enough tokens are there
+        self._starved = self._tokens < self._need and len(self._flights) < self.limit
         return out
 
     def ack(self, event_ids: list[str]) -> list[int]:
@@ -154,5 +172,5 @@ class DeliveryWindow:
             first = next(iter(self._flights.values()))
             times.append(first.sent + self.ack_timeout)
         if self._starved and self.rate > 0:
-            times.append(now + max(0.0, 1.0 - self._tokens) / self.rate)
+            times.append(now + max(0.0, self._need - self._tokens) / self.rate)
         return min(times) if times else None

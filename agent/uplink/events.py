@@ -30,6 +30,9 @@ from agent.uplink import cose
 
 VERSION = 1
 MAX_EVENT = 16 * 1024
+#: a batch (several sealed events in one signed message, ``docs/mqtt.md``): at most this many events and bytes
+MAX_BATCH_EVENTS = 1000
+MAX_BATCH = 1024 * 1024
 SYNC_FLAG = Path("/run/systemd/timesync/synchronized")
 
 
@@ -86,6 +89,16 @@ class EventFactory:
     def seal(self, event: Mapping[str, Any]) -> bytes:
         """The signed wire form (COSE_Sign1 around the event's CBOR)."""
         return cose.sign1(cbor2.dumps(dict(event)), self.key, self.terminal.encode())
+
+    def seal_batch(self, sealed: list[bytes]) -> bytes:
+        """Several sealed events in one message, signed once: the hub verifies one signature for the batch.
+
+        The events keep their own signatures inside (each can still be checked alone later).
+        """
+        if not 1 <= len(sealed) <= MAX_BATCH_EVENTS:
+            raise EventError(f"a batch holds 1 to {MAX_BATCH_EVENTS} events, not {len(sealed)}")
+        body = {"v": VERSION, "facility": self.facility, "terminal": self.terminal, "batch": list(sealed)}
+        return cose.sign1(cbor2.dumps(body), self.key, self.terminal.encode())
 
 
 def checkin_body(record: CheckinRecord) -> dict[str, Any]:
@@ -147,6 +160,11 @@ def decode_event(data: bytes) -> dict[str, Any]:
         event = decode_cbor(data, MAX_EVENT)
     except CborError as exc:
         raise EventError(str(exc)) from exc
+    return _event_shape(event)
+
+
+def _event_shape(event: Any) -> dict[str, Any]:
+    """A decoded item that must be an event: shape-checked, plain types."""
     if not isinstance(event, Mapping):
         raise EventError("event is not a map")
     for key, kind in (("v", int), ("id", str), ("type", str), ("terminal", str), ("seq", int), ("body", Mapping)):
@@ -158,11 +176,31 @@ def decode_event(data: bytes) -> dict[str, Any]:
     return thawed
 
 
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+
+
 def _thaw(value: Any) -> Any:
-    """cbor2 6 decodes maps and arrays inside tags as frozen types; give plain ones back."""
+    """cbor2 6 decodes maps and arrays inside tags as frozen types; give plain ones back.
+
+    Plain dicts and lists (everything outside tags) are fixed in place, not copied: the hub opens
+    thousands of events a second.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        for k, v in value.items():
+            if type(v) not in _SCALARS:
+                value[k] = _thaw(v)
+        return value
+    if kind is list:
+        for i, v in enumerate(value):
+            if type(v) not in _SCALARS:
+                value[i] = _thaw(v)
+        return value
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, tuple):
         return [_thaw(v) for v in value]
     return value
 
@@ -175,6 +213,52 @@ def open_sealed(data: bytes, key: ed25519.Ed25519PublicKey | None) -> dict[str, 
     except cose.CoseError as exc:
         raise EventError(str(exc)) from exc
     event = decode_event(payload)
+    _check_signer(message, event)
+    return event
+
+
+def open_message(data: bytes, key: ed25519.Ed25519PublicKey | None) -> list[dict[str, Any]]:
+    """The events of one message on a terminal's events topic: a sealed event, or a batch of them.
+
+    The outer signature is verified (when a key is given) before anything inside is read.  In a
+    batch that one signature covers every event's bytes, so the events inside are decoded without
+    verifying each again, but each must be a sealed event of the batch's signer (key id) and
+    terminal; one bad event refuses the whole message (EventError), since the terminal sent it whole.
+    """
+    try:
+        message = cose.decode_sign1(data, MAX_BATCH)
+        payload = cose.verify1(message, key) if key is not None else message.payload
+        item = decode_cbor(payload, MAX_BATCH)
+    except (cose.CoseError, CborError) as exc:
+        raise EventError(str(exc)) from exc
+    if not (isinstance(item, Mapping) and "batch" in item):
+        if len(payload) > MAX_EVENT:
+            raise EventError(f"an event over {MAX_EVENT} bytes")
+        event = _event_shape(item)
+        _check_signer(message, event)
+        return [event]
+    inner, terminal = item.get("batch"), item.get("terminal")
+    if item.get("v") != VERSION or not isinstance(terminal, str) or not isinstance(inner, list | tuple):
+        raise EventError("a batch needs v, terminal and batch (a list of sealed events)")
+    if not 1 <= len(inner) <= MAX_BATCH_EVENTS or not all(isinstance(e, bytes) for e in inner):
+        raise EventError(f"a batch holds 1 to {MAX_BATCH_EVENTS} sealed events (byte strings)")
+    if message.kid is not None and message.kid.decode(errors="replace") != terminal:
+        raise EventError("the signer's key id does not match the batch's terminal")
+    events = []
+    for sealed in inner:
+        try:
+            one = cose.decode_sign1(sealed)
+        except cose.CoseError as exc:
+            raise EventError(f"an event of the batch: {exc}") from exc
+        if one.kid != message.kid:
+            raise EventError("an event of the batch was sealed by another key id")
+        event = decode_event(one.payload)
+        if event["terminal"] != terminal or event.get("facility") != item.get("facility"):
+            raise EventError("an event of the batch names another terminal or facility")
+        events.append(event)
+    return events
+
+
+def _check_signer(message: cose.Sign1, event: Mapping[str, Any]) -> None:
     if message.kid is not None and message.kid.decode(errors="replace") != event["terminal"]:
         raise EventError("the signer's key id does not match the event's terminal")
-    return event

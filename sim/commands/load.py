@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                             "allow_plaintext": True}, args.facility, args.terminal)  # fmt: skip
     hub_key = load_public_key(args.hub_key or args.state / "hub.pub")
     verifier = HubVerifier(hub_key, args.facility, args.terminal, HighWaterMark(args.state / "hub-counter.json"))
-    uplink = Uplink(config, queue, verifier=verifier)
+    uplink = Uplink(config, queue, verifier=verifier, batch_sealer=factory.seal_batch)
     uplink.start()
     made = queue.next_seq - 1  # the sequence number is persistent: it counts what was made before a kill
     start = time.monotonic()

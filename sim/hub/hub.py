@@ -1,8 +1,9 @@
 """A facility hub on a real MQTT broker.
 
-It subscribes to every terminal of one facility, verifies each event's COSE
-signature with the terminal's registered public key (an unknown terminal or a bad
-signature is rejected and counted, never stored), stores events in SQLite keyed by
+It subscribes to every terminal of one facility, verifies each message's COSE
+signature (an event, or a batch of events signed once) with the terminal's
+registered public key (an unknown terminal or a bad signature is rejected and
+counted, never stored; a batch is taken whole or not at all), stores events in SQLite keyed by
 event id (a replayed event is a duplicate, counted and acknowledged again, never
 stored twice), acknowledges ids to the terminal, answers eligibility queries and
 pushes commands.  Everything here uses only the documented wire format and the
@@ -54,7 +55,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.app.gateway import GatewayDataError, parse_date
-from agent.uplink.events import EventError, open_sealed
+from agent.uplink.client import set_nodelay
+from agent.uplink.events import EventError, open_message
 from agent.uplink.hubmsg import HubMessageError, HubSigner, decode_payload
 from sim.hub import xml0
 from sim.hub.gateway import OFFICER, GatewaySim
@@ -274,6 +276,7 @@ class Hub:
         if getattr(reason, "is_failure", False):
             log.error("hub could not connect: %s", reason)
             return
+        set_nodelay(client)
         base = f"gate/{self.facility}/+"
         shared = f"$share/{self.share}/" if self.share else ""
         for suffix in ("events", "query", "status"):
@@ -349,24 +352,25 @@ class Hub:
         log.warning("rejected an event on terminal %s's topic: %s", terminal, reason)
 
     def _event(self, client: mqtt.Client, terminal: str, payload: bytes) -> None:
+        """A sealed event or a batch of them (one signature over all, ``docs/mqtt.md``); all or nothing."""
         key = self.keys.get(terminal)
         if key is None:
             self._reject(terminal, "unknown terminal")
             return
         try:
-            event = open_sealed(payload, key)
+            events = open_message(payload, key)
         except EventError as exc:
             self._reject(terminal, "bad signature" if "verify" in str(exc) else "malformed")
             return
-        if event.get("terminal") != terminal or event.get("facility") != self.facility:
-            self._reject(terminal, "event names another terminal")
-            return
-        seq = event.get("seq")
-        typed = isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
-        if not typed or not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(event.get("body"), Mapping):
-            self._reject(terminal, "malformed")
-            return
-        self._inbox.put((terminal, event))
+        for event in events:
+            if event.get("terminal") != terminal or event.get("facility") != self.facility:
+                self._reject(terminal, "event names another terminal")
+                return
+            if isinstance(event["seq"], bool):  # decode_event checked the other fields' types
+                self._reject(terminal, "malformed")
+                return
+        for event in events:
+            self._inbox.put((terminal, event))
 
     def _query(self, client: mqtt.Client, terminal: str, message: mqtt.MQTTMessage) -> None:
         """Answer on the asking terminal's own reply topic, signed for it; the message names no destination."""

@@ -55,6 +55,8 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
+            # small QoS 1 packets and their PUBACKs would wait for Nagle's algorithm (up to 40 ms each way)
+            "set_tcp_nodelay true",
             self.extra_conf,
         ]
         self.conf_path.write_text("\n".join(line for line in lines if line) + "\n")
