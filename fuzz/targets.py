@@ -103,7 +103,8 @@ def _event_seeds() -> list[bytes]:
                            Decision(Outcome.ADMITTED_PROVISIONAL, "MANUAL_ENTRY", (Finding.MANUAL_ENTRY,)))  # fmt: skip
     checkin = factory.envelope("checkin", 1, checkin_body(record))
     error = factory.envelope("error", 2, error_body("read", "RuntimeError"))
-    return [factory.seal(checkin), factory.seal(error)]
+    sealed = [factory.seal(checkin), factory.seal(error)]
+    return [*sealed, factory.seal_batch(sealed)]
 
 
 def _command_seeds() -> list[bytes]:
@@ -213,8 +214,12 @@ def _scan(kind: str) -> Callable[[bytes], None]:
 
 
 def _event(data: bytes) -> None:
-    from agent.uplink.events import decode_event, open_sealed
+    from agent.uplink.events import decode_event, open_message, open_sealed
 
+    try:
+        open_message(data, None)  # an event or a batch, as the hub reads its events topic
+    except GateAgentError:
+        pass
     try:
         open_sealed(data, None)
     except GateAgentError:
@@ -279,7 +284,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("finger_packet", _packet, _packet_seeds, about="fingerprint module packet codec"),
     Target("scan_qr", _scan("qr"), _qr_seeds, about="QR scanner text (CCCD front QR, ID number)"),
     Target("scan_mrz", _scan("mrz"), _mrz_seeds, about="MRZ scanner text"),
-    Target("event", _event, _event_seeds, about="sealed check-in events at the hub (COSE + CBOR)"),
+    Target("event", _event, _event_seeds, about="sealed check-in events and batches at the hub (COSE + CBOR)"),
     Target("hub_command", _hub_command, _command_seeds, about="hub command payloads (CBOR) into the handler"),
     Target("config", _config, _config_seeds, about="the config TOML"),
 )}  # fmt: skip
