@@ -34,9 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.uplink.events import load_signing_key, public_pem  # noqa: E402
+from agent.store.files import public_pem  # noqa: E402
+from agent.uplink.events import load_signing_key  # noqa: E402
 from agent.uplink.hubmsg import load_or_create_private_key, load_public_key  # noqa: E402
-from agent.uplink.hubmsg import public_pem as hub_pem  # noqa: E402
 from sim.infra.mosquitto import start_mosquitto  # noqa: E402
 
 
@@ -123,7 +123,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
     for name in names:
         key = load_signing_key(queues / "t" / name / "terminal.key")
         (keys / f"{name}.pub").write_bytes(public_pem(key.public_key()))
-    (queues / "hub.pub").write_bytes(hub_pem(load_or_create_private_key(work / "hub.key").public_key()))
+    (queues / "hub.pub").write_bytes(public_pem(load_or_create_private_key(work / "hub.key").public_key()))
     broker = start_mosquitto(work / "broker", extra_conf="max_queued_messages 10000")
     hubs: list[subprocess.Popen[str]] = []
     workers: list[subprocess.Popen[str]] = []
