@@ -150,3 +150,33 @@ def test_acks_after_a_restart_find_their_events(tmp_path: Path) -> None:
         assert window(reopened).ack(ids) == [2, 3]  # the id index is rebuilt from the segments
     finally:
         reopened.close()
+
+
+def test_backlog_goes_in_whole_runs_while_some_is_in_flight(queue: EventQueue) -> None:
+    ids = fill(queue, 100)
+    queue.demote_pending()  # backlog
+    w = DeliveryWindow(queue, inflight=40, rate=1e6, ack_timeout=30.0, now=0.0, batch=10)
+    assert w.live_reserve == 5 and w.min_run == 10
+    first = w.due(1.0)
+    assert [s.event_id for s in first] == ids[:30] and not any(s.live for s in first)  # 35 of room: 3 whole runs
+    w.ack(ids[:3])
+    assert w.due(2.0) == []  # room for 8: less than a run while 27 are in flight
+    assert w.next_wake(2.0) == 31.0  # nothing to wait for but an ack (or the oldest's ack timeout)
+    w.ack(ids[3:13])
+    assert [s.event_id for s in w.due(3.0)] == ids[30:40]  # room for 18: one run
+    live = fill(queue, 1, "live")
+    sent = w.due(4.0)
+    assert [s.event_id for s in sent] == live and sent[0].live  # a live event never waits for a run
+
+
+def test_a_low_bucket_waits_for_a_whole_run_of_tokens(queue: EventQueue) -> None:
+    ids = fill(queue, 100)
+    queue.demote_pending()
+    w = DeliveryWindow(queue, inflight=40, rate=100.0, ack_timeout=30.0, now=0.0, batch=10)
+    assert len(w.due(0.0)) == 30  # 40 tokens at the start
+    w.ack(ids[:30])  # all acknowledged: the window is empty, the bucket holds 10
+    assert [s.event_id for s in w.due(0.0)] == ids[30:40]
+    w.ack(ids[30:40])  # nothing in flight: only the bucket can hold the backlog back
+    assert w.due(0.05) == []  # 5 tokens: less than a run
+    assert w.next_wake(0.05) == pytest.approx(0.1)  # when 10 tokens are there
+    assert [s.event_id for s in w.due(0.1)] == ids[40:50]
