@@ -32,6 +32,7 @@ class TimedQueue(EventQueue):
         super().__init__(directory, **kwargs)
         self.made: dict[int, float] = {}  # sequence number -> time.monotonic() when made
         self.latencies: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (made, latency), both by time.monotonic()
         self.left: dict[int, float] = {}
         self._times = threading.Lock()
 
@@ -43,6 +44,7 @@ class TimedQueue(EventQueue):
                 made = self.made.pop(seq, None)
                 if made is not None:
                     self.latencies.append(now - made)
+                    self.samples.append((made, now - made))
                     self.left[seq] = now
         return done
 
