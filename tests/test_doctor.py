@@ -231,13 +231,11 @@ def test_doctor_command_fails_on_a_broken_terminal(tmp_path: Path) -> None:
     broken.write_text('[terminal]\nfacility_id = "01001"\nterminal_id = "gate-1"\n[uplink]\nbroker_url = "x"\n')
     res = subprocess.run([sys.executable, "-m", "agent", "doctor", "--config", str(broken), "--json"],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert res.returncode == 2 and json.loads(res.stdout)["error"].endswith("uplink.broker_url: unknown key "
-                                                                            "(known: broker_urls, username, password, "
-                                                                            "tls_ca, tls_cert, tls_key, protocol, "
-                                                                            "keepalive, inflight, rate, ack_timeout, "
-                                                                            "backoff_min, backoff_max, heartbeat, "
-                                                                            "allow_plaintext, hub_key, clock_skew, "
-                                                                            "persistent_session, session_expiry)")
+    known = ("broker_urls, username, password, tls_ca, tls_cert, tls_key, protocol, keepalive, inflight, rate, "
+             "batch, ack_timeout, backoff_min, backoff_max, heartbeat, allow_plaintext, hub_key, clock_skew, "
+             "persistent_session, session_expiry")  # fmt: skip
+    error = json.loads(res.stdout)["error"]
+    assert res.returncode == 2 and error.endswith(f"uplink.broker_url: unknown key (known: {known})")
 
 
 @pytest.mark.pcscd
