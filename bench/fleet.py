@@ -211,8 +211,10 @@ def main() -> int:
           f"terminals' queues on {args.queue_root or 'the work directory'}")  # fmt: skip
     print("     N  procs    made  stored  lost  left  resent  p50 ms  p99 ms  max ms  broker %CPU  hub %CPU  "
           "terminals CPU s")  # fmt: skip
+    rows = []
     for n in (int(x) for x in args.terminals.split(",")):
         r = run(n, args)
+        rows.append(r)
         print(f"{r['n']:6d} {r['processes']:6d} {r['made']:7d} {r['stored']:7d} {r['lost']:5d} {r['left']:5d} "
               f"{r['resent']:7d} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:7.1f} {r['broker_cpu']:12.1f} "
               f"{r['hub_cpu']:9.1f} {r['terminals_cpu']:16.1f}", flush=True)  # fmt: skip
@@ -222,6 +224,21 @@ def main() -> int:
                   "behind, short of CPU)")  # fmt: skip
         if r["late"]:
             print(f"        ({r['late']} events made more than 0.5 s late: the terminals' processes were short of CPU)")
+    if len(rows) > 1:  # how each figure grows with N, against the smallest fleet of this run
+        base = rows[0]
+
+        def per_event(r: dict[str, Any], key: str) -> float:
+            return float(r[key]) / 100 * float(r["elapsed"]) / max(1, int(r["made"])) * 1e6
+
+        print(f"ratios to N = {base['n']}:  N x    p50    p99   broker CPU/event   hub CPU/event   stored/made")
+        for r in rows[1:]:
+            print(f"  N = {r['n']:<5}        {r['n'] / base['n']:4.0f} {r['p50'] / base['p50']:6.2f} "
+                  f"{r['p99'] / base['p99']:6.2f} {per_event(r, 'broker_cpu') / per_event(base, 'broker_cpu'):18.2f} "
+                  f"{per_event(r, 'hub_cpu') / per_event(base, 'hub_cpu'):15.2f} "
+                  f"{r['stored'] / max(1, r['made']):13.3f}")  # fmt: skip
+        for r in rows:
+            print(f"  N = {r['n']:<5} CPU per event: broker {per_event(r, 'broker_cpu'):.0f} us, "
+                  f"hub {per_event(r, 'hub_cpu'):.0f} us")  # fmt: skip
     return 0
 
 
