@@ -2,7 +2,7 @@
 
 Topic tree (``docs/mqtt.md``), for facility F and terminal T::
 
-    gate/F/T/events      terminal -> hub   COSE_Sign1 events, QoS 1
+    gate/F/T/events      terminal -> hub   COSE_Sign1 events, or batches of them signed once, QoS 1
     gate/F/T/ack         hub -> terminal   CBOR {"ids": [event ids]}: the hub stored them
     gate/F/T/status      terminal -> hub   retained CBOR status; the last will says "offline"
     gate/F/T/cmd         hub -> terminal   CBOR commands (eligibility, trust anchors, config)
