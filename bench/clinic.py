@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_seconds, percentile, proc_status  # noqa: E402
 from sim.clinic.patients import Mix  # noqa: E402
 from sim.clinic.run import Clinic, Gate  # noqa: E402
 
@@ -43,7 +44,6 @@ HOST = re.compile(r"finger on the host: capture ([0-9.]+) s, extract ([0-9.]+) s
                   r"compare ([0-9.]+) s")
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (agent\.transport\.pcsc: card inserted|"
                    r"agent\.app\.outputs: outcome)", re.M)
-TICK = 100
 
 
 def detected_to_shown(log_text: str) -> list[float]:
@@ -58,24 +58,7 @@ def detected_to_shown(log_text: str) -> list[float]:
         elif inserted is not None:
             out.append(at - inserted)
             inserted = None
-    return out  # clock ticks per second (/proc/PID/stat), as on every Linux we run on
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]
+    return out
 
 
 def main() -> int:
@@ -100,12 +83,12 @@ def main() -> int:
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
         time.sleep(idle_seconds)
         idle_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
-        idle_rss = rss_mb(pid)
+        idle_rss = proc_status("VmRSS", pid)
         uart0, busy0 = gate.finger_port.uart_seconds, gate.finger.busy_seconds
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
         summary = clinic.run()
         busy_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
-        busy_rss = rss_mb(pid)
+        busy_rss = proc_status("VmRSS", pid)
         module_total = (gate.finger_port.uart_seconds - uart0) + (gate.finger.busy_seconds - busy0)
     finally:
         clinic.teardown()
@@ -141,7 +124,7 @@ def main() -> int:
     for label, values in (("decision latency s", latencies), ("chip read s", chip), ("critical path s", critical),
                           ("latency / critical path", ratios), ("card seen -> decision s", daemon),
                           ("  / critical path", daemon_ratios)):  # fmt: skip
-        print(f"{label:<28} {statistics.median(values):>8.3f} {pct(values, 0.95):>8.3f}")
+        print(f"{label:<28} {statistics.median(values):>8.3f} {percentile(values, 0.95):>8.3f}")
     print(f"{'APDUs per read':<28} {statistics.median(a for a, _ in reads):>8.0f}")
     print(f"{'finger capture s':<28} {capture:>8.3f}")
     what = "DG3 image down the UART, features, match" if args.sensor == "module" else "DG3 decoded, minutiae, compare"

@@ -39,16 +39,12 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 
+from bench.measure import percentile  # noqa: E402
 from sim.fleet import FleetTerminal  # noqa: E402
 from sim.hub.hub import Hub  # noqa: E402
 from sim.infra.rabbitmq import RabbitCluster  # noqa: E402
 
 HUB_KEY = ed25519.Ed25519PrivateKey.generate()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
 
 def round_(cluster: RabbitCluster, work: Path, args: argparse.Namespace, victim_is_hubs: bool) -> dict[str, Any]:

@@ -40,6 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile, proc_status  # noqa: E402
+
 TARGET_P99_MS = 5.0
 TARGET_RSS_MB = 60.0
 AS_OF = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.UTC)
@@ -80,26 +82,6 @@ def records(n: int, seed: int = 10) -> Iterator[dict[str, Any]]:
             "birth": birth.isoformat(),
             "sex": rng.choice(("M", "F")),
         }
-
-
-def rss_mb() -> float:
-    return _status("VmRSS")
-
-
-def peak_rss_mb() -> float:
-    return _status("VmHWM")
-
-
-def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def files_size(directory: Path) -> int:
@@ -332,7 +314,7 @@ def worker(backend_name: str, phase: str, n: int, directory: Path, lookups: int)
     import agent.app.eligibility  # noqa: F401  (the daemon has it loaded: count its imports in the baseline)
 
     backend = BACKENDS[backend_name](directory)
-    out: dict[str, Any] = {"rss_base_mb": rss_mb()}
+    out: dict[str, Any] = {"rss_base_mb": proc_status("VmRSS")}
     rng = random.Random(n)
     hits = [id_number(rng.randrange(n - 100)) for _ in range(lookups // 2)]  # the delta removes the last 100
     if phase == "apply":
@@ -342,7 +324,7 @@ def worker(backend_name: str, phase: str, n: int, directory: Path, lookups: int)
         out["gen_s"] = (time.perf_counter() - t0) * n / min(n, 20_000)  # making the records, inside apply_s
         t0 = time.perf_counter()
         count = backend.apply(n)
-        out.update(apply_s=time.perf_counter() - t0, count=count, apply_peak_rss_mb=peak_rss_mb())
+        out.update(apply_s=time.perf_counter() - t0, count=count, apply_peak_rss_mb=proc_status("VmHWM"))
         changed = [dict(r, facility_code="99001") for r in records(100, seed=12)]  # ids 0..99, new contents
         t0 = time.perf_counter()
         backend.delta(changed, [id_number(i) for i in range(n - 100, n)])
@@ -365,8 +347,8 @@ def worker(backend_name: str, phase: str, n: int, directory: Path, lookups: int)
     out.update(
         p50_ms=percentile(times, 0.5) * 1e3,
         p99_ms=percentile(times, 0.99) * 1e3,
-        rss_mb=rss_mb(),
-        peak_rss_mb=peak_rss_mb(),
+        rss_mb=proc_status("VmRSS"),
+        peak_rss_mb=proc_status("VmHWM"),
         file_mb=files_size(directory) / 2**20,
     )
     if isinstance(backend, TinyBackend):

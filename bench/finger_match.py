@@ -31,22 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from agent.bio import image as bioimage  # noqa: E402
 from agent.bio.matcher import DEFAULT_THRESHOLD, NbisMatcher, Template, library_path  # noqa: E402
+from bench.measure import percentile, proc_status  # noqa: E402
 from sim.finger import synth  # noqa: E402
 
 FORMATS = {"raw": bioimage.UNCOMPRESSED, "packed4": bioimage.BIT_PACKED, "wsq": bioimage.WSQ,
            "jp2": bioimage.JPEG2000}  # fmt: skip
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def corpus(seed: int, fingers: int, impressions: int, cache: Path) -> np.ndarray:
@@ -91,11 +80,11 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-agent-finger-corpus")
     args = parser.parse_args()
 
-    rss0 = rss_mb()
+    rss0 = proc_status("VmRSS")
     matcher = NbisMatcher(keep=args.keep)
-    rss_lib = rss_mb()
+    rss_lib = proc_status("VmRSS")
     data = corpus(args.seed, args.fingers, args.impressions, args.cache)
-    rss_corpus = rss_mb()
+    rss_corpus = proc_status("VmRSS")
 
     compression = FORMATS[args.format]
     extract_ms: list[float] = []
@@ -122,7 +111,7 @@ def main() -> int:
                 row.append(Template(256, 288, ()))
             extract_ms.append((time.perf_counter() - t) * 1000)
         lives.append(row)
-    rss_templates = rss_mb()
+    rss_templates = proc_status("VmRSS")
 
     genuine: list[int] = []
     genuine_ms: list[float] = []
@@ -145,12 +134,12 @@ def main() -> int:
     print(f"{'':<32} {'p50':>8} {'p99':>8} {'max':>8}")
     for label, values in (("DG3 decode ms", decode_ms), ("extraction ms", extract_ms),
                           ("compare ms (genuine)", genuine_ms), ("compare ms (impostor)", impostor_ms)):  # fmt: skip
-        print(f"{label:<32} {statistics.median(values):>8.2f} {pct(values, 0.99):>8.2f} {max(values):>8.2f}")
+        print(f"{label:<32} {statistics.median(values):>8.2f} {percentile(values, 0.99):>8.2f} {max(values):>8.2f}")
     print(f"extraction failures: {failures} of {args.fingers * (args.impressions - 1)} live impressions")
     edges = [0, 10, 20, 30, 40, 60, 80, 120, 200]
-    print(f"genuine  scores ({len(genuine)}): min {min(genuine)} p1 {pct(genuine, 0.01)} "
+    print(f"genuine  scores ({len(genuine)}): min {min(genuine)} p1 {percentile(genuine, 0.01)} "
           f"p50 {statistics.median(genuine):.0f}; {histogram(genuine, edges)}")
-    print(f"impostor scores ({len(impostor)}): max {max(impostor)} p99.9 {pct(impostor, 0.999)} "
+    print(f"impostor scores ({len(impostor)}): max {max(impostor)} p99.9 {percentile(impostor, 0.999)} "
           f"p50 {statistics.median(impostor):.0f}; {histogram(impostor, edges)}")
     for fmr in (0.001, 0.0001):
         t = threshold_at(impostor, fmr)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import sqlite3
@@ -37,18 +36,8 @@ sys.path.insert(0, str(ROOT))
 from agent.store.files import public_pem  # noqa: E402
 from agent.uplink.events import load_signing_key  # noqa: E402
 from agent.uplink.hubmsg import load_or_create_private_key, load_public_key  # noqa: E402
+from bench.measure import cpu_seconds, percentile  # noqa: E402
 from sim.infra.mosquitto import start_mosquitto  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
-
 
 # --- a process of terminals ----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from agent.model import CheckinFacts, Shown  # noqa: E402
 from agent.store.queue import EventQueue  # noqa: E402
 from agent.uplink.events import EventFactory, load_signing_key  # noqa: E402
 from agent.uplink.sink import QueueSink  # noqa: E402
+from bench.measure import percentile  # noqa: E402
 from tests.browser import Browser  # noqa: E402
 from tests.flow_fakes import PERSON, FakeReader  # noqa: E402
 from tests.test_flow import RECORD, cache  # noqa: E402
@@ -66,11 +67,6 @@ class TimedShow:
 
     def show(self, shown: Shown) -> None:
         self.shown.append(time.time())
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -109,8 +105,8 @@ def main() -> int:
     print(f"{'ms':<22}{'median':>8}{'p95':>8}{'max':>8}")
     for name, values in (("decision -> show", decide_show), ("decision -> DOM", to_dom),
                          ("decision -> paint", to_paint)):  # fmt: skip
-        print(f"{name:<22}{statistics.median(values):>8.1f}{pct(values, 0.95):>8.1f}{max(values):>8.1f}")
-    goal = pct(to_paint, 0.95) <= 100
+        print(f"{name:<22}{statistics.median(values):>8.1f}{percentile(values, 0.95):>8.1f}{max(values):>8.1f}")
+    goal = percentile(to_paint, 0.95) <= 100
     print(f"goal decision -> paint <= 100 ms at p95: {'met' if goal else 'NOT met'}")
     return 0 if goal else 1
 

@@ -42,28 +42,11 @@ from agent.config import uplink_config  # noqa: E402
 from agent.store import queue as q  # noqa: E402
 from agent.uplink.client import set_nodelay  # noqa: E402
 from agent.uplink.events import EventFactory, load_signing_key  # noqa: E402
+from bench.measure import cpu_seconds, percentile, proc_status  # noqa: E402
 from sim.infra.mosquitto import start_mosquitto  # noqa: E402
 
 FACILITY, TERMINAL = "01001", "gate-1"
 BODY = {"id_number": "001090012345", "outcome": "admitted", "assurance": "chip+finger"}
-
-
-def proc_status(field: str, pid: int | str = "self") -> float:
-    """A /proc/PID/status field in MB (VmRSS, VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
 
 def append_latency(queue: q.EventQueue, factory: EventFactory, n: int) -> list[float]:
