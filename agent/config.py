@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 from agent.errors import ConfigError
 
 if typing.TYPE_CHECKING:
+    import ssl
+
     from agent.uplink.config import UplinkConfig
 
 DEFAULT_PATH = Path("/etc/gate-agent/agent.toml")
@@ -476,13 +478,7 @@ def _validate_desk(d: DeskConfig) -> None:
     if d.tls_cert:
         import ssl
 
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(d.tls_cert, d.tls_key)
-        except ssl.SSLError as exc:
-            raise ConfigError(f"desk.tls_key: {d.tls_cert} and {d.tls_key} are not a PEM certificate and its "
-                              f"private key: {exc.reason or exc}") from None  # fmt: skip
-        except OSError as exc:
-            raise ConfigError(f"desk.tls_key: cannot read {d.tls_key}: {exc.strerror or exc}") from None
+        _load_cert_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), "desk", d.tls_cert, d.tls_key)
 
 
 def _validate_uplink(u: UplinkSettings) -> None:
@@ -535,13 +531,20 @@ def _check_tls_files(u: UplinkSettings) -> None:
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise ConfigError(f"uplink.tls_ca: {u.tls_ca} is not a PEM CA certificate file: {exc}") from None
     if u.tls_cert:
-        try:
-            context.load_cert_chain(u.tls_cert, u.tls_key)
-        except ssl.SSLError as exc:
-            raise ConfigError(f"uplink.tls_key: {u.tls_cert} and {u.tls_key} are not a PEM certificate and its "
-                              f"private key: {exc.reason or exc}") from None  # fmt: skip
-        except OSError as exc:
-            raise ConfigError(f"uplink.tls_key: cannot read {u.tls_key}: {exc.strerror or exc}") from None
+        _load_cert_chain(context, "uplink", u.tls_cert, u.tls_key)
+
+
+def _load_cert_chain(context: ssl.SSLContext, section: str, cert: str, key: str) -> None:
+    """Load a certificate and its key as the service will; a ConfigError naming ``section.tls_key`` otherwise."""
+    import ssl
+
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"{section}.tls_key: {cert} and {key} are not a PEM certificate and its "
+                          f"private key: {exc.reason or exc}") from None  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(f"{section}.tls_key: cannot read {key}: {exc.strerror or exc}") from None
 
 
 def _check_profiles(cfg: Config) -> None:
