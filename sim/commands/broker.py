@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from types import FrameType
+
+from sim.infra.control import stop_on_signals
 
 HELP = "run a private mosquitto broker on a loopback port (plain, or TLS as the shipped facility config)"
 
@@ -35,11 +35,7 @@ def run(args: argparse.Namespace) -> int:
     port = args.port or free_port()
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     if args.pki is not None:
         broker = Mosquitto(workdir, port, extra_conf=facility_conf(args.pki, port), anonymous=False, tls=True)
     else:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
+
+from sim.infra.control import stop_on_signals
 
 HELP = "plug a simulated chip card into pcscd through the vpcd driver"
 FAULTS_HELP = (
@@ -80,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
         card.write_trust(str(args.trust_out))
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     plug = VpcdPlug(card, args.vpcd_port, reinsert_delay=args.reinsert_delay).start()
     try:
         if not plug.wait_connected(30):

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from sim.infra.control import stop_on_signals
 
 if TYPE_CHECKING:
     from sim.infra.rabbitmq import RabbitCluster
@@ -84,11 +84,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gate-sim-cluster-"))
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     cluster = RabbitCluster(workdir, args.nodes)
     try:
         cluster.start(args.timeout)

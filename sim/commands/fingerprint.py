@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     module = SimModule(profile, faults, password=args.password, speed=args.speed, finger=finger)
     module.enroll_synthetic(args.enrolled)
     controller = Controller(module)
-    stop_on_signals(controller)
+    stop_on_signals(controller.stop)
     served = PtyModule(module, args.pty_link).start()
     try:
         ready = {"event": "ready", "pty": str(args.pty_link), "profile": args.profile, "finger": module.finger,

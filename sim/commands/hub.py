@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
+
+from sim.infra.control import stop_on_signals
 
 HELP = "run the facility hub simulator on an MQTT broker"
 
@@ -208,11 +208,7 @@ def run(args: argparse.Namespace) -> int:
 
         dashboard = Dashboard(args.db, args.dashboard).start()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     try:
         if not hub.connected.wait(30):
             print(f"python -m sim hub: error: cannot connect to the broker at {args.broker}", file=sys.stderr)

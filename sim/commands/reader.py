@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
+
+from sim.infra.control import stop_on_signals
 
 HELP = "start a private pcscd with two virtual card readers and print how to use it"
 
@@ -72,11 +72,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gate-sim-reader-"))
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     try:
         daemon = start_pcscd(workdir, reader_name=args.name, port=args.port)
     except (PcscdError, TimeoutError) as exc:

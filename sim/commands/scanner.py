@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     scanner = PtyScanner(args.pty_link)
     control = ScannerControl(scanner, args.kind, args.profile)
-    stop_on_signals(control)
+    stop_on_signals(control.stop)
     try:
         ready = {"event": "ready", "pty": str(args.pty_link)}
         return serve_until_stopped(control, "python -m sim scanner", args.control, args.fifo, ready)

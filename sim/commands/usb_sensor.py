@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"python -m sim usb-sensor: error: {exc}", file=sys.stderr)
         return 2
     controller = UsbController(sensor)
-    stop_on_signals(controller)
+    stop_on_signals(controller.stop)
     try:
         ready = {"event": "ready", "socket": str(args.socket), "control": str(args.control) if args.control else None,
                  "fifo": str(args.fifo) if args.fifo else None}  # fmt: skip

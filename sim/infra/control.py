@@ -119,14 +119,15 @@ def start_thread(target: Callable[..., None], *args: Any) -> threading.Thread:
     return thread
 
 
-def stop_on_signals(controller: Handler) -> None:
-    """SIGTERM and SIGINT set the controller's stop event (a clean shutdown instead of a kill)."""
+def stop_on_signals(stop: threading.Event) -> threading.Event:
+    """SIGTERM and SIGINT set ``stop`` (a clean shutdown instead of a kill); returns it."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        controller.stop.set()
+        stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def serve_until_stopped(controller: Handler, prog: str, control: Path | None, fifo: Path | None,
