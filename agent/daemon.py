@@ -155,7 +155,12 @@ class Daemon:
             return
         rt = self.runtime
         if rt is not None and rt.reconfigure is not None:
-            rt.reconfigure(fresh)
+            try:
+                rt.reconfigure(fresh)
+            except GateAgentError as exc:  # e.g. the new kiosk port is taken: say so and keep serving
+                log.error("config reload failed, keeping the running config where it was not applied: %s", exc)
+                self.notifier.ready("reload failed: " + str(exc))
+                return
         stale = restart_needed(self._started_with, fresh)
         self.config = fresh
         if stale:

@@ -23,6 +23,7 @@ from agent.app.wiring import Runtime
 from agent.card.errors import InputError
 from agent.config import Config
 from agent.daemon import Daemon
+from agent.errors import GateAgentError
 from tests.flow_fakes import FakeReader, MemorySink
 
 CONFIG = """
@@ -192,3 +193,33 @@ def test_a_reload_says_which_tables_need_a_restart(tmp_path: Path, notify_socket
     finally:
         daemon.request_stop()
         thread.join(10)
+
+
+def test_a_reload_that_cannot_be_applied_is_said_and_the_daemon_serves_on(tmp_path: Path, notify_socket: Any) -> None:
+    """A new config that loads but cannot be applied (a port taken, GPIO lines busy) must not end the daemon."""
+    path, sock = notify_socket
+    daemon, _source, _publisher, _sink, _reloaded = build_daemon(tmp_path, path)
+    real = daemon.build
+
+    def build(config: Config) -> Runtime:
+        runtime = real(config)
+
+        def refuse(fresh: Config) -> None:
+            raise GateAgentError("outputs.kiosk_port: 8080 is taken")
+
+        runtime.reconfigure = refuse
+        return runtime
+
+    daemon.build = build
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        messages(sock, "READY=1")
+        before = daemon.config
+        daemon._reload.set()
+        assert "reload failed: outputs.kiosk_port: 8080 is taken" in messages(sock, "reload failed")[-1]
+        assert thread.is_alive() and daemon.config is before  # still serving, on the config it runs
+    finally:
+        daemon.request_stop()
+        thread.join(10)
+    assert not thread.is_alive()

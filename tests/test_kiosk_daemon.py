@@ -99,3 +99,26 @@ def test_reload_reuses_the_kiosk_and_replaces_speech() -> None:
             state(kiosk.url)  # closed when the config dropped it
     finally:
         close_outputs(MultiOutput([kiosk]))
+
+
+class Holder:
+    """An output that holds something (as the GPIO relay holds its lines) and says when it lets go."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def show(self, shown: object) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_reload_and_a_stop_let_go_of_every_output_that_holds_something() -> None:
+    base = {"terminal": {"facility_id": "1", "terminal_id": "g"}}
+    relay = Holder()
+    fresh = build_outputs(parse_config({**base, "outputs": {"kinds": ["log"]}}), MultiOutput([relay]))  # type: ignore[list-item]
+    assert relay.closed == 1  # before the new outputs ask for the same lines
+    other = Holder()
+    close_outputs(MultiOutput([*fresh.outputs, other]))  # type: ignore[list-item]
+    assert other.closed == 1  # at shutdown: the relay drops, the gate closes

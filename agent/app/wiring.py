@@ -46,7 +46,11 @@ class Runtime:
 
 
 def build_outputs(cfg: Config, previous: MultiOutput | None = None) -> MultiOutput:
-    """The outputs of ``[outputs]``; on a reload the kiosk page keeps running when its address is unchanged."""
+    """The outputs of ``[outputs]``; on a reload the kiosk page keeps running when its address is unchanged.
+
+    Every other output of ``previous`` that holds something (the GPIO lines, a port, the speech
+    process) is closed before the new ones are made: a new relay output asks for the same lines.
+    """
     from agent.kiosk.output import KioskOutput
     from agent.kiosk.speech import SpeechOutput
 
@@ -58,13 +62,13 @@ def build_outputs(cfg: Config, previous: MultiOutput | None = None) -> MultiOutp
         if isinstance(out, KioskOutput) and "kiosk" in o.kinds and out.address == (o.kiosk_bind, o.kiosk_port):
             out.model.hold, out.backlog_warn = o.kiosk_hold, o.backlog_warn
             kept.append(out)
-        elif isinstance(out, KioskOutput | SpeechOutput):
-            out.close()
+        else:
+            _close(out)
     for kind in o.kinds:
         if kind == "kiosk":
             outs.append(kept[0] if kept else KioskOutput(o.kiosk_bind, o.kiosk_port, hold=o.kiosk_hold,
                                                          backlog_warn=o.backlog_warn))  # fmt: skip
-        if kind == "log":
+        elif kind == "log":
             outs.append(LogOutput())
         elif kind == "recorder":
             outs.append(RecorderOutput(o.recorder_path, cfg.terminal.terminal_id))
@@ -88,12 +92,15 @@ def connect_kiosk(outputs: MultiOutput, status: Callable[[], dict[str, Any]]) ->
 
 
 def close_outputs(outputs: MultiOutput) -> None:
-    from agent.kiosk.output import KioskOutput
-    from agent.kiosk.speech import SpeechOutput
-
+    """At shutdown: every output that holds something lets it go (the relay drops: the gate closes)."""
     for out in outputs.outputs:
-        if isinstance(out, KioskOutput | SpeechOutput):
-            out.close()
+        _close(out)
+
+
+def _close(out: Output) -> None:
+    close = getattr(out, "close", None)
+    if callable(close):
+        close()
 
 
 def build_eligibility_cache(cfg: Config) -> EligibilityCache:
