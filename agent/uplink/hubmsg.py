@@ -43,6 +43,7 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from agent.codec.cbor import CborError, decode_cbor
 from agent.errors import GateAgentError
 from agent.store import files
 from agent.store.files import public_pem as public_pem  # the hub key's public PEM, for its users here
@@ -128,16 +129,16 @@ def _plain(value: Any, depth: int, path: tuple[int, ...]) -> Any:
 
 
 def decode_payload(data: bytes) -> dict[str, Any]:
-    """The payload map, strictly: plain values only (unknown tags, dates, sets and cycles are refused)."""
-    import io
+    """The payload map, strictly: plain values only (unknown tags, dates, sets and cycles are refused).
 
-    stream = io.BytesIO(data)
+    The bytes go through the project's strict decoder first (one item, no trailing bytes, at most
+    MAX_MESSAGE bytes, no shared values, nesting at most 64 deep).
+    """
     try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
-        raise HubMessageError("malformed", f"payload is not CBOR: {exc}") from None
-    if stream.tell() != len(data):
-        raise HubMessageError("malformed", "trailing bytes after the payload")
+        value = decode_cbor(data, MAX_MESSAGE)
+    except CborError as exc:
+        raise HubMessageError("malformed", f"payload is not plain CBOR (self-referencing, too deep, too large, "
+                                           f"truncated or with trailing bytes): {exc}") from None  # fmt: skip
     plain = _plain(value, 0, ())
     if not isinstance(plain, dict):
         raise HubMessageError("malformed", "payload is not a map")
