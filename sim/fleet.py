@@ -99,7 +99,7 @@ class FleetTerminal:
     def heartbeat(self) -> None:
         """The periodic retained status, as the daemon publishes it (no personal data)."""
         stats = self.uplink.stats
-        self.uplink.publish_status({"state": "online", "terminal_id": self.name, "queue": {"depth": len(self.queue)},
+        self.uplink.publish_status({"state": "online", "terminal_id": self.name, "queue": {"pending": len(self.queue)},
                                     "uplink": {"connected": self.uplink.connected, "published": stats.published,
                                                "acked": stats.acked, "broker": stats.broker}})  # fmt: skip
 

@@ -49,7 +49,8 @@ class Gate:
         self.client.loop_start()
 
     def status(self, pending: int) -> None:
-        body = {"state": "online", "queue": {"pending": pending}, "devices": {"card reader": "ok"}}
+        # as a daemon's heartbeat says it: the check-in flow's state, not "online"
+        body = {"state": "idle", "queue": {"pending": pending}, "devices": {"card reader": "ok"}}
         self.client.publish(f"{self.topic}/status", cbor2.dumps(body), 1, True).wait_for_publish(10)
 
     def event(self, kind: str, body: dict[str, Any], wall: float) -> str:

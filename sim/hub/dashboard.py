@@ -42,7 +42,9 @@ def snapshot(db: Path) -> dict[str, Any]:
             queue = status.get("queue") if isinstance(status.get("queue"), dict) else {}
             gates[terminal] = {
                 "terminal": terminal,
-                "online": status.get("state") == "online",
+                # a gate's heartbeat carries its check-in state ("idle", "reading", ...); only the last will
+                # and a clean stop say "offline"
+                "online": bool(status) and status.get("state") != "offline",
                 "reason": status.get("reason"),
                 "last_status": received,
                 "pending": queue.get("pending"),
