@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agent.app.chip import PcscChipReader
+from agent.app.chip import PcscChipReader, chip_read_from
 from agent.app.eligibility import EligibilityCache, EligibilityChain, record_to_dict
 from agent.app.finger import ModuleFinger
 from agent.app.flow import CheckinFlow, FlowTimeouts
@@ -136,6 +136,17 @@ def test_pace_in_dg14_without_ef_cardaccess_is_flagged(tmp_path: Path) -> None:
     facts = ChipFacts("BAC", True, chip_auth=True, active_auth=True, rules=("CARD_ACCESS_MISSING",))
     decision = Policy.default().decide(_facts(facts))
     assert (decision.outcome.value, decision.reason) == ("refused", "PACE_DOWNGRADE")
+
+
+def test_a_chip_refusing_extended_length_cannot_excuse_itself_from_dh_chip_authentication(tmp_path: Path) -> None:
+    """Only this terminal's own limit excuses CA; a copy that answers 6700 to one long read must not get a desk
+    referral instead of a clone refusal."""
+    card = build_card("cccd", seed=205, ca_kind="DH", extended_length=False)
+    r = read_document(InProcessReader(card), keys_of(card), ["dg1"], trust=trust_of(card, tmp_path))
+    assert r.chip_auth is not None and r.chip_auth.valid is False and r.chip_auth.failed_step != "extended"
+    assert "CA_NOT_RUN" not in [hit.rule for hit in r.rules]
+    decision = Policy.default().decide(_facts(chip_read_from(r).facts))  # the facts the check-in flow gets
+    assert (decision.outcome.value, decision.reason) == ("refused", "CLONE_SUSPECTED")
 
 
 def test_dh_chip_authentication_without_extended_length_is_not_run_and_refers(tmp_path: Path) -> None:

@@ -321,8 +321,10 @@ def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCre
             result.chip_auth = AuthResult.skipped("dg14", "DG14 announces no Chip Authentication key")
     elif "dg14" in result.missing:
         result.chip_auth = AuthResult.skipped("dg14", "the chip has no DG14")
-    if choice is not None and isinstance(choice.public_key, ca.DhPublicKey) and not session.use_extended:
-        # a DH public value (256 bytes and more) does not fit a short APDU: not the chip's fault
+    if choice is not None and isinstance(choice.public_key, ca.DhPublicKey) and not session.extended_length:
+        # a DH public value (256 bytes and more) does not fit a short APDU, and this terminal (its reader)
+        # sends none longer: not the chip's fault.  A chip that refused an extended read is not excused:
+        # CA is tried all the same, and a chip that cannot do it is judged (DG14 announces it).
         result.chip_auth = AuthResult.skipped("extended", "DH Chip Authentication needs extended-length APDUs",
                                               choice.describe())  # fmt: skip
         choice = None
