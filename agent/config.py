@@ -623,7 +623,8 @@ def warnings(cfg: Config, policy: Mapping[str, Any] | None = None) -> list[str]:
 
     # first: admitting on a fail-closed finding lets a borrowed or cloned card in; ``policy`` is the table in
     # force when the caller knows it (the config's [policy] with the hub's last push over it)
-    out: list[str] = relaxations(dict(cfg.policy if policy is None else policy))
+    table = dict(cfg.policy if policy is None else policy)
+    out: list[str] = relaxations(table)
     u = cfg.uplink
     if not u.broker_urls:
         out.append("uplink.broker_urls: none configured: check-ins stay queued on this terminal")
@@ -658,14 +659,16 @@ def warnings(cfg: Config, policy: Mapping[str, Any] | None = None) -> list[str]:
     if d.enabled and not d.tls_cert and not is_loopback(d.bind):
         out.append(f"desk.tls_cert: the desk on {d.bind} without TLS: attendants' passwords and patients' data cross "
                    "the network in clear")  # fmt: skip
-    from agent.app.policy import ACTIONS, DEFAULT_ACTIONS, FAIL_CLOSED
+    from agent.app.policy import ACTIONS, DEFAULT_ACTIONS, FAIL_CLOSED, Outcome
 
     fail_closed = {f.value.lower() for f in FAIL_CLOSED}
-    for finding, action in sorted(cfg.policy.items()):
+    for finding, action in sorted(table.items()):
         default = next((v for f, v in DEFAULT_ACTIONS.items() if f.value.lower() == finding), None)
-        if finding in fail_closed:
+        if default is None or action not in ACTIONS:
             continue
-        if default is not None and ACTIONS[action].severity < ACTIONS[default].severity:
+        if finding in fail_closed and ACTIONS[action].severity < Outcome.REFER_DESK.severity:
+            continue  # said first, by relaxations()
+        if ACTIONS[action].severity < ACTIONS[default].severity:
             out.append(f"policy.{finding}: {action!r} is more lenient than the default {default!r}")
     return out
 

@@ -362,3 +362,20 @@ def test_a_relaxation_pushed_by_the_hub_is_warned_about_too(tmp_path: Path) -> N
     assert "warning: policy." not in check("--config", str(path)).stderr
     (tmp_path / "policy.json").write_text('{"clone_suspected": "admit"}')
     assert "warning: policy.clone_suspected = 'admit'" in check("--config", str(path)).stderr
+
+
+def test_config_check_shows_and_judges_the_policy_the_daemon_runs(tmp_path: Path) -> None:
+    """A push that no longer validates is not in force: config check says so and judges the config's [policy];
+    a pushed leniency and a fail-closed finding moved from refuse to the desk are warned about too."""
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "g"\nstate_dir = "{tmp_path}"\n'
+                    '[policy]\nnot_insured = "refuse"\n')  # fmt: skip
+    (tmp_path / "policy.json").write_text('{"pa_failed": "admit", "no_such_finding": "refuse"}')
+    res = check("--config", str(path), "--json")
+    assert json.loads(res.stdout)["effective"]["policy"] == {"not_insured": "refuse"}
+    assert "no longer validates" in res.stderr and "pa_failed" not in res.stderr
+    (tmp_path / "policy.json").write_text('{"clone_suspected": "refer_desk", "not_insured": "admit"}')
+    res = check("--config", str(path), "--json")
+    assert json.loads(res.stdout)["effective"]["policy"] == {"clone_suspected": "refer_desk", "not_insured": "admit"}
+    assert "warning: policy.clone_suspected: 'refer_desk' is more lenient than the default 'refuse'" in res.stderr
+    assert "warning: policy.not_insured: 'admit' is more lenient than the default" in res.stderr

@@ -24,13 +24,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.app.effective_policy import effective_table
+    from agent.app.effective_policy import policy_in_force, read_pushed
 
     cfg = load_config(args.config)
-    found = warnings(cfg, effective_table(cfg))  # the policy as the daemon applies it, the hub's push included
+    _, table, source = policy_in_force(cfg)  # the policy as the daemon applies it, the hub's push included
+    found = warnings(cfg, table)
+    if source == "config" and read_pushed(cfg):
+        found.insert(0, "policy: the policy the hub pushed last no longer validates: the daemon applies the "
+                        "config's [policy] instead (the hub must push it again)")  # fmt: skip
     if args.json:
         effective = cfg.as_dict()
-        effective["policy"] = effective_table(cfg)  # with the hub's last push, as the daemon applies it
+        effective["policy"] = table
         out = {"ok": True, "config": str(cfg.path), "facility_id": cfg.terminal.facility_id,
                "terminal_id": cfg.terminal.terminal_id, "warnings": found, "effective": effective,
                "plaintext_brokers": plaintext_brokers(cfg.uplink)}  # fmt: skip
