@@ -252,6 +252,11 @@ class Config:
     def trust_dir(self) -> Path:
         return Path(self.reader.trust_dir) if self.reader.trust_dir else self.state_dir / "trust"
 
+    @property
+    def hub_key_path(self) -> Path:
+        """Where the hub's message-signing key is pinned: ``uplink.hub_key``, or ``state_dir/hub.pub``."""
+        return Path(self.uplink.hub_key) if self.uplink.hub_key else self.state_dir / "hub.pub"
+
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration (defaults filled in), as ``config check --json`` prints it."""
         out: dict[str, Any] = {"config": str(self.path)}
@@ -448,7 +453,7 @@ def _check_hub_key(cfg: Config) -> None:
         return
     from agent.uplink.hubmsg import HubKeyError, load_public_key
 
-    pin = Path(cfg.uplink.hub_key) if cfg.uplink.hub_key else cfg.state_dir / "hub.pub"
+    pin = cfg.hub_key_path
     if pin.exists():
         try:
             load_public_key(pin)

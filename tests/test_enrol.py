@@ -167,6 +167,7 @@ broker_urls = ["mqtts://127.0.0.1:8883"]
 tls_ca = "{tls / "ca.pem"}"
 tls_cert = "{tls / "gate-1.pem"}"
 tls_key = "{tls / "gate-1.key"}"
+hub_key = "{tls / "hub.pub"}"
 """)
     refused = _gate_agent("config", "check", "--config", str(config))
     assert refused.returncode == 2 and "uplink.tls_ca: file" in refused.stderr  # run would refuse it too
@@ -177,4 +178,5 @@ tls_key = "{tls / "gate-1.key"}"
     done = _gate_agent("enroll", "--config", str(config), "--install", str(tmp_path / "answer"), "--json")
     assert done.returncode == 0, done.stderr
     assert (tls / "gate-1.pem").exists() and (tls / "ca.pem").exists()
+    assert (tls / "hub.pub").exists()  # pinned where the daemon looks for it (uplink.hub_key)
     assert _gate_agent("config", "check", "--config", str(config)).returncode == 0

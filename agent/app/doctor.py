@@ -230,7 +230,7 @@ def _hub_clock(cfg: Config, client: Any, timeout: float) -> Check | None:
     from agent.uplink.hubmsg import HubKeyError, HubMessageError, load_public_key, open_signed
 
     u, t = cfg.uplink, cfg.terminal
-    pin = Path(u.hub_key) if u.hub_key else cfg.state_dir / "hub.pub"
+    pin = cfg.hub_key_path
     try:
         key = load_public_key(pin)
     except HubKeyError:
@@ -604,7 +604,7 @@ def check_hub_trust(cfg: Config) -> Iterable[Check]:
                     "= false.",
                     "Dùng địa chỉ broker mqtts:// với CA của cơ sở (uplink.tls_ca) và đặt uplink.allow_plaintext "
                     "= false.")  # fmt: skip
-    pin = Path(u.hub_key) if u.hub_key else cfg.state_dir / "hub.pub"
+    pin = cfg.hub_key_path
     if not pin.exists():
         yield Check("hub key", FAIL, f"{pin}: no hub key pinned; every hub message (acks, commands) is refused",
                     "Enrol the terminal: gate-agent enroll, then gate-agent enroll --install with the hub's answer.",

@@ -68,10 +68,7 @@ class EnrolPaths:
     tls_cert: Path
     tls_ca: Path
     eac_dir: Path
-
-    @property
-    def hub_pin(self) -> Path:
-        return self.state / HUB_PIN
+    hub_pin: Path  # where the daemon looks for it: uplink.hub_key, or state_dir/hub.pub
 
     @property
     def ml_root(self) -> Path:
@@ -90,6 +87,7 @@ class EnrolPaths:
             tls_cert=Path(up.tls_cert or tls / "terminal.crt"),
             tls_ca=Path(up.tls_ca or tls / "ca.crt"),
             eac_dir=Path(eac),
+            hub_pin=cfg.hub_key_path,
         )
 
 

@@ -30,13 +30,13 @@ from cryptography import x509
 from agent.app.chip import PcscChipReader
 from agent.app.effective_policy import effective_policy, effective_table, pushed_path
 from agent.app.eligibility import EligibilityCache
+from agent.app.enrol import ML_ROOT_PIN
 from agent.app.flow import CheckinFlow
 from agent.config import Config
 from agent.errors import GateAgentError
 from agent.store.files import fsync_dir, write_atomic, write_durable, write_json_atomic
 
 TRUST_SUFFIXES = (".crl", ".ml")  # CSCA certificates arrive inside a master list, never alone
-ML_ROOT_PIN = "ml-root.pem"
 
 
 class TrustPushError(GateAgentError):

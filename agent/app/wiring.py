@@ -115,7 +115,7 @@ def build_eligibility_cache(cfg: Config) -> EligibilityCache:
 
 def build_hub_verifier(cfg: Config, up: UplinkConfig) -> HubVerifier | None:
     """The verifier of hub messages from the key pinned at enrolment; None (all refused) when none is pinned."""
-    pin = Path(up.hub_key) if up.hub_key else cfg.state_dir / "hub.pub"
+    pin = cfg.hub_key_path
     if not pin.exists():
         log.error("no hub key pinned at %s: every hub message (acks, commands, replies) is refused; "
                   "run gate-agent enroll", pin)  # fmt: skip
