@@ -418,6 +418,12 @@ def _validate(cfg: Config) -> None:
                 parse_url(cfg.finger.url)
             except SensorError as exc:
                 raise ConfigError(f"finger.url: {exc}") from None
+            from agent.bio.matcher import available
+
+            missing = available()  # a USB sensor's image is matched on this host: run needs the matcher
+            if missing is not None:
+                raise ConfigError(f"finger.url: {cfg.finger.url} needs the host fingerprint matcher, which does not "
+                                  f"load: {missing} (run ./run setup or reinstall the package)")  # fmt: skip
         else:
             _check_serial_url(cfg.finger.url, "finger.url")
     for name in ("mrz_url", "qr_url"):

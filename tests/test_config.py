@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -379,3 +380,15 @@ def test_config_check_shows_and_judges_the_policy_the_daemon_runs(tmp_path: Path
     assert json.loads(res.stdout)["effective"]["policy"] == {"clone_suspected": "refer_desk", "not_insured": "admit"}
     assert "warning: policy.clone_suspected: 'refer_desk' is more lenient than the default 'refuse'" in res.stderr
     assert "warning: policy.not_insured: 'admit' is more lenient than the default" in res.stderr
+
+
+def test_config_check_refuses_a_usb_sensor_when_the_matcher_does_not_load(tmp_path: Path) -> None:
+    """run cannot open fprint:// without the host matcher; config check must say so, naming finger.url."""
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[terminal]\nfacility_id = "01001"\nterminal_id = "g"\nstate_dir = "{tmp_path}"\n'
+                    '[finger]\nenabled = true\nurl = "fprint://"\n')  # fmt: skip
+    assert check("--config", str(path)).returncode == 0
+    env = {**os.environ, "GATE_AGENT_NBIS_LIB": str(tmp_path / "no-such-library.so")}
+    res = subprocess.run([sys.executable, "-m", "agent", "config", "check", "--config", str(path)],
+                         capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert res.returncode == 2 and "finger.url: fprint:// needs the host fingerprint matcher" in res.stderr
