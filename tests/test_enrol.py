@@ -82,9 +82,11 @@ def test_enrolment_round_trip_through_both_command_lines(tmp_path: Path, authori
     other = Authority(authority.ca_cert, authority.ca_key, authority.eac, authority.dv_key,
                       ed25519.Ed25519PrivateKey.generate(), authority.ml_root)  # fmt: skip
     enroll_terminal(tmp_path / "req", "gate-1", other, tmp_path / "hub-keys", tmp_path / "answer2")
+    tls_before = (cfg.state_dir / "tls" / "terminal.crt").read_bytes()
     done = _gate_agent("enroll", "--config", str(config), "--install", str(tmp_path / "answer2"))
     assert done.returncode != 0 and "--repin" in done.stderr
     assert (cfg.state_dir / "hub.pub").read_bytes() == (tmp_path / "answer" / "hub.pub").read_bytes()
+    assert (cfg.state_dir / "tls" / "terminal.crt").read_bytes() == tls_before  # refused whole: nothing half-installed
 
 
 def test_an_answer_for_another_terminal_does_not_install(tmp_path: Path, authority: Authority) -> None:

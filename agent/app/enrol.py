@@ -189,15 +189,13 @@ def _load_cert(path: Path) -> x509.Certificate:
         raise EnrolError(f"{path}: not a PEM certificate: {exc}") from exc
 
 
-def _pin(source: Path, target: Path, repin: bool) -> bool:
-    """Pin ``source`` at ``target``; True when it changed. A different existing pin is kept unless ``repin``."""
-    data = source.read_bytes()
-    if target.exists():
-        if target.read_bytes() == data:
-            return False
-        if not repin:
-            raise EnrolError(f"{target} already pins a different key; compare the fingerprints and use --repin")
-    write_atomic(target, data, 0o644)
+def _pin_changes(source: Path, target: Path, repin: bool) -> bool:
+    """Whether pinning ``source`` at ``target`` changes it; EnrolError when a different pin is there and not
+    ``repin`` (checked before anything is written)."""
+    if not target.exists() or target.read_bytes() == source.read_bytes():
+        return not target.exists()
+    if not repin:
+        raise EnrolError(f"{target} already pins a different key; compare the fingerprints and use --repin")
     return True
 
 
@@ -248,6 +246,8 @@ def install(cfg: Config, bundle: Path, *, repin: bool = False) -> dict[str, Any]
     except HubKeyError as exc:
         raise EnrolError(str(exc)) from exc
     ml_root = _load_cert(bundle / ML_ROOT_PIN)
+    hub_changed = _pin_changes(bundle / HUB_PIN, paths.hub_pin, repin)
+    root_changed = _pin_changes(bundle / ML_ROOT_PIN, paths.ml_root, repin)
     # everything checked: write
     for source, target in ((cert_file, paths.tls_cert), (ca_file, paths.tls_ca)):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -257,8 +257,10 @@ def install(cfg: Config, bundle: Path, *, repin: bool = False) -> dict[str, Any]
             old.unlink()
     for file in cvcerts:
         write_atomic(paths.eac_dir / file.name, file.read_bytes(), 0o644)
-    hub_changed = _pin(bundle / HUB_PIN, paths.hub_pin, repin)
-    root_changed = _pin(bundle / ML_ROOT_PIN, paths.ml_root, repin)
+    for changed, name, pin in ((hub_changed, HUB_PIN, paths.hub_pin), (root_changed, ML_ROOT_PIN, paths.ml_root)):
+        if changed:
+            pin.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(pin, (bundle / name).read_bytes(), 0o644)
     return {
         "terminal_id": terminal,
         "tls_certificate": str(paths.tls_cert),
