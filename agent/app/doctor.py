@@ -307,8 +307,13 @@ def check_brokers(cfg: Config, timeout: float = 3.0) -> Iterable[Check]:
         if daemon_running(cfg):
             # under the shipped broker config the client id is the terminal's user name: a second session
             # would take the running daemon's over
-            yield Check(f"broker {host}:{port} mqtt", OK, "in use by the running gate-agent: session not probed "
-                        "(its status heartbeat says whether it is connected)")  # fmt: skip
+            # not probed is not ok: say so (a warning), and do not count the broker as failed either
+            yield Check(f"broker {host}:{port} mqtt", WARN, "not probed: the running gate-agent holds this "
+                        "terminal's session (its status heartbeat says whether it is connected)",
+                        "Read the gate's status (uplink.connected) on the hub, or stop gate-agent and run the "
+                        "doctor again.",
+                        "Xem trạng thái của cổng (uplink.connected) trên máy chủ cơ sở, hoặc dừng gate-agent rồi "
+                        "chạy lại doctor.")  # fmt: skip
             usable += 1
             continue
         clock: list[Check] = []
