@@ -74,20 +74,27 @@ backoff_max = 1.0
 """
 
 
-def start_daemon(config: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """`gate-agent run --config config` with ``env`` added to this environment; stderr is captured."""
-    return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                            env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+def start_daemon(config: Path, env: Mapping[str, str], log: Path | None = None) -> subprocess.Popen[str]:
+    """`gate-agent run --config config` with ``env`` added to this environment; stderr is captured, or written
+    to ``log`` (a test that reads the log while the daemon runs; a pipe nobody reads could fill and block it)."""
+    if log is None:
+        return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
+                                env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    with log.open("w") as sink:
+        return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
+                                env={**os.environ, **env}, stderr=sink, text=True)  # fmt: skip
 
 
-def stop_daemon(daemon: subprocess.Popen[str]) -> tuple[int, str]:
-    """SIGTERM, wait up to 20 s (killed if still alive), and return its exit code and stderr."""
+def stop_daemon(daemon: subprocess.Popen[str], log: Path | None = None) -> tuple[int, str]:
+    """SIGTERM, wait up to 20 s (killed if still alive), and return its exit code and stderr (or ``log``)."""
     daemon.send_signal(signal.SIGTERM)
     try:
         code = daemon.wait(20)
     finally:
         if daemon.poll() is None:
             daemon.kill()
+    if log is not None:
+        return code, log.read_text()
     err = daemon.stderr.read() if daemon.stderr else ""
     return code, err
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +37,7 @@ from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
 from sim.infra.pcscd import Pcscd
 from sim.pki import make_pki
+from tests.daemon_harness import start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.slow]
 
@@ -123,22 +121,16 @@ heartbeat = 0.5
     enrol.install(cfg, tmp_path / "answer")
     signing = load_signing_key(state / "terminal.key")
     hub = Hub(mosquitto.url, "01001", tmp_path / "hub.db", {T: signing.public_key()}, signing_key=hub_key).start()
-    with log.open("wb") as sink:
-        daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                                  env={**os.environ, **pcscd.env}, stderr=sink)  # fmt: skip
+    daemon = start_daemon(config, pcscd.env, log)
     gate = Gate(state, log, hub, hub_key, tmp_path / "request", authority, daemon)
     try:
         assert hub.connected.wait(10)
         assert gate.logged("connected to the broker", 30), log.read_text()[-3000:]
         yield gate
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(20)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        code, err = stop_daemon(daemon, log)
         hub.stop()
+    assert code == 0, err[-3000:]  # every attack left a daemon that stops cleanly
 
 
 def _policy_admitting_expired_insurance() -> dict[str, object]:

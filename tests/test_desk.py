@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from agent.desk.users import Users, check_password, hash_password
 from agent.model import Identity, Shown
 from sim.infra.net import free_port
 from tests.browser import Browser, browser, off_loopback  # noqa: F401 - the fixture
+from tests.daemon_harness import start_daemon, stop_daemon
 
 pytestmark = pytest.mark.slow
 ID_NUMBER = "001090012345"
@@ -62,9 +62,8 @@ entry_wait = 2.0
 [policy]
 eligibility_unknown = "refer_desk"
 """)
-    env = {**os.environ, "PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")}
-    log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], env=env, stderr=log)
+    log = tmp_path / "daemon.log"
+    proc = start_daemon(config, {"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")}, log)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 15
     while True:
@@ -77,15 +76,10 @@ eligibility_unknown = "refer_desk"
                 raise AssertionError((tmp_path / "daemon.log").read_text()[-3000:]) from None
             time.sleep(0.1)
     try:
-        yield url, config, tmp_path / "daemon.log"
+        yield url, config, log
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(20) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            log.close()
+        code, err = stop_daemon(proc, log)
+    assert code == 0, err[-3000:]
 
 
 def export(config: Path) -> list[dict[str, Any]]:

@@ -116,5 +116,6 @@ def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hosti
         module.stop()
         hub.stop()
     assert code == 0, err[-3000:]
+    assert "prompt read_failed" in err  # the hostile chip was read, and the read failed (step 3)
     for card in cards:
         assert card.person.id_number not in err and card.person.full_name not in err

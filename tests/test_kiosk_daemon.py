@@ -77,6 +77,7 @@ kiosk_hold = 30.0
     finally:
         code, err = stop_daemon(daemon)
     assert code == 0, err[-3000:]
+    assert "config reloaded from" in err  # the SIGHUP above was applied, the page kept through it
     assert ID_NUMBER not in err
     with pytest.raises(OSError):
         state(url)  # the page goes with the daemon
