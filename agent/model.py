@@ -49,7 +49,7 @@ class Identity:
         return "Identity(<redacted>)"
 
 
-#: downgrade rules that by themselves mean a copy (agent.card.read.RULES marks the same ones)
+#: downgrade rules that by themselves mean a copy (agent.card.read.RULES takes its clone flags from here)
 CLONE_RULES = frozenset({"DG14_WITHHELD", "DG15_WITHHELD", "CA_REQUIRED", "AA_REQUIRED"})
 
 

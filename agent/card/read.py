@@ -37,21 +37,26 @@ from agent.card.session import ChipSession, FileDenied, FileMissing
 from agent.card.sod import parse_sod
 from agent.card.ta import TerminalAuthError, terminal_authentication
 from agent.card.trust import TrustStore
+from agent.model import CLONE_RULES
 from agent.transport.base import CardTransport
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FILES = ("com", "dg1", "dg13", "dg14", "dg15")
 
-#: downgrade rules: code -> True when it alone shows the chip is not the original (CLONE_SUSPECTED); the
-#: others have their own finding (PACE_DOWNGRADE, and CHIP_AUTH_NOT_RUN where the terminal is to blame)
+#: downgrade rules: code -> True when it alone shows the chip is not the original (CLONE_SUSPECTED: the codes
+#: of agent.model.CLONE_RULES, the one list); the others have their own finding (PACE_DOWNGRADE, and
+#: CHIP_AUTH_NOT_RUN where the terminal is to blame)
 RULES: dict[str, bool] = {
-    "DG14_WITHHELD": True,  # EF.SOD lists DG14, the chip will not give it: Chip Authentication avoided
-    "DG15_WITHHELD": True,  # EF.SOD lists DG15, the chip will not give it: Active Authentication avoided
-    "CA_REQUIRED": True,  # DG14 listed, Chip Authentication not judged (no usable key announced ...)
-    "AA_REQUIRED": True,  # DG15 listed, Active Authentication not judged (unknown trailer, algorithm ...)
-    "CARD_ACCESS_MISSING": False,  # DG14 announces PACE, the chip has no EF.CardAccess: PACE avoided
-    "CA_NOT_RUN": False,  # DG14 listed, this terminal cannot run the announced Chip Authentication
+    code: code in CLONE_RULES
+    for code in (
+        "DG14_WITHHELD",  # EF.SOD lists DG14, the chip will not give it: Chip Authentication avoided
+        "DG15_WITHHELD",  # EF.SOD lists DG15, the chip will not give it: Active Authentication avoided
+        "CA_REQUIRED",  # DG14 listed, Chip Authentication not judged (no usable key announced ...)
+        "AA_REQUIRED",  # DG15 listed, Active Authentication not judged (unknown trailer, algorithm ...)
+        "CARD_ACCESS_MISSING",  # DG14 announces PACE, the chip has no EF.CardAccess: PACE avoided
+        "CA_NOT_RUN",  # DG14 listed, this terminal cannot run the announced Chip Authentication
+    )
 }
 
 
