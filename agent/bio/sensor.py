@@ -1,15 +1,13 @@
 """Fingerprint sensors behind one small interface: wait for a finger, give its image.
 
-Three kinds, chosen by URL like every other device:
+Two kinds here (a ZhianTec module on a serial URL matches on the module itself:
+:class:`agent.app.finger.ModuleFinger`):
 
 * ``fprint://`` (first device) or ``fprint://DRIVER`` — a USB image sensor through
   libfprint (Debian ``libfprint-2-2`` and ``gir1.2-fprint-2.0``), used only to
   capture: matching is ours (:mod:`agent.bio.matcher`).  ``fprint://virtual_image?socket=PATH``
   is libfprint's own ``virtual_image`` driver listening on PATH: the simulator
   (``sim.finger.usb``) plays the sensor there, so tests run the real library.
-* a serial URL (``/dev/ttyUSB0``, a pty, ``socket://HOST:PORT``) — the ZhianTec
-  module: GenImg, then UpImage (slow at UART speed; the gate's module path matches
-  on the module instead, see :class:`agent.app.finger.ModuleFinger`).
 * :class:`MemorySensor` — images from memory, for tests.
 
 libfprint is GLib code: every call into it happens on one thread of ours, which
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from agent.bio.image import TARGET_PPI, GrayImage, from_module_image, resample
+from agent.bio.image import TARGET_PPI, GrayImage, resample
 from agent.bio.protocol import BioError
 
 log = logging.getLogger(__name__)
@@ -98,23 +96,6 @@ class MemorySensor:
 
     def close(self) -> None:
         pass
-
-
-class ModuleSensor:
-    """The ZhianTec module as an image sensor: GenImg until a finger is there, then UpImage (4-bit 256×288)."""
-
-    name = "module"
-
-    def __init__(self, module: Any) -> None:  # agent.bio.module.FingerprintModule (kept loose: no import cycle)
-        self.module = module
-
-    def capture(self, cancel: threading.Event, timeout: float) -> GrayImage | None:
-        if not self.module.wait_finger(cancel, timeout):
-            return None
-        return from_module_image(self.module.upload_image())
-
-    def close(self) -> None:
-        self.module.close()
 
 
 class _GLibThread:
@@ -254,17 +235,4 @@ class FprintSensor:
                 log.warning("libfprint close: %s", exc)
 
 
-def open_sensor(url: str, module_factory: Callable[[str], Any] | None = None) -> Sensor:
-    """The sensor a URL names; ``module_factory(url)`` opens a serial module (defaults to the R307 profile)."""
-    parsed = parse_url(url)
-    if parsed.kind == FPRINT_SCHEME:
-        return FprintSensor(parsed.target, parsed.socket)
-    if module_factory is None:
-        from agent.bio.module import FingerprintModule
-
-        module_factory = FingerprintModule.open
-    return ModuleSensor(module_factory(parsed.target))
-
-
-__all__ = ["FprintSensor", "MemorySensor", "ModuleSensor", "Sensor", "SensorError", "SensorUrl", "open_sensor",
-           "parse_url"]  # fmt: skip
+__all__ = ["FprintSensor", "MemorySensor", "Sensor", "SensorError", "SensorUrl", "parse_url"]
