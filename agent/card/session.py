@@ -287,8 +287,9 @@ class ChipSession:
             log.info("the chip refused an extended-length read (%s): reading in short chunks", exc)
             self.extended_refused = True
             self.reopen()
-            if sfi is None and offset:
-                # the current file was lost with the session: select it again by reading its first byte
+            if sfi is None:
+                # the current file was lost with the session (at offset 0 too): select it again by reading
+                # its first byte
                 self._first_bytes(name, 1)
             return self._read_once(sfi, offset, min(length, SHORT_CHUNK), name)
 
