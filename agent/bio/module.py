@@ -383,14 +383,16 @@ class FingerprintModule:
 
         Everything, the feature extraction included, ends within ``timeout`` plus one slow command.
         """
-        self._deadline = time.monotonic() + timeout + self.profile.slow_timeout
+        outer = self._deadline  # a caller's deadline stays in force (the shorter one wins), and comes back after
+        deadline = time.monotonic() + timeout + self.profile.slow_timeout
+        self._deadline = deadline if outer is None else min(outer, deadline)
         try:
             if not self.wait_finger(cancel, timeout):
                 return False
             self.image_to_buffer(1)
             return True
         finally:
-            self._deadline = None
+            self._deadline = outer
 
     def verify_reference(self, reference: bytes, threshold: int, *, image: bool = False) -> MatchResult:
         """1:1 against a reference from the host: into buffer 2 (features, or an image converted on the module)."""
