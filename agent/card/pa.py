@@ -28,6 +28,7 @@ from agent.card.trust import (
     SignatureError,
     TrustStore,
     certificate_key,
+    signer_certificate,
     verify_crl,
     verify_issued_by,
     verify_signature,
@@ -80,22 +81,13 @@ def _signer_certificate(sod: Sod) -> tuple[cms.SignerInfo, x509.Certificate]:
     if len(infos) != 1:
         raise _Failed("sod", f"expected one signer, found {len(infos)}")
     info = infos[0]
-    sid = info["sid"]
-    certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"] if signed["certificates"] else []
-    for cert in certs:
-        if sid.name == "issuer_and_serial_number":
-            if cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native:
-                return info, _load_signer(cert.dump())
-        elif sid.chosen.native in (cert.key_identifier, cert.public_key.sha1):  # SKI extension, else RFC 5280 method 1
-            return info, _load_signer(cert.dump())
-    raise _Failed("signature", "the document signer certificate is not in EF.SOD")
-
-
-def _load_signer(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        cert = signer_certificate(signed, info)  # by issuer and serial, or key identifier (SKI, else RFC 5280 m. 1)
     except (ValueError, x509.InvalidVersion) as exc:
         raise _Failed("signature", f"the document signer certificate is malformed: {exc}") from None
+    if cert is None:
+        raise _Failed("signature", "the document signer certificate is not in EF.SOD")
+    return info, cert
 
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
