@@ -11,7 +11,6 @@ from outside even by mistake.
 from __future__ import annotations
 
 import http.server
-import ipaddress
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agent.config import is_loopback
 from agent.errors import GateAgentError
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class PageServer(http.server.ThreadingHTTPServer):
         self.font_dir = Path(font_dir)
         self.extra_get = extra_get
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
-        self.loopback = _is_loopback(bind)
+        self.loopback = is_loopback(bind)
         try:
             super().__init__((bind, port), handler or PageHandler)
         except OSError as exc:
@@ -140,20 +140,11 @@ class PageServer(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _host_is_loopback(header: str | None) -> bool:
     if not header:
         return False
     host = header.rsplit(":", 1)[0] if not header.endswith("]") else header
-    return _is_loopback(host.strip("[]"))
+    return is_loopback(host)
 
 
 class PageHandler(http.server.BaseHTTPRequestHandler):
