@@ -225,3 +225,8 @@ class Shown:
     provisional: bool = False
     #: who it is shown to: the patient's screen shows the given name and the masked ID number; no output logs it
     identity: Identity | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def gate_opens(self) -> bool:
+        """An admission opens the gate only once its event is stored (the relay, the kiosk and the desk agree)."""
+        return self.outcome in ("admitted", "admitted_provisional") and self.event_id is not None

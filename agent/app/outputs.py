@@ -162,7 +162,7 @@ class GpioOutput:
         self._set("red", False)
 
     def show(self, shown: Shown) -> None:
-        admitted = shown.outcome in ("admitted", "admitted_provisional") and shown.event_id is not None
+        admitted = shown.gate_opens
         self._set("green", admitted)
         self._set("red", not admitted)
         if admitted:

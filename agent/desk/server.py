@@ -374,7 +374,7 @@ class DeskHandler(PageHandler):
                     f"(was the card read?)</p>")  # fmt: skip
         else:
             title_vi, title_en, tone, _ = OUTCOMES.get(shown.outcome, OUTCOMES["refer_desk"])
-            if shown.outcome.startswith("admitted") and shown.event_id is None:
+            if shown.outcome.startswith("admitted") and not shown.gate_opens:
                 title_vi, title_en, tone, _ = OUTCOMES["refer_desk"]
             text = (f'<div class="result tone-{tone}" id="result" data-outcome="{_e(shown.outcome)}">'
                     f"<strong>{masked}: {_e(title_vi)}</strong> <span class=\"en\">{_e(title_en)}</span><br>"

@@ -75,7 +75,7 @@ class KioskOutput:
     def show(self, shown: Shown) -> None:
         identity = shown.identity
         screen = outcome_screen(
-            shown.outcome, shown.message_vi, shown.message_en, gate_opens=shown.event_id is not None,
+            shown.outcome, shown.message_vi, shown.message_en, gate_opens=shown.gate_opens,
             full_name=identity.full_name if identity else None, id_number=identity.id_number if identity else None,
         )  # fmt: skip
         with self._lock:
