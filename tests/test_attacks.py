@@ -35,6 +35,7 @@ from sim.card.pki import issuer_pki
 from sim.hub.enrol import Authority, enroll_terminal
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
+from sim.infra.net import wait_until
 from sim.infra.pcscd import Pcscd
 from sim.pki import make_pki
 from tests.daemon_harness import start_daemon, stop_daemon
@@ -46,12 +47,7 @@ CMD = f"gate/01001/{T}/cmd"
 
 
 def wait(predicate: Callable[[], object], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+    return wait_until(predicate, timeout)
 
 
 def attacker(broker: Mosquitto, client_id: str = "attacker") -> mqtt.Client:

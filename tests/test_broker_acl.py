@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,7 +20,7 @@ from agent.uplink.events import EventFactory, load_signing_key
 from agent.uplink.hubmsg import HighWaterMark, HubVerifier
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
-from sim.infra.net import free_port
+from sim.infra.net import free_port, wait_until
 from sim.pki import make_pki
 
 pytestmark = pytest.mark.broker
@@ -34,11 +35,8 @@ def broker_conf(pki: Path, port: int) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith(("persistence", "allow_anonymous")))
 
 
-def wait(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.05)
-    return bool(predicate())
+def wait(predicate: Callable[[], object], timeout: float = 15.0) -> bool:
+    return wait_until(predicate, timeout)
 
 
 def test_tls_acl_terminal_publishes_only_as_itself(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cbor2
@@ -23,6 +23,7 @@ from agent.uplink.events import EventFactory, load_signing_key, open_message
 from agent.uplink.hubmsg import HighWaterMark, HubVerifier
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
+from sim.infra.net import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -30,13 +31,8 @@ pytestmark = pytest.mark.broker
 HUB_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
-def wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+def wait(predicate: Callable[[], object], timeout: float = 20.0) -> bool:
+    return wait_until(predicate, timeout)
 
 
 class Terminal:

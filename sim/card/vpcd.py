@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 
 from sim.card.card import SimulatedCard
 
@@ -169,12 +168,3 @@ class VpcdPlug:
                     threading.Timer(self.reinsert_delay, self.insert).start()
                 return
             sock.sendall(len(answer).to_bytes(2, "big") + answer)
-
-
-def wait_until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return True
-        time.sleep(0.02)
-    return False

@@ -53,3 +53,14 @@ def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.0
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate()`` for up to ``timeout`` seconds; whether it came true (asked once more at the end)."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
