@@ -79,6 +79,9 @@ def test_acks_from_two_hub_workers_open_in_any_order(tmp_path: Path) -> None:
     assert _reason(verifier, signer.seal("gate-1", "ack", {}, 60, issued=NOW - 61), "ack") == "expired"
     forged = HubSigner(ed25519.Ed25519PrivateKey.generate(), "01001", clock=lambda: NOW)
     assert _reason(verifier, forged.seal("gate-1", "ack", {"ids": ["e3"]}), "ack") == "bad signature"
+    # replies too: two workers answer the terminal's queries with their own counters
+    assert verifier.open(other_worker.seal("gate-1", "reply", {"corr": b"q2"}, counter=3_000), "reply")["corr"] == b"q2"
+    assert verifier.open(signer.seal("gate-1", "reply", {"corr": b"q1"}, counter=1_500), "reply")["corr"] == b"q1"
     # commands keep their replay protection
     cmd = signer.seal("gate-1", "cmd", {"id": "c"})
     verifier.open(cmd, "cmd")

@@ -11,11 +11,13 @@ COSE envelope before the signature verifies):
    ``exp - iat`` of at most ``max_lifetime``;
 5. carry a counter above the terminal's high-water mark for that kind; the mark is
    written to disk (fsync) before the message is acted on, so a replay is refused
-   even after a restart.  Acks are the exception (``IDEMPOTENT``): an ack names event
-   ids the hub has stored, ids are UUIDs never reused, so a replayed ack can remove
-   nothing that is not stored; and several hub workers sharing one subscription sign
-   acks for the same terminal with their own counters, which arrive out of order.
-   Steps 1 to 4 still hold for them.
+   even after a restart.  Acks and replies are the exception (``IDEMPOTENT``): an ack
+   names event ids the hub has stored, ids are UUIDs never reused, so a replayed ack can
+   remove nothing that is not stored; a reply is matched to its query by the query's
+   random ``corr``, taken once, so a replayed reply finds no query waiting; and several
+   hub workers sharing one subscription sign for the same terminal with their own
+   counters, which arrive out of order (and a reply waits for no fsync on the network
+   thread while a patient waits for it).  Steps 1 to 4 still hold for them.
 
 Payload (``docs/mqtt.md``)::
 
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 KINDS = ("cmd", "ack", "reply")
 #: kinds whose replay is harmless, so no high-water mark is kept for them (see the module's docstring)
-IDEMPOTENT = frozenset({"ack"})
+IDEMPOTENT = frozenset({"ack", "reply"})
 FIELDS = frozenset({"v", "facility", "terminal", "kind", "ctr", "iat", "exp", "body"})
 MAX_MESSAGE = 8 * 1024 * 1024  # an eligibility snapshot of a large clinic fits
 MAX_DEPTH = 12
