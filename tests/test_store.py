@@ -296,3 +296,21 @@ def test_the_id_index_forgets_acknowledged_events(tmp_path: Path) -> None:
     queue.ack(list(range(1, 2991)))
     assert len(queue._id_keys) < 2 * len(queue) + 1024 + 1
     assert queue.seq_of("forget-2995") == 2996 and queue.seq_of("forget-5") is None
+
+
+def test_stats_name_the_oldest_pending_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across priorities and acknowledgements (the kiosk and the heartbeat ask every few seconds)."""
+    clock = [1_000.0]
+    monkeypatch.setattr(q.time, "time", lambda: clock[0])
+    queue = q.EventQueue(tmp_path / "queue")
+    first = queue.append("e1", b"one")  # made at 1000
+    clock[0] = 1_100.0
+    queue.demote_pending()  # backlog (priority 1)
+    queue.append("e2", b"two")  # live (priority 0), made at 1100
+    clock[0] = 1_200.0
+    assert queue.stats()["oldest_pending_age"] == 200.0  # the backlog's event is the oldest
+    queue.ack([first])
+    assert queue.stats()["oldest_pending_age"] == 100.0  # now the live one
+    queue.ack([first + 1])
+    assert queue.stats()["oldest_pending_age"] is None
+    queue.close()

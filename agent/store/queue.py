@@ -227,6 +227,7 @@ class EventQueue:
         self._segments: dict[int, int] = {}  # segment number -> records it holds that are still pending
         self._seg_min: dict[int, int] = {}  # segment number -> lowest sequence number written in it
         self._order: dict[int, list[int]] = {0: [], 1: []}  # per priority, ascending; acked ones skipped lazily
+        self._oldest: tuple[int, float] = (0, 0.0)  # stats(): the oldest pending event's number and time
         self.next_seq = 1
         self.stats_dropped_tail = 0
         self.stats_unreadable = 0
@@ -610,8 +611,13 @@ class EventQueue:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            first = min(self._pending, default=None)  # appended first, so the oldest (times are read back)
-            oldest = None if first is None else self._read(first, self._pending[first]).time
+            # the lowest pending number was appended first, so it is the oldest; found from the front of the
+            # per-priority order lists (not a scan of every pending event), its time read back once per number
+            fronts = (next((seq for seq in order if seq in self._pending), None) for order in self._order.values())
+            first = min((seq for seq in fronts if seq is not None), default=None)
+            if first is not None and self._oldest[0] != first:
+                self._oldest = (first, self._read(first, self._pending[first]).time)
+            oldest = None if first is None else self._oldest[1]
             size = sum(p.stat().st_size for p in self.dir.glob("*.log"))
             return {
                 "pending": len(self._pending),
