@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from agent.app import enrol  # noqa: E402
 from agent.config import parse_config  # noqa: E402
 from agent.uplink.hubmsg import HighWaterMark, HubSigner, HubVerifier  # noqa: E402
+from bench.measure import percentile  # noqa: E402
 from sim.card import shared_pki  # noqa: E402
 from sim.hub.enrol import Authority, enroll_terminal  # noqa: E402
 from sim.pki import make_pki  # noqa: E402
@@ -51,8 +52,7 @@ def per_message(work: Path, body: dict[str, object], n: int, durable: bool) -> t
         start = time.perf_counter()
         verifier.open(data, "cmd")
         times.append(time.perf_counter() - start)
-    times.sort()
-    return statistics.median(times) * 1000, times[int(len(times) * 0.99) - 1] * 1000, len(sealed[0])
+    return statistics.median(times) * 1000, percentile(times, 0.99) * 1000, len(sealed[0])
 
 
 def enrolment(work: Path, n: int) -> list[float]:

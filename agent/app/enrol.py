@@ -26,7 +26,6 @@ Files under the state directory (mode 0600 for private keys):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 import shutil
@@ -47,7 +46,7 @@ from agent.config import Config
 from agent.errors import GateAgentError
 from agent.store.files import load_or_create_private_key, public_pem, write_atomic
 from agent.uplink.events import load_signing_key
-from agent.uplink.hubmsg import HubKeyError, fingerprint, load_public_key
+from agent.uplink.hubmsg import HubKeyError, fingerprint, grouped_sha256, load_public_key
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +88,6 @@ class EnrolPaths:
             eac_dir=Path(eac),
             hub_pin=cfg.hub_key_path,
         )
-
-
-def _sha256(data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
 
 
 def _ec_key(path: Path, curve: ec.EllipticCurve, renew: bool) -> ec.EllipticCurvePrivateKey:
@@ -270,7 +264,7 @@ def install(cfg: Config, bundle: Path, *, repin: bool = False) -> dict[str, Any]
         "hub_key_fingerprint": fingerprint(hub_key),
         "hub_key_pinned": "new" if hub_changed else "unchanged",
         "ml_root": ml_root.subject.rfc4514_string(),
-        "ml_root_fingerprint": _sha256(ml_root.public_bytes(serialization.Encoding.DER)),
+        "ml_root_fingerprint": grouped_sha256(ml_root.public_bytes(serialization.Encoding.DER)),
         "ml_root_pinned": "new" if root_changed else "unchanged",
         "installed": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

@@ -89,10 +89,15 @@ def key_id(key: ed25519.Ed25519PublicKey) -> bytes:
     return hashlib.sha256(raw_public(key)).digest()[:8]
 
 
-def fingerprint(key: ed25519.Ed25519PublicKey) -> str:
-    """SHA-256 of the raw public key in groups of four hex digits, for an installer to compare by eye."""
-    digest = hashlib.sha256(raw_public(key)).hexdigest()
+def grouped_sha256(data: bytes) -> str:
+    """SHA-256 in groups of four hex digits, for an installer to compare by eye."""
+    digest = hashlib.sha256(data).hexdigest()
     return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
+
+
+def fingerprint(key: ed25519.Ed25519PublicKey) -> str:
+    """The grouped SHA-256 of the raw public key."""
+    return grouped_sha256(raw_public(key))
 
 
 def load_public_key(path: Path) -> ed25519.Ed25519PublicKey:

@@ -16,7 +16,6 @@ and registers ``<T>.pub`` in its keys directory.  Nothing private crosses.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from agent.card import tlv
 from agent.card.cvc import parse_public_key, public_key_of, verify_ta_signature
 from agent.card.errors import CardError
-from agent.uplink.hubmsg import fingerprint, public_pem
+from agent.uplink.hubmsg import fingerprint, grouped_sha256, public_pem
 from sim.card.eac import READ_DG3, READ_DG4, ROLE_IS, EacPki, eac_pki, make_cvc, seeded_key
 
 
@@ -140,12 +139,11 @@ def enroll_terminal(request_dir: Path, terminal: str, authority: Authority, keys
     keys_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(signing_file, keys_dir / f"{terminal}.pub")
     root_der = authority.ml_root.public_bytes(serialization.Encoding.DER)
-    digest = hashlib.sha256(root_der).hexdigest()
     return {
         "terminal": terminal,
         "out": str(out),
         "terminal_signing_key_fingerprint": fingerprint(signing),
         "hub_key_fingerprint": fingerprint(authority.hub_key.public_key()),
-        "ml_root_fingerprint": " ".join(digest[i : i + 4] for i in range(0, len(digest), 4)),
+        "ml_root_fingerprint": grouped_sha256(root_der),
         "eac_holder": holder,
     }
