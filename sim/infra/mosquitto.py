@@ -11,12 +11,11 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.infra.net import free_port, wait_for
+from sim.infra.net import free_port, tcp_accepts, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +77,7 @@ class Mosquitto:
         def up() -> bool:
             if proc.poll() is not None:
                 raise BrokerError(f"mosquitto exited with status {proc.returncode}; see {self.workdir}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
+            return tcp_accepts(self.port)
 
         wait_for(up, timeout, f"mosquitto on port {self.port}")
         log.info("mosquitto pid %d on 127.0.0.1:%d", proc.pid, self.port)

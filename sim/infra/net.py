@@ -45,6 +45,15 @@ def tcp_listening(port: int) -> bool:
     return False
 
 
+def tcp_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    """A connection to ``host:port`` is accepted right now (the listener is up and serving, not just bound)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.02) -> None:
     """Poll ``predicate()`` until it is true or raise ``TimeoutError`` naming ``what``."""
     assert callable(predicate)

@@ -29,13 +29,12 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.infra.net import free_port, wait_for
+from sim.infra.net import free_port, tcp_accepts, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +69,7 @@ class RabbitNode:
 
     def mqtt_ready(self) -> bool:
         """The MQTT listener accepts connections (it opens only after the node has booted its plugins)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+        return tcp_accepts(self.mqtt_port)
 
 
 @dataclass
@@ -167,11 +162,7 @@ class RabbitCluster:
         def up() -> bool:
             if epmd.poll() is not None:
                 raise RabbitError(f"epmd exited with status {epmd.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.epmd_port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
+            return tcp_accepts(self.epmd_port)
 
         wait_for(up, 10, f"epmd on port {self.epmd_port}")
 
