@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.bio.module import FingerprintModule
+from agent.profiles import ModuleProfile
 from agent.transport.base import CardTransport
 from agent.transport.pcsc import PcscTransport
 from sim.card import InProcessReader, SimulatedCard
+from sim.finger.module import PtyModule, SimModule
 from sim.infra import pcscd as pcscd_infra
 from sim.infra.mosquitto import Mosquitto, start_mosquitto
 from tests.card_fixtures import Serve, pcscd_card
@@ -75,3 +78,15 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def module(tmp_path: Path) -> Iterator[tuple[SimModule, FingerprintModule]]:
+    """The simulated fingerprint module on a real pty, and the agent's driver, handshaken."""
+    sim = SimModule(speed=0)
+    served = PtyModule(sim, tmp_path / "finger").start()
+    driver = FingerprintModule.open(str(tmp_path / "finger"), ModuleProfile(command_timeout=0.5, slow_timeout=1.0))
+    driver.handshake()
+    yield sim, driver
+    driver.close()
+    served.stop()

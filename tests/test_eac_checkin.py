@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,26 +25,14 @@ from agent.app.ports import CardInserted, KeysEntered
 from agent.bio.module import FingerprintModule
 from agent.config import Config, load_config
 from agent.model import FingerStatus, InsuranceRecord
-from agent.profiles import ModuleProfile
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
-from sim.finger.module import PtyModule, SimModule
+from sim.finger.module import SimModule
 from tests.card_fixtures import keys_of
 from tests.flow_fakes import MemorySink
 
 NOW = dt.datetime.now(dt.UTC)
 FAST = FlowTimeouts(keys=0.3, card=0.3, read=5, finger=5, outcome=0.1, card_removal=0.3)
-
-
-@pytest.fixture
-def module(tmp_path: Path) -> Iterator[tuple[SimModule, FingerprintModule]]:
-    sim = SimModule(speed=0)
-    served = PtyModule(sim, tmp_path / "finger").start()
-    driver = FingerprintModule.open(str(tmp_path / "finger"), ModuleProfile(command_timeout=0.5, slow_timeout=1.0))
-    driver.handshake()
-    yield sim, driver
-    driver.close()
-    served.stop()
 
 
 def eac_flow(card: SimulatedCard, finger: ModuleFinger, tmp_path: Path, credentials: Path | None,

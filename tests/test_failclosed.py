@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,10 @@ from agent.model import (
     FingerStatus,
     InsuranceRecord,
 )
-from agent.profiles import ModuleProfile
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
 from sim.card import eac_chip as sim_eac_chip
-from sim.finger.module import PtyModule, SimModule
+from sim.finger.module import SimModule
 from sim.infra.pcscd import Pcscd
 from tests.card_fixtures import keys_of, pcscd_card
 from tests.flow_fakes import PERSON, FakeFinger, FakeReader, MemorySink
@@ -283,17 +282,6 @@ def test_relaxations_name_every_fail_closed_key_relaxed() -> None:
     assert len(warnings) == 2
     assert any(w.startswith("policy.finger_required_not_checked = 'admit'") for w in warnings)
     assert any(w.startswith("policy.clone_suspected = 'admit_provisional'") for w in warnings)
-
-
-@pytest.fixture
-def module(tmp_path: Path) -> Iterator[tuple[SimModule, FingerprintModule]]:
-    sim = SimModule(speed=0)
-    served = PtyModule(sim, tmp_path / "finger").start()
-    driver = FingerprintModule.open(str(tmp_path / "finger"), ModuleProfile(command_timeout=0.5, slow_timeout=1.0))
-    driver.handshake()
-    yield sim, driver
-    driver.close()
-    served.stop()
 
 
 def _eac_flow(card: SimulatedCard, finger: ModuleFinger, tmp_path: Path, credentials: Path | None,
