@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from agent.config import uplink_config  # noqa: E402
 from agent.store import queue as q  # noqa: E402
 from agent.uplink.client import set_nodelay  # noqa: E402
 from agent.uplink.events import EventFactory, load_signing_key  # noqa: E402
@@ -101,16 +100,14 @@ def raw_paho_rate(port: int, n: int, payload: bytes, inflight: int) -> tuple[flo
 
 def agent_main(args: argparse.Namespace) -> int:
     """The terminal's side alone: open the queue, drain it through the uplink, make live events meanwhile."""
-    from agent.uplink.client import Uplink
-    from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
+    from agent.uplink.hubmsg import load_public_key
+    from sim.fleet import terminal_uplink
 
     work = Path(args.work)
     queue = q.EventQueue(work / args.queue_dir, capacity=args.capacity)
     factory = EventFactory(FACILITY, TERMINAL, load_signing_key(work / "terminal.key"))
     table = {"broker_urls": [args.broker], "rate": 1e9, "inflight": args.inflight, "allow_plaintext": True}
-    config = uplink_config(table, FACILITY, TERMINAL)
-    verifier = HubVerifier(load_public_key(work / "hub.pub"), FACILITY, TERMINAL, HighWaterMark(work / "hub-ctr"))
-    uplink = Uplink(config, queue, verifier=verifier, batch_sealer=factory.seal_batch)
+    uplink = terminal_uplink(queue, factory, load_public_key(work / "hub.pub"), work / "hub-ctr", table)
     made: dict[int, float] = {}
     latency: list[tuple[str, float]] = []
     phase = ["drain"]

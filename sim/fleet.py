@@ -49,6 +49,16 @@ class TimedQueue(EventQueue):
         return done
 
 
+def terminal_uplink(queue: EventQueue, factory: EventFactory, hub_key: ed25519.Ed25519PublicKey, counter: Path,
+                    table: dict[str, Any]) -> Uplink:
+    """A terminal's uplink as the daemon wires it (``agent.app.wiring``): the ``[uplink]`` table through the
+    config schema, hub messages verified against ``hub_key`` with a durable counter in ``counter``, backlog
+    events sent in batches signed by ``factory``.  For simulated terminals, load generators and benches."""
+    verifier = HubVerifier(hub_key, factory.facility, factory.terminal, HighWaterMark(counter))
+    config = uplink_config(table, factory.facility, factory.terminal)
+    return Uplink(config, queue, verifier=verifier, batch_sealer=factory.seal_batch)
+
+
 class FleetTerminal:
     def __init__(
         self,
@@ -67,9 +77,7 @@ class FleetTerminal:
         self.queue = TimedQueue(self.dir / "queue")
         table: dict[str, Any] = {"broker_urls": list(broker_urls), "allow_plaintext": True, "backoff_min": 0.2,
                                  "backoff_max": 2.0, **uplink}  # fmt: skip
-        verifier = HubVerifier(hub_key, facility, name, HighWaterMark(self.dir / "hub-counter.json"))
-        self.uplink = Uplink(uplink_config(table, facility, name), self.queue, verifier=verifier,
-                             batch_sealer=self.factory.seal_batch)
+        self.uplink = terminal_uplink(self.queue, self.factory, hub_key, self.dir / "hub-counter.json", table)
         self.ids: list[str] = []
         self._lock = threading.Lock()
 

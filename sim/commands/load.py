@@ -29,20 +29,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.config import uplink_config
     from agent.store.queue import EventQueue
-    from agent.uplink.client import Uplink
     from agent.uplink.events import EventFactory, load_signing_key
-    from agent.uplink.hubmsg import HighWaterMark, HubVerifier, load_public_key
+    from agent.uplink.hubmsg import load_public_key
+    from sim.fleet import terminal_uplink
 
     args.state.mkdir(parents=True, exist_ok=True)
     factory = EventFactory(args.facility, args.terminal, load_signing_key(args.state / "terminal.key"))
     queue = EventQueue(args.state / "queue", capacity=max(100_000, args.events))
-    config = uplink_config({"broker_urls": args.broker, "backoff_min": 0.2, "backoff_max": 2.0,
-                            "allow_plaintext": True}, args.facility, args.terminal)  # fmt: skip
+    table = {"broker_urls": args.broker, "backoff_min": 0.2, "backoff_max": 2.0, "allow_plaintext": True}
     hub_key = load_public_key(args.hub_key or args.state / "hub.pub")
-    verifier = HubVerifier(hub_key, args.facility, args.terminal, HighWaterMark(args.state / "hub-counter.json"))
-    uplink = Uplink(config, queue, verifier=verifier, batch_sealer=factory.seal_batch)
+    uplink = terminal_uplink(queue, factory, hub_key, args.state / "hub-counter.json", table)
     uplink.start()
     made = queue.next_seq - 1  # the sequence number is persistent: it counts what was made before a kill
     start = time.monotonic()
