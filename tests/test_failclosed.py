@@ -1,9 +1,9 @@
 """A gate that cannot be talked into "admitted": downgrade rules, hostile chips, the finger rule, the catch-all.
 
-The chips are the simulated card (in-process, and below through pcscd + vpcd), altered the way an
-attacker would alter a copy: files hidden, an unknown signature trailer, no EF.CardAccess.  Hostile
-behaviour the simulator does not model (endless chaining, a slow chip) sits in a thin transport
-wrapper around the simulated card.
+The chips are the simulator's registered card variants (``sim.card.variants``: files hidden, an
+unknown signature trailer, no EF.CardAccess, no SFI, endless chaining), in-process and below through
+pcscd + vpcd.  What no variant models (a slow chip, an oversize file on a plain reader) sits in a thin
+transport wrapper around the simulated card, which also counts what the reader sends.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from agent.model import (
 )
 from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
-from sim.card import eac_chip as sim_eac_chip
 from sim.finger.module import SimModule
 from sim.infra.pcscd import Pcscd
 from tests.card_fixtures import keys_of, pcscd_card
@@ -62,13 +61,6 @@ ALL = ["com", "dg1", "dg13", "dg14", "dg15", "dg3"]
 def trust_of(card: SimulatedCard, tmp_path: Path) -> TrustStore:
     card.write_trust(str(tmp_path / "trust"))
     return TrustStore.from_directory(tmp_path / "trust")
-
-
-def hide(card: SimulatedCard, *names: str) -> SimulatedCard:
-    """What a copy of a genuine card's signed files on a blank chip does: answer "file not found"."""
-    for name in names:
-        card.chip.files.pop(name)
-    return card
 
 
 class Wrapped:
@@ -95,7 +87,7 @@ class Wrapped:
 
 
 def test_a_clone_hiding_dg14_and_dg15_is_a_suspected_clone(tmp_path: Path) -> None:
-    card = hide(build_card("cccd", seed=201), "dg14", "dg15")
+    card = build_card("cccd", seed=201, variant="clone-hiding-dg14-dg15")
     r = read_document(InProcessReader(card), keys_of(card), ["dg1", "dg13"], trust=trust_of(card, tmp_path))
     # the copied signed files are genuine: Passive Authentication passes, and the SOD still lists DG14/DG15
     assert r.passive_auth is not None and r.passive_auth.valid
@@ -115,11 +107,8 @@ def test_listed_dg14_and_dg15_are_read_even_when_not_asked_for(tmp_path: Path) -
     assert r.rules == [] and r.failures() == []
 
 
-def test_an_unknown_aa_trailer_fails_when_the_sod_covers_dg15(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    card = build_card("cccd", seed=203, aa_algorithm="rsa", aa_hash="sha256")
-    monkeypatch.setitem(sim_eac_chip.TRAILER_IDS, "sha256", 0x37)  # a hash identifier no reader knows
+def test_an_unknown_aa_trailer_fails_when_the_sod_covers_dg15(tmp_path: Path) -> None:
+    card = build_card("cccd", seed=203, variant="aa-unknown-trailer")  # a hash identifier no reader knows
     r = read_document(InProcessReader(card), keys_of(card), ["dg1", "dg15"], trust=trust_of(card, tmp_path))
     assert r.active_auth is not None and r.active_auth.valid is False, r.active_auth
     assert "9796-2 trailer" in r.active_auth.detail and "required by EF.SOD" in r.active_auth.detail
@@ -128,7 +117,7 @@ def test_an_unknown_aa_trailer_fails_when_the_sod_covers_dg15(
 
 
 def test_pace_in_dg14_without_ef_cardaccess_is_flagged(tmp_path: Path) -> None:
-    card = hide(build_card("cccd", seed=204), "cardaccess")
+    card = build_card("cccd", seed=204, variant="cardaccess-missing")
     r = read_document(InProcessReader(card), keys_of(card), ["dg1"], trust=trust_of(card, tmp_path))
     assert r.access == "BAC"  # PACE avoided
     assert [hit.rule for hit in r.rules] == ["CARD_ACCESS_MISSING"]
@@ -171,15 +160,7 @@ def test_every_rule_has_a_finding_or_counts_as_a_clone() -> None:
 
 
 def test_a_chip_without_sfi_support_is_read_by_select(tmp_path: Path) -> None:
-    card = build_card("cccd", seed=206)
-    original = card.chip._read_binary
-
-    def no_sfi(cmd: object) -> tuple[bytes, int]:
-        if cmd.p1 & 0x80:  # type: ignore[attr-defined]
-            return b"", 0x6A86  # wrong P1-P2: this chip has no short file identifiers
-        return original(cmd)
-
-    card.chip._read_binary = no_sfi  # type: ignore[method-assign]
+    card = build_card("cccd", seed=206, variant="no-sfi")  # READ BINARY by SFI answers 6A86
     r = read_document(InProcessReader(card), keys_of(card), ["dg1", "dg11", "dg13"], trust=trust_of(card, tmp_path))
     assert r.passive_auth is not None and r.passive_auth.valid, r.passive_auth
     assert r.missing == ["dg11"]  # a missing file told apart from the refused SFI read
@@ -188,14 +169,8 @@ def test_a_chip_without_sfi_support_is_read_by_select(tmp_path: Path) -> None:
 
 
 def test_endless_response_chaining_is_bounded() -> None:
-    card = build_card("cccd", seed=207)
-
-    def chaining(apdu: bytes, real: Callable[[bytes], bytes]) -> bytes:
-        if apdu[1] == 0xC0 or apdu[1:4] == b"\xa4\x02\x0c":  # GET RESPONSE, or SELECT EF.CardAccess
-            return b"\x00" * 250 + b"\x61\x00"
-        return real(apdu)
-
-    transport = Wrapped(card, chaining)
+    card = build_card("cccd", seed=207, variant="hostile-chaining")
+    transport = Wrapped(card, lambda apdu, real: real(apdu))  # counts what the reader sends
     start = time.monotonic()
     with pytest.raises(ChainingError):
         read_document(transport, keys_of(card), ["dg1"])
@@ -337,7 +312,7 @@ def test_a_clone_hiding_dg14_dg15_is_refused_at_the_gate(
     module: tuple[SimModule, FingerprintModule], tmp_path: Path
 ) -> None:
     sim, driver = module
-    card = hide(build_card("cccd", seed=214), "dg14", "dg15")
+    card = build_card("cccd", seed=214, variant="clone-hiding-dg14-dg15")
     flow, out, sink = _eac_flow(card, ModuleFinger(driver, 50), tmp_path, None, files=["dg1", "dg13"])
     sim.place(sim_eac.finger_identity(card.person.id_number))
     check_in(flow, card)
@@ -440,28 +415,6 @@ def _read_cli(pcscd: Pcscd, *args: str) -> tuple[int, dict[str, Any], str]:
 def _id_keys(card: SimulatedCard) -> list[str]:
     p = card.person
     return ["--id-number", p.id_number, "--birth", p.birth.strftime("%d%m%Y"), "--issued", p.issued.strftime("%d%m%Y")]
-
-
-@pytest.mark.pcscd
-def test_read_exits_1_and_names_the_rule_for_a_clone_hiding_dg14_dg15(pcscd: Pcscd, tmp_path: Path) -> None:
-    card = hide(build_card("cccd", seed=220), "dg14", "dg15")
-    card.write_trust(str(tmp_path / "trust"))
-    with pcscd_card(pcscd, card):
-        code, out, err = _read_cli(pcscd, *_id_keys(card), "--trust", str(tmp_path / "trust"))
-    assert code == 1, err
-    assert out["passive_auth"]["valid"] is True  # the copied files are genuine
-    assert [hit["rule"] for hit in out["rules"]] == ["DG14_WITHHELD", "DG15_WITHHELD"]
-    assert out["failures"] == ["DG14_WITHHELD", "DG15_WITHHELD"] and "dg14" in out["listed"]
-
-
-@pytest.mark.pcscd
-def test_read_exits_1_for_an_unknown_aa_trailer(pcscd: Pcscd, monkeypatch: pytest.MonkeyPatch) -> None:
-    card = build_card("cccd", seed=221, aa_algorithm="rsa")
-    monkeypatch.setitem(sim_eac_chip.TRAILER_IDS, "sha256", 0x37)
-    with pcscd_card(pcscd, card):
-        code, out, err = _read_cli(pcscd, "--can", str(card.keys["can"]))
-    assert code == 1, err
-    assert out["active_auth"]["valid"] is False and "AA_REQUIRED" in out["failures"]
 
 
 @pytest.mark.pcscd

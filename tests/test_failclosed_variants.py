@@ -104,3 +104,8 @@ def test_gate_agent_read_exit_code_for_each_adversarial_card(name: str, pcscd: P
         assert [hit["rule"] for hit in out["rules"]] == rules[name], out
     if name == "no-sfi":
         assert out["passive_auth"]["valid"] is True and out["chip_auth"]["valid"] is True
+    if name == "clone-hiding-dg14-dg15":  # the copied files are genuine; what the chip withholds names the copy
+        assert out["passive_auth"]["valid"] is True and "dg14" in out["listed"]
+        assert out["failures"] == ["DG14_WITHHELD", "DG15_WITHHELD"]
+    if name == "aa-unknown-trailer":
+        assert out["active_auth"]["valid"] is False and "AA_REQUIRED" in out["failures"]
