@@ -201,7 +201,8 @@ def _read_document(
         if name in ("dg3", "sod", "com"):
             continue  # DG3 after Terminal Authentication; EF.SOD and EF.COM are read
         _read_into(session, result, name)
-    authenticity(session, result, terminal, needs_ta)
+    infos = _infos(result)  # DG14, parsed once for both the authentication and the downgrade rules
+    authenticity(session, result, terminal, needs_ta, infos)
     for name, parse in _PARSERS.items():
         if name in result.files:
             try:
@@ -216,7 +217,7 @@ def _read_document(
     else:
         result.passive_auth = PaResult(False, "sod", "the chip has no EF.SOD")
     _distrust_unauthenticated_keys(result)
-    downgrade_rules(session, result)
+    downgrade_rules(session, result, infos)
     if deadline is not None and time.monotonic() > deadline:
         raise ReadDeadlineError("the chip read passed its deadline")
     counters = session.channel.counters
@@ -261,7 +262,7 @@ def _listed(result: ReadResult) -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda n: int(n[2:]) if n[2:].isdigit() else 0))
 
 
-def downgrade_rules(session: ChipSession, result: ReadResult) -> None:
+def downgrade_rules(session: ChipSession, result: ReadResult, infos: SecurityInfos | None) -> None:
     """Every check a listed data group makes mandatory: what could not be made fails (see the module docstring)."""
     listed = set(result.listed)
     for name, rule in (("dg14", "DG14_WITHHELD"), ("dg15", "DG15_WITHHELD")):
@@ -288,7 +289,6 @@ def downgrade_rules(session: ChipSession, result: ReadResult) -> None:
                     ca_result.failed_step if ca_result is not None and ca_result.failed_step else "required",
                     f"required by EF.SOD (DG14) and not judged: {why}",
                     ca_result.algorithm if ca_result else None)  # fmt: skip
-    infos = _infos(result)
     if infos is not None and infos.pace and session.card_access is None:
         result.rules.append(RuleHit("CARD_ACCESS_MISSING",
                                     "DG14 announces PACE but the chip has no readable EF.CardAccess"))  # fmt: skip
@@ -304,14 +304,14 @@ def _infos(result: ReadResult) -> SecurityInfos | None:
         return None
 
 
-def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCredentials | None, dg3: bool) -> None:
+def authenticity(session: ChipSession, result: ReadResult, terminal: TerminalCredentials | None, dg3: bool,
+                 infos: SecurityInfos | None) -> None:  # fmt: skip
     """Active, Chip and (for DG3) Terminal Authentication, each judged on its own.
 
     A chip that announces Chip Authentication and fails it, or whose DG15 key does not
     sign our challenge, is not the chip the state issued: the result says so.  Whether
     DG14 and DG15 themselves are genuine is Passive Authentication's verdict.
     """
-    infos = _infos(result)
     if "dg15" in result.files:
         result.active_auth = active_authentication(session.send, result.files["dg15"], infos)
         if result.active_auth.valid is False and (session.sm is None or session.sm.broken):
