@@ -20,13 +20,12 @@ from agent.model import (
     EligibilitySource,
     FingerFacts,
     FingerStatus,
-    Identity,
     InsuranceRecord,
 )
 from agent.uplink import cose, events
+from tests.flow_fakes import PERSON
 
 SCHEMA = pycddl.Schema((Path(__file__).resolve().parent.parent / "docs" / "events.cddl").read_text())
-PERSON = Identity("001090012345", "Nguyễn Văn An", dt.date(1990, 5, 17), "M")
 RECORD = InsuranceRecord("001090012345", "HS4010123456789", dt.date(2026, 1, 1), dt.date(2026, 12, 31), "01001", 4,
                          "pupils", "Nguyen Van An", dt.date(1990, 5, 17), "M")  # fmt: skip
 

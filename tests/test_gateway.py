@@ -20,13 +20,12 @@ from agent.model import (
     EligibilitySource,
     FingerFacts,
     FingerStatus,
-    Identity,
     InsuranceRecord,
 )
 from sim.hub.gateway import ALL_CODES, GatewaySim, card_code
+from tests.flow_fakes import PERSON
 
 TODAY = dt.date(2026, 11, 30)
-PERSON = Identity("001090012345", "Nguyễn Văn An", dt.date(1990, 5, 17), "M")
 RECORD = {
     "id_number": PERSON.id_number, "card_number": "GD4010123456789", "valid_from": "2026-01-01",
     "valid_to": "2026-12-31", "facility_code": "01001", "benefit_level": 4, "category": "other",

@@ -17,12 +17,11 @@ from agent.model import (
     EligibilitySource,
     FingerFacts,
     FingerStatus,
-    Identity,
     InsuranceRecord,
 )
+from tests.flow_fakes import PERSON
 
 TODAY = dt.date(2026, 11, 24)
-PERSON = Identity("001090012345", "Nguyễn Văn An", dt.date(1990, 5, 17), "M")
 RECORD = InsuranceRecord(
     "001090012345",
     "DN4010112345678",
