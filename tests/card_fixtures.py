@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
 
 from agent.card.keys import AccessKeys, MrzKey
+from agent.card.trust import TrustStore
 from agent.transport import pcsc
 from agent.transport.base import CardTransport
 from sim.card import SimulatedCard
@@ -39,3 +46,25 @@ Opener = Callable[[SimulatedCard], CardTransport]
 
 #: puts a card on a reader and yields the agent's transport to it (the ``serve`` fixture in conftest)
 Serve = Callable[[SimulatedCard], AbstractContextManager[CardTransport]]
+
+
+def trust_of(card: SimulatedCard, tmp_path: Path) -> TrustStore:
+    """The card issuer's trust anchors, written under ``tmp_path/trust`` and loaded as the gate loads them."""
+    card.write_trust(str(tmp_path / "trust"))
+    return TrustStore.from_directory(tmp_path / "trust")
+
+
+def id_keys(card: SimulatedCard) -> list[str]:
+    """``gate-agent read`` options for the card holder's ID number, birth and issue dates (the CCCD's PACE key)."""
+    p = card.person
+    return ["--id-number", p.id_number, "--birth", p.birth.strftime("%d%m%Y"), "--issued", p.issued.strftime("%d%m%Y")]
+
+
+def read_cli(pcscd: Pcscd, *args: str) -> tuple[int, dict[str, Any], str]:
+    """``gate-agent read --json`` on the private pcscd's reader: exit code, the one JSON document it printed, stderr."""
+    res = subprocess.run([sys.executable, "-m", "agent", "read", "--reader", pcscd.reader_names[0][:8], *args,
+                          "--json"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **pcscd.env})  # fmt: skip
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1, (res.stdout, res.stderr)
+    return res.returncode, json.loads(lines[0]), res.stderr

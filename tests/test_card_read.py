@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,14 +13,9 @@ from agent.card.errors import AccessDenied, CardError
 from agent.card.read import read_document
 from agent.card.trust import TrustStore
 from agent.errors import CardRemovedError
-from sim.card import InProcessReader, SimulatedCard, build_card
+from sim.card import InProcessReader, build_card
 from sim.infra.pcscd import Pcscd
-from tests.card_fixtures import Serve, keys_of, pcscd_card
-
-
-def trust_of(card: SimulatedCard, tmp_path: Path) -> TrustStore:
-    card.write_trust(str(tmp_path / "trust"))
-    return TrustStore.from_directory(tmp_path / "trust")
+from tests.card_fixtures import Serve, id_keys, keys_of, pcscd_card, read_cli, trust_of
 
 
 def test_cccd_full_read_with_pace_and_passive_auth(serve: Serve, tmp_path: Path) -> None:
@@ -126,19 +120,12 @@ def test_master_list_alone_is_enough_trust(tmp_path: Path) -> None:
 def test_gate_agent_read_json(pcscd: Pcscd, tmp_path: Path) -> None:
     card = build_card("cccd", seed=22)
     card.write_trust(str(tmp_path / "trust"))
-    p = card.person
     with pcscd_card(pcscd, card):
-        res = subprocess.run(
-            [sys.executable, "-m", "agent", "read", "--reader", pcscd.reader_names[0][:8], "--id-number", p.id_number,
-             "--birth", p.birth.strftime("%d%m%Y"), "--issued", p.issued.strftime("%d%m%Y"),
-             "--trust", str(tmp_path / "trust"), "--json"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, **pcscd.env},
-        )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout)
+        code, out, err = read_cli(pcscd, *id_keys(card), "--trust", str(tmp_path / "trust"))
+    assert code == 0, err
     assert out["access"] == "PACE" and out["passive_auth"]["valid"] is True
     assert set(out["dg1"]) >= {"document_number", "surname", "given_names", "nationality", "birth", "expiry", "sex"}
-    assert out["dg13"]["full_name"] == p.full_name and out["apdus"] > 0 and out["seconds"] > 0
+    assert out["dg13"]["full_name"] == card.person.full_name and out["apdus"] > 0 and out["seconds"] > 0
 
 
 @pytest.mark.pcscd

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,7 +32,6 @@ from agent.card import tlv
 from agent.card.errors import CardError, ChainingError, FileTooLarge, ReadDeadlineError
 from agent.card.read import RULES, read_document
 from agent.card.session import ChipSession
-from agent.card.trust import TrustStore
 from agent.model import (
     CLONE_RULES,
     Assurance,
@@ -49,18 +47,13 @@ from sim.card import InProcessReader, SimulatedCard, build_card
 from sim.card import eac as sim_eac
 from sim.finger.module import SimModule
 from sim.infra.pcscd import Pcscd
-from tests.card_fixtures import keys_of, pcscd_card
+from tests.card_fixtures import keys_of, pcscd_card, read_cli, trust_of
 from tests.flow_fakes import PERSON, FakeFinger, FakeReader, MemorySink
 from tests.test_eac_checkin import check_in, eac_flow
 
 NOW = dt.datetime.now(dt.UTC)
 FAST = FlowTimeouts(keys=0.3, card=0.3, read=5, finger=1.0, outcome=0.1, card_removal=0.3)
 ALL = ["com", "dg1", "dg13", "dg14", "dg15", "dg3"]
-
-
-def trust_of(card: SimulatedCard, tmp_path: Path) -> TrustStore:
-    card.write_trust(str(tmp_path / "trust"))
-    return TrustStore.from_directory(tmp_path / "trust")
 
 
 class Wrapped:
@@ -403,25 +396,11 @@ def keys_of_fake() -> object:
 # --- gate-agent read: exit codes and --json through pcscd + vpcd ---------------------------------------------
 
 
-def _read_cli(pcscd: Pcscd, *args: str) -> tuple[int, dict[str, Any], str]:
-    res = subprocess.run([sys.executable, "-m", "agent", "read", "--reader", pcscd.reader_names[0][:8], *args,
-                          "--json"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, **pcscd.env})  # fmt: skip
-    lines = res.stdout.strip().splitlines()
-    assert len(lines) == 1, (res.stdout, res.stderr)
-    return res.returncode, json.loads(lines[0]), res.stderr
-
-
-def _id_keys(card: SimulatedCard) -> list[str]:
-    p = card.person
-    return ["--id-number", p.id_number, "--birth", p.birth.strftime("%d%m%Y"), "--issued", p.issued.strftime("%d%m%Y")]
-
-
 @pytest.mark.pcscd
 def test_read_of_a_genuine_card_without_trust_exits_0(pcscd: Pcscd) -> None:
     card = build_card("cccd", seed=222)
     with pcscd_card(pcscd, card):
-        code, out, err = _read_cli(pcscd, "--can", str(card.keys["can"]))
+        code, out, err = read_cli(pcscd, "--can", str(card.keys["can"]))
     assert code == 0, err
     assert out["passive_auth"]["valid"] is None and out["rules"] == [] and out["failures"] == []
 
@@ -430,7 +409,7 @@ def test_read_of_a_genuine_card_without_trust_exits_0(pcscd: Pcscd) -> None:
 def test_read_wrong_keys_exit_2_with_a_json_error(pcscd: Pcscd) -> None:
     card = build_card("cccd", seed=223)
     with pcscd_card(pcscd, card):
-        code, out, _ = _read_cli(pcscd, "--can", "000000", "--doc-number", "X00000000", "--birth", "900101",
+        code, out, _ = read_cli(pcscd, "--can", "000000", "--doc-number", "X00000000", "--birth", "900101",
                                  "--expiry", "300101")  # fmt: skip
     assert code == 2
     assert out["error"]["type"] == "AccessDenied" and out["error"]["exit"] == 2
@@ -441,7 +420,7 @@ def test_read_card_error_exits_3_with_a_json_error(pcscd: Pcscd) -> None:
     card = build_card("cccd", seed=224)
     card.chip.files["dg13"] = tlv.encode(0x6D, b"\x00" * 70_000)
     with pcscd_card(pcscd, card):
-        code, out, _ = _read_cli(pcscd, "--can", str(card.keys["can"]), "--files", "dg1,dg13")
+        code, out, _ = read_cli(pcscd, "--can", str(card.keys["can"]), "--files", "dg1,dg13")
     assert code == 3
     assert out["error"]["type"] == "FileTooLarge" and out["error"]["exit"] == 3
 

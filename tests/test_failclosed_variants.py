@@ -6,10 +6,6 @@ adversarial variants: exit 1 for a failed or skipped-but-required check, 3 for a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +20,7 @@ from agent.model import ChipFacts
 from sim.card import REGISTRY, build_card
 from sim.card.variants import ACCEPTED, CLONE_SUSPECTED, PASSIVE_AUTH_FAILED, READ_ERROR
 from sim.infra.pcscd import Pcscd
-from tests.card_fixtures import Serve, keys_of, pcscd_card
+from tests.card_fixtures import Serve, id_keys, keys_of, pcscd_card, read_cli
 
 FILES = ["com", "dg1", "dg13"]  # the gate's files; EF.SOD makes it read DG14 and DG15 as well
 ADVERSARIAL = ["clone-hiding-dg14-dg15", "no-sfi", "hostile-chaining", "hostile-oversize", "aa-unknown-trailer",
@@ -82,18 +78,11 @@ def findings_of(result: object) -> list[Finding]:
 def test_gate_agent_read_exit_code_for_each_adversarial_card(name: str, pcscd: Pcscd, tmp_path: Path) -> None:
     card = build_card("cccd", seed=401, variant=name)
     card.write_trust(str(tmp_path / "trust"))
-    p = card.person
     with pcscd_card(pcscd, card):
-        res = subprocess.run(
-            [sys.executable, "-m", "agent", "read", "--reader", pcscd.reader_names[0][:8], "--id-number", p.id_number,
-             "--birth", p.birth.strftime("%d%m%Y"), "--issued", p.issued.strftime("%d%m%Y"),
-             "--trust", str(tmp_path / "trust"), "--json"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, **pcscd.env},
-        )  # fmt: skip
-    out = json.loads(res.stdout)
+        code, out, err = read_cli(pcscd, *id_keys(card), "--trust", str(tmp_path / "trust"))
     conclusion = REGISTRY[name].conclusion
     expected = {ACCEPTED: 0, CLONE_SUSPECTED: 1, PASSIVE_AUTH_FAILED: 1, READ_ERROR: 3}[conclusion]
-    assert res.returncode == expected, (name, res.stdout, res.stderr[-2000:])
+    assert code == expected, (name, out, err[-2000:])
     if expected == 1:
         assert out["failures"], out
     if expected == 3:
