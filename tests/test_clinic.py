@@ -22,11 +22,7 @@ def test_clinic_with_faults(tmp_path: Path) -> None:
               vneid_wrong_level=0, vneid_offline=0)
     faults = parse_clinic_faults("broker-down=3@4,power-cut@9,card-pull=0.15")
     clinic = Clinic(2, 24, tmp_path, seed=8, faults=faults, progress=False, mix=mix)
-    try:
-        clinic.setup()
-        summary = clinic.run()
-    finally:
-        codes = clinic.teardown()
+    summary, codes = clinic.run_once()
     assert set(codes.values()) == {0}  # SIGTERM: each daemon finished and flushed
     kinds = {Kind.TAMPERED, Kind.CLONED, Kind.BORROWED_CARD, Kind.CHILD_NO_CARD, Kind.INSURED}
     assert {k.value for k in kinds} <= set(summary["kinds"])
@@ -53,11 +49,7 @@ def test_clinic_with_vneid_patients_and_gateway_codes(tmp_path: Path) -> None:
               borrowed_card=0, child_temp_card=0.1, gateway_other=0.15, vneid_valid=0.15, vneid_expired=0.08,
               vneid_wrong_level=0.08, vneid_offline=0.08)  # fmt: skip
     clinic = Clinic(1, 16, tmp_path, seed=5, progress=False, mix=mix)
-    try:
-        clinic.setup()
-        summary = clinic.run()
-    finally:
-        codes = clinic.teardown()
+    summary, codes = clinic.run_once()
     assert set(codes.values()) == {0}
     assert summary["unexpected"] == [] and summary["at_hub"] == 16
     routes = summary["by_route"]

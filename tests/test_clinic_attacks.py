@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,13 @@ from sim.population import make_person
 def test_every_attack_is_stopped_and_the_controls_get_in(tmp_path: Path) -> None:
     rounds = 2
     clinic = Clinic(2, rounds * len(ATTACK_ROUND), tmp_path, seed=11, progress=False, attacks=True)
-    try:
-        clinic.setup()
-        summary = clinic.run()
-        assert clinic.hub is not None
-        at_hub = [e["body"] for e in clinic.hub.events() if e["type"] == "checkin"]
-    finally:
-        codes = clinic.teardown()
+    at_hub: list[dict[str, Any]] = []
+
+    def read_hub(running: Clinic) -> None:
+        assert running.hub is not None
+        at_hub.extend(e["body"] for e in running.hub.events() if e["type"] == "checkin")
+
+    summary, codes = clinic.run_once(read_hub)
     assert set(codes.values()) == {0}
     visits = [json.loads(line) for line in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
     by_kind: dict[str, Counter[tuple[str, str]]] = {}

@@ -18,11 +18,7 @@ pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mar
 def test_usb_sensor_admits_genuine_fingers_and_refers_impostors(tmp_path: Path) -> None:
     mix = Mix(problem_rate=0, uninsured=0, expired=0, child_no_card=0, tampered=0, cloned=0, borrowed_card=0.35)
     clinic = Clinic(1, 8, tmp_path, seed=21, progress=False, mix=mix, sensor="usb")
-    try:
-        clinic.setup()
-        summary = clinic.run()
-    finally:
-        codes = clinic.teardown()
+    summary, codes = clinic.run_once()
     assert set(codes.values()) == {0}
     assert summary["unexpected"] == []
     kinds = {v.patient.kind for v in clinic.visits}
@@ -49,11 +45,7 @@ def test_usb_sensor_stops_the_adversarial_corpus(tmp_path: Path) -> None:
     Seed 0: every genuine finger here scores above the threshold (seed 11's no-SFI patient is one of the
     matcher's rare false non-matches, docs/fingerprint.md, which this test is not about)."""
     clinic = Clinic(1, len(ATTACK_ROUND), tmp_path, seed=0, progress=False, attacks=True, sensor="usb")
-    try:
-        clinic.setup()
-        summary = clinic.run()
-    finally:
-        codes = clinic.teardown()
+    summary, codes = clinic.run_once()
     assert set(codes.values()) == {0}
     got = {v.patient.kind: (v.outcome, v.reason) for v in clinic.visits}
     assert set(got) == set(ATTACK_ROUND)

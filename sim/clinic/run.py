@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,22 @@ class Clinic:
         log.info("fault at +%.1f s: %s %s %s", record.seconds, gate, kind, detail)
 
     # --- setup / teardown ---------------------------------------------------------------------------
+
+    def run_once(
+        self, before_teardown: Callable[[Clinic], None] | None = None
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        """Set up, run every patient, then (always) tear down: the summary and each daemon's exit code.
+
+        ``before_teardown`` sees the clinic still running (its hub's database, for instance).
+        """
+        try:
+            self.setup()
+            summary = self.run()
+            if before_teardown is not None:
+                before_teardown(self)
+        finally:
+            codes = self.teardown()
+        return summary, codes
 
     def setup(self) -> None:
         if self.work.exists():

@@ -44,11 +44,7 @@ def run(args: argparse.Namespace) -> int:
     clinic = Clinic(args.terminals, args.patients, args.out, seed=args.seed, province=args.province,
                     broker=args.broker, faults=faults, real_times=args.real_times, attacks=args.attacks,
                     sensor=args.sensor, fast_uart=not args.slow_uart)  # fmt: skip
-    try:
-        clinic.setup()
-        summary = clinic.run()
-    finally:
-        codes = clinic.teardown()
+    summary, codes = clinic.run_once()
     summary["daemon_exit_codes"] = codes
     print(json.dumps(summary, ensure_ascii=False) if args.json else render(summary))
     return exit_status(summary, codes)

@@ -88,11 +88,7 @@ def _clinic(args: argparse.Namespace, work: Path) -> int:
     print(f"\n=== a clinic: {args.terminals} gates (gate-agent daemons), {args.patients} patients ===", flush=True)
     out = work / "clinic"
     clinic = Clinic(args.terminals, args.patients, out, seed=args.seed)
-    try:
-        clinic.setup()
-        summary = clinic.run()
-    finally:
-        codes = clinic.teardown()
+    summary, codes = clinic.run_once()
     print(render(summary))
     if args.keep:
         print(f"outcomes: {out / 'outcomes.jsonl'}, summary: {out / 'summary.json'}")
