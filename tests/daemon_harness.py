@@ -108,3 +108,20 @@ def apply_eligibility(hub: Hub, terminal: str, records: Iterable[Mapping[str, An
         cid = hub.push_eligibility(terminal, rows, dt.datetime.now(dt.UTC).isoformat())
         result = hub.wait_result(cid, 2)
     assert result is not None and result["ok"], result
+
+
+def readerless_daemon_config(tmp_path: Path, sections: str) -> tuple[Path, dict[str, str]]:
+    """A gate config with no reader and no pcscd (the daemon runs, the reader is a fault) plus ``sections``
+    (TOML tables), and the environment that points PC/SC at a socket nobody serves."""
+    (tmp_path / "trust").mkdir(exist_ok=True)
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+[terminal]
+facility_id = "01001"
+terminal_id = "gate-1"
+state_dir = "{tmp_path / "state"}"
+[reader]
+name = "No Such Reader"
+trust_dir = "{tmp_path / "trust"}"
+{sections}""")
+    return config, {"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")}

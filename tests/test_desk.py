@@ -30,7 +30,7 @@ from agent.desk.users import Users, check_password, hash_password
 from agent.model import Identity, Shown
 from sim.infra.net import free_port
 from tests.browser import Browser, browser, off_loopback  # noqa: F401 - the fixture
-from tests.daemon_harness import start_daemon, stop_daemon
+from tests.daemon_harness import readerless_daemon_config, start_daemon, stop_daemon
 
 pytestmark = pytest.mark.slow
 ID_NUMBER = "001090012345"
@@ -44,17 +44,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     Users(users).set_password("minh", "another one")
     assert oct(users.stat().st_mode & 0o777) == "0o600"
     port = free_port()
-    (tmp_path / "trust").mkdir()
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[terminal]
-facility_id = "01001"
-terminal_id = "gate-1"
-state_dir = "{tmp_path / "state"}"
-[reader]
-name = "No Such Reader"
-trust_dir = "{tmp_path / "trust"}"
-[desk]
+    config, env = readerless_daemon_config(tmp_path, f"""[desk]
 enabled = true
 port = {port}
 users_file = "{users}"
@@ -63,7 +53,7 @@ entry_wait = 2.0
 eligibility_unknown = "refer_desk"
 """)
     log = tmp_path / "daemon.log"
-    proc = start_daemon(config, {"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")}, log)
+    proc = start_daemon(config, env, log)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 15
     while True:

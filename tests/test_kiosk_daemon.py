@@ -18,7 +18,7 @@ from agent.config import parse_config
 from agent.kiosk.output import KioskOutput
 from agent.kiosk.speech import SpeechOutput
 from sim.infra.net import free_port
-from tests.daemon_harness import start_daemon, stop_daemon
+from tests.daemon_harness import readerless_daemon_config, start_daemon, stop_daemon
 
 pytestmark = pytest.mark.slow
 ID_NUMBER = "001090012345"
@@ -46,22 +46,12 @@ def wait_state(url: str, check: Any, timeout: float = 15) -> dict[str, Any]:
 
 def test_daemon_serves_the_page_with_its_faults_and_outcomes(tmp_path: Path) -> None:
     port = free_port()
-    (tmp_path / "trust").mkdir()
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[terminal]
-facility_id = "01001"
-terminal_id = "gate-1"
-state_dir = "{tmp_path / "state"}"
-[reader]
-name = "No Such Reader"
-trust_dir = "{tmp_path / "trust"}"
-[outputs]
+    config, env = readerless_daemon_config(tmp_path, f"""[outputs]
 kinds = ["log", "kiosk"]
 kiosk_port = {port}
 kiosk_hold = 30.0
 """)
-    daemon = start_daemon(config, {"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")})  # no pcscd: no reader
+    daemon = start_daemon(config, env)  # no pcscd: no reader
     url = f"http://127.0.0.1:{port}/"
     try:
         idle = wait_state(url, lambda s: {f["code"] for f in s.get("faults", [])} == {"reader", "offline"})
