@@ -13,7 +13,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sim.card import SimulatedCard
+from sim.card.vpcd import VpcdPlug
 from sim.hub.hub import Hub
+from sim.scanner import PtyScanner, scan_text
+from tests.card_fixtures import wait_for_card
 
 
 def outcomes(path: Path) -> list[dict[str, Any]]:
@@ -125,3 +129,16 @@ name = "No Such Reader"
 trust_dir = "{tmp_path / "trust"}"
 {sections}""")
     return config, {"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.sock")}
+
+
+def present_card(plug: VpcdPlug, reader: str, scanner: PtyScanner, card: SimulatedCard, recorder: Path,
+                 n: int) -> dict[str, Any]:  # fmt: skip
+    """A patient at the gate: the card on the reader, its QR on the scanner, the ``n``-th outcome shown (returned),
+    the card taken away."""
+    plug.insert(card)
+    wait_for_card(reader)
+    scanner.emit(scan_text(card.person, "qr"))
+    shown = wait_outcome(recorder, n)
+    plug.remove()
+    wait_for_card(reader, present=False)
+    return shown

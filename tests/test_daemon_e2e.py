@@ -17,9 +17,16 @@ from sim.clinic.patients import Kind, Patient, insurance_record
 from sim.hub.hub import Hub
 from sim.infra.mosquitto import Mosquitto
 from sim.infra.pcscd import Pcscd
-from sim.scanner import PtyScanner, scan_text
-from tests.card_fixtures import wait_for_card
-from tests.daemon_harness import apply_eligibility, gate_config, outcomes, start_daemon, stop_daemon, wait_outcome
+from sim.scanner import PtyScanner
+from tests.daemon_harness import (
+    apply_eligibility,
+    gate_config,
+    outcomes,
+    present_card,
+    start_daemon,
+    stop_daemon,
+    wait_outcome,
+)
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mark.slow]
 
@@ -51,22 +58,12 @@ def test_daemon_checks_patients_in_end_to_end(tmp_path: Path, pcscd: Pcscd, mosq
         apply_eligibility(hub, "gate-1", [r for r in records if r is not None])
 
         # 1. a genuine card, keys from the QR scanner
-        plug.insert(genuine)
-        wait_for_card(pcscd.reader_names[0])
-        scanner.emit(scan_text(genuine.person, "qr"))
-        first = wait_outcome(recorder, 1)
+        first = present_card(plug, pcscd.reader_names[0], scanner, genuine, recorder, 1)
         assert first["outcome"] == "admitted" and first["reason"] in ("OK", "OTHER_FACILITY")
-        plug.remove()
-        wait_for_card(pcscd.reader_names[0], present=False)
 
         # 2. a tampered card: refused, and said why
-        plug.insert(tampered)
-        wait_for_card(pcscd.reader_names[0])
-        scanner.emit(scan_text(tampered.person, "qr"))
-        second = wait_outcome(recorder, 2)
+        second = present_card(plug, pcscd.reader_names[0], scanner, tampered, recorder, 2)
         assert (second["outcome"], second["reason"]) == ("refused", "PA_FAILED")
-        plug.remove()
-        wait_for_card(pcscd.reader_names[0], present=False)
 
         # 3. a child without a card, entered by the attendant
         assert send(state / "attendant.sock", {"id_number": genuine.person.id_number, "no_card": True})["ok"]

@@ -21,7 +21,7 @@ from sim.infra.mosquitto import Mosquitto
 from sim.infra.pcscd import Pcscd
 from sim.scanner import PtyScanner, scan_text
 from tests.card_fixtures import wait_for_card
-from tests.daemon_harness import apply_eligibility, gate_config, start_daemon, stop_daemon, wait_outcome
+from tests.daemon_harness import apply_eligibility, gate_config, present_card, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.broker, pytest.mark.pty, pytest.mark.slow]
 
@@ -61,22 +61,12 @@ def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hosti
         apply_eligibility(hub, "gate-1", [r for r in records if r])
 
         # 1. the card holder's card, no finger on the sensor: not admitted
-        plug.insert(holder)
-        wait_for_card(pcscd.reader_names[0])
-        scanner.emit(scan_text(holder.person, "qr"))
-        first = wait_outcome(recorder, 1)
+        first = present_card(plug, pcscd.reader_names[0], scanner, holder, recorder, 1)
         assert (first["outcome"], first["reason"]) == ("refer_desk", "FINGER_REQUIRED_NOT_CHECKED"), first
-        plug.remove()
-        wait_for_card(pcscd.reader_names[0], present=False)
 
         # 2. a copy that hides DG14 and DG15 (the files its EF.SOD lists): refused as a clone
-        plug.insert(clone)
-        wait_for_card(pcscd.reader_names[0])
-        scanner.emit(scan_text(clone.person, "qr"))
-        second = wait_outcome(recorder, 2)
+        second = present_card(plug, pcscd.reader_names[0], scanner, clone, recorder, 2)
         assert (second["outcome"], second["reason"]) == ("refused", "CLONE_SUSPECTED"), second
-        plug.remove()
-        wait_for_card(pcscd.reader_names[0], present=False)
 
         # 3. a hostile chip (endless response chaining): the read fails, nothing is decided, the daemon lives on
         plug.insert(hostile)
@@ -88,13 +78,8 @@ def test_the_daemon_refers_a_withheld_finger_refuses_clones_and_survives_a_hosti
         assert daemon.poll() is None
 
         # 4. an Active Authentication answer with an unknown 9796-2 trailer: failed, not "not judged"
-        plug.insert(trailer)
-        wait_for_card(pcscd.reader_names[0])
-        scanner.emit(scan_text(trailer.person, "qr"))
-        fourth = wait_outcome(recorder, 3)
+        fourth = present_card(plug, pcscd.reader_names[0], scanner, trailer, recorder, 3)
         assert (fourth["outcome"], fourth["reason"]) == ("refused", "CLONE_SUSPECTED"), fourth
-        plug.remove()
-        wait_for_card(pcscd.reader_names[0], present=False)
 
         deadline = time.monotonic() + 20
         while hub.count("checkin") < 3 and time.monotonic() < deadline:
