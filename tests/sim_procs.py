@@ -88,7 +88,7 @@ def sim(*args: str) -> list[str]:
 
 
 def card_port_flag() -> str:
-    """The option ``python -m sim card`` takes the vpcd port with (``--port``, or the older ``--vpcd-port``)."""
-    from sim.commands.reader import card_port_flag as flag
+    """The option ``python -m sim card`` takes the vpcd port with."""
+    from sim.commands.card import PORT_FLAG
 
-    return flag()
+    return PORT_FLAG

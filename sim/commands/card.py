@@ -29,10 +29,14 @@ def _variant_names() -> list[str]:
     return [*REGISTRY, "help"]
 
 
+#: the option that takes the vpcd port (``python -m sim reader`` prints it in its instructions)
+PORT_FLAG = "--vpcd-port"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=["cccd", "passport"], default="cccd")
     parser.add_argument("--seed", type=int, default=0, help="which simulated person (reproducible)")
-    parser.add_argument("--vpcd-port", type=int, default=35963, help="vpcd port of the reader (default 35963)")
+    parser.add_argument(PORT_FLAG, type=int, default=35963, help="vpcd port of the reader (default 35963)")
     parser.add_argument("--variant", choices=_variant_names(), metavar="VARIANT",
                         help="a tampered, cloned or hostile card; '--variant help' lists them")  # fmt: skip
     parser.add_argument("--faults", help=FAULTS_HELP)

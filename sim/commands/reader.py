@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from sim.commands.card import PORT_FLAG
 from sim.infra.control import stop_on_signals
 
 HELP = "start a private pcscd with two virtual card readers and print how to use it"
@@ -42,17 +43,8 @@ def describe(daemon: Any) -> dict[str, Any]:
         "pid": daemon.pid,
         "private": daemon.private,
         "log": str(daemon.workdir / "pcscd.log") if daemon.workdir else None,
-        "card_port_flag": card_port_flag(),
+        "card_port_flag": PORT_FLAG,
     }
-
-
-def card_port_flag() -> str:
-    """The option ``python -m sim card`` takes the vpcd port with."""
-    from sim.commands import card
-
-    parser = argparse.ArgumentParser()
-    card.configure(parser)
-    return "--port" if "--port" in parser._option_string_actions else "--vpcd-port"
 
 
 def render(info: dict[str, Any]) -> str:
@@ -60,7 +52,7 @@ def render(info: dict[str, Any]) -> str:
     for i, (reader, port) in enumerate(zip(info["readers"], info["vpcd_ports"], strict=True)):
         lines.append(f"export GATE_SIM_READER{i}={shlex.quote(reader)}")
         lines.append(f"export GATE_SIM_VPCD_PORT{i}={port}")
-    lines.append(f"# plug a card:   python -m sim card {card_port_flag()} {info['vpcd_ports'][0]}")
+    lines.append(f"# plug a card:   python -m sim card {PORT_FLAG} {info['vpcd_ports'][0]}")
     lines.append(f"# read it:       gate-agent read --reader {shlex.quote(info['readers'][0])} ...")
     lines.append("# stop with Ctrl-C (or SIGTERM)")
     return "\n".join(lines)
