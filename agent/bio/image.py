@@ -24,7 +24,6 @@ TARGET_PPI = 500
 MODULE_WIDTH, MODULE_HEIGHT = 256, 288
 MAX_PIXELS = 2000 * 2000
 MAX_ENCODED = 1 << 20  # a DG3 finger image above 1 MiB is not a fingerprint reference
-PPCM_TO_PPI = 2.54
 # ISO/IEC 19794-4:2005 table 2, image compression algorithm
 UNCOMPRESSED, BIT_PACKED, WSQ, JPEG, JPEG2000, PNG = 0, 1, 2, 3, 4, 5
 _PILLOW_FORMATS = {WSQ: "WSQ", JPEG: "JPEG", JPEG2000: "JPEG2000", PNG: "PNG"}

@@ -149,7 +149,7 @@ def _verify(name: str, data: str, digit: str, *, filler_ok: bool = False) -> Non
 
 
 def _verify_date(name: str, value: str, *, allow_empty: bool = False) -> None:
-    if allow_empty and value == "<<<<<<":
+    if allow_empty and value == NO_DATE:
         return
     if not (len(value) == 6 and all("0" <= c <= "9" for c in value)):
         raise MrzError(f"{name}: not a date YYMMDD", field=name)

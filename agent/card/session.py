@@ -209,9 +209,7 @@ class ChipSession:
             self._select_file(name)
             return self._read_all(None, name)
         try:
-            return self._read_all(spec.sfi, name)
-        except FileDenied:
-            raise
+            return self._read_all(spec.sfi, name)  # FileDenied (not a StatusError) goes straight up
         except FileMissing:
             if self._sfi_works:
                 raise
