@@ -179,9 +179,10 @@ def test_a_pinned_hub_key_must_load_as_the_start_will(tmp_path: Path) -> None:
         parse_config(doc)
     # the same file stops the start: the check above refuses exactly that
     accepted = parse_config({**doc, "uplink": {"broker_urls": uplink["broker_urls"]}})
-    up = UplinkConfig.from_settings(accepted.uplink, "01001", "gate-1")
+    pinned = dataclasses.replace(accepted, uplink=dataclasses.replace(accepted.uplink, hub_key=str(pin)))
+    up = UplinkConfig.from_settings(pinned.uplink, "01001", "gate-1")
     with pytest.raises(HubKeyError):
-        build_hub_verifier(accepted, dataclasses.replace(up, hub_key=str(pin)))
+        build_hub_verifier(pinned, up)
     pin.write_bytes(public_pem(ed25519.Ed25519PrivateKey.generate().public_key()))
     assert parse_config(doc).uplink.hub_key == str(pin)
     with pytest.raises(ConfigError, match=r"uplink.hub_key: .*cannot load"):  # the default pin too

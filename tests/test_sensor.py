@@ -129,8 +129,9 @@ def test_doctor_covers_the_usb_sensor_and_the_matcher(tmp_path: Path, monkeypatc
     assert checks["fingerprint sensor"].status == doctor.OK and "virtual_image" in checks["fingerprint sensor"].detail
     checks = {c.name: c for c in doctor.run_checks(cfg("fprint://no_such_driver"), [doctor.check_serial_devices])}
     assert checks["fingerprint sensor"].status == doctor.FAIL and "lsusb" in checks["fingerprint sensor"].fix
-    monkeypatch.setenv(matcher.ENV_LIBRARY, str(tmp_path / "missing.so"))
-    checks = {c.name: c for c in doctor.run_checks(cfg("fprint://no_such_driver"), [doctor.check_serial_devices])}
+    loaded = cfg("fprint://no_such_driver")  # a config that was valid, then the matcher library went missing
+    monkeypatch.setenv(matcher.ENV_LIBRARY, str(tmp_path / "missing.so"))  # (config check now refuses it too)
+    checks = {c.name: c for c in doctor.run_checks(loaded, [doctor.check_serial_devices])}
     assert checks["fingerprint matcher"].status == doctor.FAIL and "./run setup" in checks["fingerprint matcher"].fix
 
 
